@@ -1,0 +1,47 @@
+"""Typed failures. Each carries one sentence a user can act on; only the gdb adapter
+turns them into ``gdb.GdbError``."""
+
+
+class TinyOSError(Exception):
+    """Base of every expected failure in gdb_tinyos."""
+
+
+class MemoryReadError(TinyOSError):
+    """Memory could not be read (unmapped, outside RAM, target gone)."""
+
+    def __init__(self, message: str, address: int | None = None, size: int | None = None):
+        super().__init__(message)
+        self.address = address
+        self.size = size
+
+
+class RegisterError(TinyOSError):
+    """A register is unknown to the target or could not be read."""
+
+
+class SymbolError(TinyOSError):
+    """A symbol is missing or ambiguous in the kernel ELF."""
+
+
+class LayoutError(TinyOSError):
+    """DWARF does not describe a type the way the decoder needs."""
+
+
+class DebugInfoError(TinyOSError):
+    """The kernel ELF is missing, unreadable, stripped or has no DWARF."""
+
+
+class BuildIdMismatch(TinyOSError):
+    """The ELF on disk is not the kernel running in the target."""
+
+
+class CorruptStructure(TinyOSError):
+    """Bytes read from the target violate the structure's invariants."""
+
+
+class TranslationError(TinyOSError):
+    """A virtual address cannot be translated (fault, bad table, loop)."""
+
+
+class TargetStateError(TinyOSError):
+    """The target is in a state the request cannot run in (running, MMU off, lock held)."""
