@@ -1,0 +1,45 @@
+"""Test harness for TinyOS under QEMU and gdb-multiarch, driven from outside gdb.
+
+- ``QemuMachine``: QEMU virt board with the serial console (``.console``) and an
+  optional gdbstub on a free loopback port.
+- ``GdbSession``: gdb-multiarch under pygdbmi, every MI command matched to its result
+  by token.
+- ``debug_session``: both, connected, with the gdb_tinyos plugin loaded.
+- ``kernel_path``: the kernel ELF under test.
+
+The pytest plugin (``gdb_tinyos.testing.plugin``, entry point ``tinyos``) turns these
+into fixtures. Nothing here imports ``gdb``.
+"""
+
+from gdb_tinyos.testing.console import PROMPT, SerialConsole
+from gdb_tinyos.testing.errors import (
+    ConsoleClosed,
+    ConsoleTimeout,
+    GdbCommandError,
+    GdbError,
+    GdbTimeout,
+    HarnessError,
+    KernelBuildError,
+    QemuStartError,
+    ToolMissing,
+    UnexpectedStop,
+)
+from gdb_tinyos.testing.kernel import kernel_path
+from gdb_tinyos.testing.qemu import QemuMachine
+
+__all__ = [
+    "PROMPT",
+    "ConsoleClosed",
+    "ConsoleTimeout",
+    "GdbCommandError",
+    "GdbError",
+    "GdbTimeout",
+    "HarnessError",
+    "KernelBuildError",
+    "QemuMachine",
+    "QemuStartError",
+    "SerialConsole",
+    "ToolMissing",
+    "UnexpectedStop",
+    "kernel_path",
+]

@@ -1,0 +1,53 @@
+"""Typed failures of the test harness. Each message is one sentence saying what went wrong
+and, where it helps, what the console or gdb showed last."""
+
+from gdb_tinyos.errors import TinyOSError
+
+
+class HarnessError(TinyOSError):
+    """Base of every failure raised by gdb_tinyos.testing."""
+
+
+class ToolMissing(HarnessError):
+    """qemu-system-aarch64, gdb-multiarch or the kernel ELF is not available."""
+
+
+class KernelBuildError(HarnessError):
+    """scripts/build-kernel failed or printed no usable ELF path."""
+
+
+class QemuStartError(HarnessError):
+    """QEMU exited or never opened its gdbstub while starting."""
+
+
+class ConsoleTimeout(HarnessError):
+    """The serial console did not show what was expected in time."""
+
+
+class ConsoleClosed(HarnessError):
+    """QEMU closed the serial console (it exited) before showing what was expected."""
+
+
+class GdbError(HarnessError):
+    """gdb-multiarch misbehaved: it died, or its output could not be understood."""
+
+
+class GdbTimeout(GdbError):
+    """gdb did not answer a command, or the target did not stop, in time."""
+
+
+class GdbCommandError(GdbError):
+    """gdb answered a command with ^error; ``message`` holds gdb's own text."""
+
+    def __init__(self, command: str, message: str):
+        super().__init__(f"gdb refused {command!r}: {message}")
+        self.command = command
+        self.message = message
+
+
+class UnexpectedStop(GdbError):
+    """The target stopped, but not where or why the test asked for."""
+
+    def __init__(self, message: str, record: dict):
+        super().__init__(message)
+        self.record = record
