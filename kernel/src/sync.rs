@@ -1,0 +1,94 @@
+//! Kernel spin lock: the only lock type in TinyOS.
+//!
+//! `SpinLock<T> { locked: AtomicBool, data: UnsafeCell<T> }` — the lock word is the named
+//! field `locked` so a debugger can tell from DWARF and two memory reads whether a lock is
+//! held (1) or free (0) without running kernel code.
+//!
+//! TinyOS runs on one CPU with interrupts masked and a cooperative scheduler, so a lock
+//! that is already held when `lock()` is called can never be released by anyone else: it
+//! is a self-deadlock (the bug upstream TinyOS has in its `~6` test). `lock()` therefore
+//! spins a bounded number of times (enough for a second CPU to finish a critical section)
+//! and then panics, naming the caller, instead of hanging silently. Code that may run
+//! while a lock is held by its caller (the debugger's inferior calls) uses `try_lock()`.
+
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Spins before `lock()` decides the lock can never be released (see the module doc).
+const DEADLOCK_SPINS: usize = 1 << 22;
+
+/// A mutual-exclusion lock whose state lives in the named field `locked`.
+pub struct SpinLock<T> {
+    /// true while a guard exists. Read by the debugger: keep the name.
+    locked: AtomicBool,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: access to `data` is serialised by `locked`; T must be sendable between contexts.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: moving the lock moves the data it owns.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    pub const fn new(value: T) -> Self {
+        Self { locked: AtomicBool::new(false), data: UnsafeCell::new(value) }
+    }
+
+    /// Takes the lock; panics (naming the caller) if it stays held, which on this
+    /// single-CPU kernel means the caller already holds it.
+    #[track_caller]
+    pub fn lock(&self) -> SpinLockGuard<'_, T> {
+        for _ in 0..DEADLOCK_SPINS {
+            if let Some(guard) = self.try_lock() {
+                return guard;
+            }
+            core::hint::spin_loop();
+        }
+        panic!("SpinLock::lock: lock at {:p} is held and never released (taken twice?)", self)
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| SpinLockGuard { lock: self })
+    }
+
+    /// Whether some guard currently exists.
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+
+    /// Raw pointer to the protected data, for diagnostics that only read addresses.
+    pub const fn data_ptr(&self) -> *mut T {
+        self.data.get()
+    }
+}
+
+/// Proof of holding a `SpinLock`; releases it when dropped.
+pub struct SpinLockGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+}
+
+impl<T> Deref for SpinLockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard's existence proves exclusive access.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T> DerefMut for SpinLockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard's existence proves exclusive access.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T> Drop for SpinLockGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}
