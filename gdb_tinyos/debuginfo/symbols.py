@@ -1,0 +1,114 @@
+"""Symbol lookup by exact name, Rust path, or unique path suffix.
+
+Entries come from two places: the ELF symbol table (mangled names, demangled to paths)
+and DWARF statics (``DW_TAG_variable`` under namespaces). A ``#[no_mangle] static COW`` in
+crate ``k`` has the ELF name ``COW`` but the DWARF path ``k::COW``; both lead to the same
+address, so entries at one address count as one match.
+
+Example::
+
+    table.lookup("COW_MANAGER")          # unique last segment
+    table.lookup("cow::COW_MANAGER")     # unique suffix
+    table.lookup("tinyos::memory::cow::COW_MANAGER")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..errors import SymbolError
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One addressable thing: ``name`` as linked, ``path`` as Rust spells it."""
+
+    name: str
+    path: str
+    address: int
+    size: int
+    kind: str  # "object", "function", "notype" (linker symbols), "static" (DWARF)
+    type_offset: int | None = None  # DIE of the static's type, for DWARF entries
+
+
+def split_path(path: str) -> list[str]:
+    """Split at ``::`` outside ``<...>``, ``(...)`` and ``[...]``, so generic arguments stay whole:
+    ``a::B<c::D>::e`` -> ``["a", "B<c::D>", "e"]``."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(path):
+        c = path[i]
+        if c in "<([":
+            depth += 1
+        elif c in ">)]" and depth:
+            depth -= 1
+        elif depth == 0 and path.startswith("::", i):
+            parts.append(path[start:i])
+            i += 2
+            start = i
+            continue
+        i += 1
+    parts.append(path[start:])
+    return parts
+
+
+def is_suffix(query: list[str], path: list[str]) -> bool:
+    return len(query) <= len(path) and path[len(path) - len(query) :] == query
+
+
+class SymbolTable:
+    """Symbols indexed for exact and suffix lookup; ``source`` names the file in errors."""
+
+    def __init__(self, symbols: Iterable[Symbol], source: str) -> None:
+        self.symbols = list(symbols)
+        self.source = source
+        self._by_name: dict[str, list[Symbol]] = {}
+        self._by_last: dict[str, list[Symbol]] = {}
+        for s in self.symbols:
+            self._by_name.setdefault(s.name, []).append(s)
+            if s.path != s.name:
+                self._by_name.setdefault(s.path, []).append(s)
+            self._by_last.setdefault(split_path(s.path)[-1], []).append(s)
+            last_name = split_path(s.name)[-1]
+            if last_name != split_path(s.path)[-1]:
+                self._by_last.setdefault(last_name, []).append(s)
+
+    def lookup(self, query: str) -> Symbol:
+        """The one symbol named ``query`` exactly, else the one whose path ends with it.
+
+        Raises SymbolError naming the candidates when several distinct addresses match,
+        or what was searched when nothing does."""
+        query = query.strip().removeprefix("::")
+        exact = _distinct(self._by_name.get(query, []))
+        if len(exact) == 1:
+            return exact[0]
+        if len(exact) > 1:
+            raise self._ambiguous(query, exact)
+        wanted = split_path(query)
+        found = _distinct(
+            s for s in self._by_last.get(wanted[-1], [])
+            if is_suffix(wanted, split_path(s.path)) or is_suffix(wanted, split_path(s.name))
+        )
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise self._ambiguous(query, found)
+        raise SymbolError(
+            f"no symbol named or ending in {query!r} in {self.source} "
+            f"(searched {len(self.symbols)} ELF symbols and DWARF statics by name and Rust path)"
+        )
+
+    def _ambiguous(self, query: str, found: list[Symbol]) -> SymbolError:
+        names = ", ".join(sorted(f"{s.path} ({s.address:#x})" for s in found)[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        return SymbolError(f"{query!r} is ambiguous in {self.source}: it matches {names}{more}; give more of the path")
+
+
+def _distinct(symbols: Iterable[Symbol]) -> list[Symbol]:
+    """One symbol per address, preferring a DWARF static (it carries the type)."""
+    by_address: dict[int, Symbol] = {}
+    for s in symbols:
+        kept = by_address.get(s.address)
+        if kept is None or (kept.type_offset is None and s.type_offset is not None):
+            by_address[s.address] = s
+    return list(by_address.values())
