@@ -1,0 +1,324 @@
+"""Whole-address-space dumps: every mapping of a TTBR0/TTBR1 range, merged into runs.
+
+:func:`dump` walks the tree from a root table (the live TTBR, or any table PA so another
+process's space can be listed) and merges leaves that are virtually and physically
+contiguous with identical :class:`~gdb_tinyos.aarch64.model.Attributes` into
+:class:`Range` objects. Trouble in the tables never stops the dump and is never followed
+forever: loops back to an ancestor table, tables outside known memory, unreadable tables,
+reserved descriptors and oversized addresses become :class:`Problem` entries.
+
+Example::
+
+    space = dump(target, which=1, where=make_filter(["writable", "executable"]))
+    for r in space.ranges: print(r.describe())     # W+X kernel mappings, if any
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from ..errors import MemoryReadError
+from ..target import Target
+from .descriptors import InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
+from .model import Attributes
+from .regime import TranslationRegime, VaRange
+from .walker import Inherited, Translator, effective_attributes
+
+AttributeFilter = Callable[[Attributes], bool]
+
+FILTERS: dict[str, AttributeFilter] = {
+    "writable": lambda a: a.perms.writable,
+    "readonly": lambda a: not a.perms.writable,
+    "executable": lambda a: a.perms.executable,
+    "noexec": lambda a: not a.perms.executable,
+    "user": lambda a: a.perms.user,
+    "kernel": lambda a: not a.perms.user,
+    "device": lambda a: a.memory.is_device,
+    "normal": lambda a: a.memory.kind == "normal",
+    "wx": lambda a: a.perms.writable and a.perms.executable,
+    "global": lambda a: not a.ng,
+    "nonglobal": lambda a: a.ng,
+}
+
+DEFAULT_MAX_TABLES = 16384
+DEFAULT_MAX_LEAVES = 1 << 20
+
+
+def make_filter(names: Iterable[str]) -> AttributeFilter:
+    """All of the named filters at once (see FILTERS); ValueError names an unknown one."""
+    chosen = []
+    for name in names:
+        if name not in FILTERS:
+            raise ValueError(f"unknown filter {name!r}; choose from {', '.join(FILTERS)}")
+        chosen.append(FILTERS[name])
+    return lambda attrs: all(f(attrs) for f in chosen)
+
+
+class ProblemKind(Enum):
+    LOOP = "loop"
+    UNREADABLE = "unreadable table"
+    OUTSIDE_MEMORY = "outside known memory"
+    RESERVED = "reserved descriptor"
+    ADDRESS_SIZE = "address size"
+    LIMIT = "limit reached"
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: ProblemKind
+    level: int
+    table: int
+    index: int
+    va: int
+    descriptor: int
+    message: str
+
+    def describe(self) -> str:
+        return f"{self.kind.value}: {self.message} (L{self.level} table {self.table:#x} index {self.index}, va {self.va:#x})"
+
+
+@dataclass(frozen=True)
+class Range:
+    """A run of leaves contiguous in VA and PA with identical attributes."""
+
+    va_start: int
+    va_end: int  # exclusive
+    pa_start: int
+    attrs: Attributes
+    leaves: int
+    levels: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return self.va_end - self.va_start
+
+    @property
+    def pa_end(self) -> int:
+        return self.pa_start + self.size
+
+    def describe(self) -> str:
+        return (
+            f"{self.va_start:#018x}-{self.va_end:#018x} -> {self.pa_start:#012x}-{self.pa_end:#012x} "
+            f"{human_size(self.size):>6} {self.attrs.describe()}"
+        )
+
+
+@dataclass
+class AddressSpace:
+    """A dump of one VA range: merged ranges, problems met, tables visited."""
+
+    name: str
+    root_table: int
+    asid: int
+    granule: str
+    input_bits: int
+    start_level: int
+    va_start: int
+    va_end: int
+    ranges: list[Range] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    tables: list[int] = field(default_factory=list)
+    leaves: int = 0
+
+    def describe(self) -> str:
+        lines = [
+            f"{self.name} root {self.root_table:#x} ASID {self.asid}, {self.granule} granule, "
+            f"{self.input_bits}-bit VA, start level {self.start_level}: {len(self.ranges)} ranges, "
+            f"{self.leaves} leaves, {len(self.tables)} tables"
+        ]
+        lines += [r.describe() for r in self.ranges]
+        lines += [f"problem: {p.describe()}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def human_size(size: int) -> str:
+    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift}{unit}"
+    return f"{size}B"
+
+
+class _Limit(Exception):
+    """Internal: stops the traversal when a size limit is reached."""
+
+
+class _Dumper:
+    def __init__(
+        self,
+        translator: Translator,
+        va_range: VaRange,
+        lo: int,
+        hi: int,
+        where: AttributeFilter | None,
+        physical_ranges: Sequence[tuple[int, int]] | None,
+        max_tables: int,
+        max_leaves: int,
+    ) -> None:
+        self.t = translator
+        self.r = va_range
+        self.lo, self.hi = lo, hi
+        self.where = where
+        self.physical_ranges = physical_ranges
+        self.max_tables, self.max_leaves = max_tables, max_leaves
+        self.visits = 0
+        self.seen: dict[int, None] = {}
+        self.space = AddressSpace(
+            va_range.name,
+            va_range.root_table,
+            va_range.asid,
+            va_range.granule.name,
+            va_range.input_bits,
+            va_range.start_level,
+            lo,
+            hi,
+        )
+
+    def run(self) -> AddressSpace:
+        r = self.r
+        root, level = r.root_table, r.start_level
+        if root >> r.oa_bits:
+            self._problem(ProblemKind.ADDRESS_SIZE, level, root, 0, r.va_start, r.ttbr, f"root table {root:#x} exceeds {r.oa_bits}-bit PA")
+            return self.space
+        entries = self._read(root, level, (level, root, 0, r.va_start, r.ttbr))
+        if entries is not None:
+            try:
+                self._visit(root, level, entries, r.va_start, Inherited(), (root,))
+            except _Limit:
+                pass
+        return self.space
+
+    def _problem(self, kind: ProblemKind, level: int, table: int, index: int, va: int, desc: int, message: str) -> None:
+        self.space.problems.append(Problem(kind, level, table, index, va, desc, message))
+
+    def _inside_memory(self, pa: int, size: int) -> bool:
+        if self.physical_ranges is None:
+            return True
+        return any(start <= pa and pa + size <= end for start, end in self.physical_ranges)
+
+    def _read(self, table: int, level: int, ref: tuple[int, int, int, int, int]) -> tuple[int, ...] | None:
+        """Read a level-``level`` table (one read, cached); record why not when it cannot be.
+
+        ``ref`` locates what points at it: (level, table, index, va, descriptor) of the
+        table descriptor, or of the TTBR for the root.
+        """
+        count = self.r.granule.table_entries(level, self.r.input_bits)
+        if not self._inside_memory(table, count * 8):
+            self._problem(ProblemKind.OUTSIDE_MEMORY, *ref, f"level {level} table {table:#x} lies outside known memory; not followed")
+            return None
+        if self.visits >= self.max_tables:
+            self._problem(ProblemKind.LIMIT, *ref, f"stopped after visiting {self.max_tables} tables")
+            raise _Limit
+        self.visits += 1
+        try:
+            entries = self.t.tables.entries(table, count)
+        except MemoryReadError as e:
+            self._problem(ProblemKind.UNREADABLE, *ref, f"level {level} table {table:#x} is unreadable: {e}")
+            return None
+        self.seen.setdefault(table)
+        return entries
+
+    def _visit(self, table: int, level: int, entries: tuple[int, ...], prefix: int, inherited: Inherited, ancestors: tuple[int, ...]) -> None:
+        r = self.r
+        shift = r.granule.level_shift(level)
+        first = max(0, (self.lo - prefix) >> shift) if self.lo > prefix else 0
+        last = min(len(entries) - 1, (self.hi - 1 - prefix) >> shift)
+        for index in range(first, last + 1):
+            raw = entries[index]
+            if not raw & 1:
+                continue
+            va = prefix | (index << shift)
+            desc = decode_descriptor(raw, level, r.granule)
+            if isinstance(desc, InvalidDescriptor):
+                self._problem(ProblemKind.RESERVED, level, table, index, va, raw, desc.reason)
+            elif isinstance(desc, TableDescriptor):
+                self._table(desc, table, index, va, inherited, ancestors)
+            else:
+                self._leaf(desc, table, index, va, inherited)
+
+    def _table(self, desc: TableDescriptor, table: int, index: int, va: int, inherited: Inherited, ancestors: tuple[int, ...]) -> None:
+        r, nxt, level = self.r, desc.next_table, desc.level
+        if nxt >> r.oa_bits:
+            self._problem(ProblemKind.ADDRESS_SIZE, level, table, index, va, desc.raw, f"next table {nxt:#x} exceeds {r.oa_bits}-bit PA")
+            return
+        if nxt in ancestors:
+            back = r.start_level + ancestors.index(nxt)
+            self._problem(ProblemKind.LOOP, level, table, index, va, desc.raw, f"points back to the level {back} table {nxt:#x}; not followed")
+            return
+        entries = self._read(nxt, level + 1, (level, table, index, va, desc.raw))
+        if entries is not None:
+            self._visit(nxt, level + 1, entries, va, inherited.through(desc, r.hpd), ancestors + (nxt,))
+
+    def _leaf(self, desc: LeafDescriptor, table: int, index: int, va: int, inherited: Inherited) -> None:
+        r = self.r
+        if desc.output_address >> r.oa_bits:
+            self._problem(ProblemKind.ADDRESS_SIZE, desc.level, table, index, va, desc.raw, f"output address {desc.output_address:#x} exceeds {r.oa_bits}-bit PA")
+            return
+        if not self._inside_memory(desc.output_address, desc.size):
+            self._problem(ProblemKind.OUTSIDE_MEMORY, desc.level, table, index, va, desc.raw, f"maps {desc.output_address:#x}+{human_size(desc.size)} outside known memory")
+        if self.space.leaves >= self.max_leaves:
+            self._problem(ProblemKind.LIMIT, desc.level, table, index, va, desc.raw, f"stopped after {self.max_leaves} leaves")
+            raise _Limit
+        self.space.leaves += 1
+        attrs = effective_attributes(desc, inherited, self.t.regime.mair, self.t.regime.sctlr.wxn)
+        if self.where is not None and not self.where(attrs):
+            return
+        start, end = max(va, self.lo), min(va + desc.size, self.hi)
+        self._add(Range(start, end, desc.output_address + (start - va), attrs, 1, (desc.level,)))
+
+    def _add(self, new: Range) -> None:
+        ranges = self.space.ranges
+        if ranges:
+            last = ranges[-1]
+            if last.va_end == new.va_start and last.pa_end == new.pa_start and last.attrs == new.attrs:
+                levels = tuple(sorted(set(last.levels) | set(new.levels)))
+                ranges[-1] = replace(last, va_end=new.va_end, leaves=last.leaves + 1, levels=levels)
+                return
+        ranges.append(new)
+
+    def finish(self) -> AddressSpace:
+        self.space.tables = list(self.seen)
+        return self.space
+
+
+def dump_range(
+    translator: Translator,
+    va_range: VaRange,
+    *,
+    va_start: int | None = None,
+    va_end: int | None = None,
+    where: AttributeFilter | None = None,
+    physical_ranges: Sequence[tuple[int, int]] | None = None,
+    max_tables: int = DEFAULT_MAX_TABLES,
+    max_leaves: int = DEFAULT_MAX_LEAVES,
+) -> AddressSpace:
+    """Dump ``va_range`` (optionally only [va_start, va_end)) through ``translator``'s table cache."""
+    lo = va_range.va_start if va_start is None else max(va_start, va_range.va_start)
+    hi = va_range.va_end if va_end is None else min(va_end, va_range.va_end)
+    dumper = _Dumper(translator, va_range, lo, hi, where, physical_ranges, max_tables, max_leaves)
+    if lo < hi:
+        dumper.run()
+    return dumper.finish()
+
+
+def dump(
+    target: Target,
+    which: int = 0,
+    *,
+    regime: TranslationRegime | None = None,
+    root: int | None = None,
+    asid: int | None = None,
+    **options,
+) -> AddressSpace:
+    """Dump the TTBR0 (``which=0``) or TTBR1 range; ``root`` walks another table instead.
+
+    ``options`` are those of :func:`dump_range`. Raises TranslationError only when the
+    regime itself is unusable (reserved TCR_EL1.TGn), RegisterError when registers are
+    missing; everything found in memory is reported in the result.
+    """
+    translator = Translator(target, regime)
+    va_range = translator.regime.va_range(which)
+    if root is not None:
+        va_range = va_range.with_root(root, asid)
+    return dump_range(translator, va_range, **options)

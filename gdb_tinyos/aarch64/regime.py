@@ -1,0 +1,185 @@
+"""The EL1&0 translation regime: which tables, granules and sizes a walk uses.
+
+A :class:`TranslationRegime` is a snapshot of TCR_EL1, SCTLR_EL1, MAIR_EL1 and the two
+TTBRs. ``regime.va_range(0)`` / ``va_range(1)`` give the :class:`VaRange` (the TTBR0 lower
+half or the TTBR1 upper half) with its granule, input size, starting level, root table
+and ASID. ``regime.with_ttbr0(ttbr)`` walks another process's tables with the same
+configuration.
+
+Example::
+
+    regime = TranslationRegime.from_target(target)
+    regime.va_range(1).start_level      # 0 for 4K granule and T1SZ=16
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..errors import RegisterError, TranslationError
+from ..target import Target
+from .granule import MAX_TXSZ, MIN_TXSZ, OA_BITS_MAX, Granule
+from .sysregs import MAIR, SCTLR, TCR
+
+# GDB names SCTLR_EL1 "SCTLR" on QEMU's stub (facts.md); accept either.
+SCTLR_NAMES = ("SCTLR", "SCTLR_EL1")
+TTBR_BADDR_MASK = ((1 << OA_BITS_MAX) - 1) & ~1  # BADDR[47:1]; bit 0 is CnP
+
+
+@dataclass(frozen=True)
+class VaRange:
+    """One of the two VA ranges of the EL1&0 regime (``which`` 0 = TTBR0, 1 = TTBR1)."""
+
+    which: int
+    ttbr: int
+    granule: Granule
+    txsz: int  # effective (clamped) TxSZ
+    epd: bool
+    tbi: bool
+    hpd: bool
+    asid: int
+    oa_bits: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"TTBR{self.which}"
+
+    @property
+    def input_bits(self) -> int:
+        return 64 - self.txsz
+
+    @property
+    def start_level(self) -> int:
+        return self.granule.start_level(self.input_bits)
+
+    @property
+    def root_entries(self) -> int:
+        return self.granule.table_entries(self.start_level, self.input_bits)
+
+    @property
+    def root_table(self) -> int:
+        """Base of the root table; BADDR bits below the table's alignment are ignored."""
+        return self.ttbr & TTBR_BADDR_MASK & ~(self.root_entries * 8 - 1)
+
+    @property
+    def va_start(self) -> int:
+        return 0 if self.which == 0 else (1 << 64) - (1 << self.input_bits)
+
+    @property
+    def va_end(self) -> int:
+        """Exclusive end of the range (2**64 for TTBR1)."""
+        return (1 << self.input_bits) if self.which == 0 else 1 << 64
+
+    def with_root(self, table_pa: int, asid: int | None = None) -> VaRange:
+        """The same range walking the table at ``table_pa`` (e.g. another process's)."""
+        ttbr = (self.ttbr & ~TTBR_BADDR_MASK) | (table_pa & TTBR_BADDR_MASK)
+        return replace(self, ttbr=ttbr, asid=self.asid if asid is None else asid)
+
+    def describe(self) -> str:
+        text = (
+            f"{self.name}={self.ttbr:#x}: {self.granule.name} granule, {self.input_bits}-bit VA "
+            f"({self.va_start:#x}-{self.va_end - 1:#x}), start level {self.start_level}, "
+            f"root {self.root_table:#x} ({self.root_entries} entries), ASID {self.asid}"
+        )
+        flags = [n for n, on in (("EPD", self.epd), ("TBI", self.tbi), ("HPD", self.hpd)) if on]
+        return text + (", " + " ".join(flags) if flags else "")
+
+
+@dataclass(frozen=True)
+class TranslationRegime:
+    """A snapshot of the registers that control EL1&0 stage-1 translation."""
+
+    tcr: TCR
+    sctlr: SCTLR
+    mair: MAIR
+    ttbr0: int
+    ttbr1: int
+    notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_values(cls, *, tcr: int, sctlr: int, mair: int, ttbr0: int, ttbr1: int) -> TranslationRegime:
+        return cls(TCR.decode(tcr), SCTLR.decode(sctlr), MAIR.decode(mair), ttbr0, ttbr1)
+
+    @classmethod
+    def from_target(cls, target: Target) -> TranslationRegime:
+        """Read the registers from ``target``; RegisterError if one is unavailable."""
+        return cls.from_values(
+            tcr=target.read_register("TCR_EL1"),
+            sctlr=_read_sctlr(target),
+            mair=target.read_register("MAIR_EL1"),
+            ttbr0=target.read_register("TTBR0_EL1"),
+            ttbr1=target.read_register("TTBR1_EL1"),
+        )
+
+    @property
+    def mmu_enabled(self) -> bool:
+        return self.sctlr.mmu
+
+    @property
+    def asid(self) -> int:
+        """The current ASID: from TTBR1 when TCR.A1 is set, else TTBR0; 8 or 16 bits per TCR.AS."""
+        return asid_of(self.ttbr1 if self.tcr.a1 else self.ttbr0, self.tcr.asid16)
+
+    @property
+    def oa_bits(self) -> int:
+        # IPS values above the 48-bit limit (52-bit needs FEAT_LPA) act as 48 here.
+        return min(self.tcr.ips_bits or OA_BITS_MAX, OA_BITS_MAX)
+
+    def with_ttbr0(self, ttbr0: int) -> TranslationRegime:
+        return replace(self, ttbr0=ttbr0)
+
+    def va_range(self, which: int) -> VaRange:
+        """The TTBR0 (``which=0``) or TTBR1 (``which=1``) half; TranslationError if its TG is reserved."""
+        tcr = self.tcr
+        granule = tcr.granule1 if which else tcr.granule0
+        if granule is None:
+            tg = (tcr.raw >> (30 if which else 14)) & 3
+            raise TranslationError(f"TCR_EL1.TG{which}={tg:#04b} is a reserved granule encoding")
+        txsz = tcr.t1sz if which else tcr.t0sz
+        notes: tuple[str, ...] = ()
+        clamped = min(max(txsz, MIN_TXSZ), MAX_TXSZ)
+        if clamped != txsz:
+            notes = (f"T{which}SZ={txsz} is outside {MIN_TXSZ}..{MAX_TXSZ}; walked as T{which}SZ={clamped}",)
+        return VaRange(
+            which=which,
+            ttbr=self.ttbr1 if which else self.ttbr0,
+            granule=granule,
+            txsz=clamped,
+            epd=tcr.epd1 if which else tcr.epd0,
+            tbi=tcr.tbi1 if which else tcr.tbi0,
+            hpd=tcr.hpd1 if which else tcr.hpd0,
+            asid=self.asid,
+            oa_bits=self.oa_bits,
+            notes=notes,
+        )
+
+    def describe(self) -> str:
+        lines = [
+            f"MMU {'on' if self.mmu_enabled else 'off'} (SCTLR M={int(self.sctlr.mmu)} "
+            f"C={int(self.sctlr.dcache)} I={int(self.sctlr.icache)} WXN={int(self.sctlr.wxn)}), "
+            f"ASID {self.asid} ({16 if self.tcr.asid16 else 8}-bit, from TTBR{int(self.tcr.a1)}), "
+            f"{self.oa_bits}-bit output addresses",
+            self.tcr.describe(),
+            self.mair.describe(),
+        ]
+        for which in (0, 1):
+            try:
+                lines.append(self.va_range(which).describe())
+            except TranslationError as e:
+                lines.append(f"TTBR{which}: {e}")
+        return "\n".join(lines)
+
+
+def asid_of(ttbr: int, asid16: bool) -> int:
+    """ASID field TTBR[63:48]; only bits [55:48] count with 8-bit ASIDs."""
+    return (ttbr >> 48) & (0xFFFF if asid16 else 0xFF)
+
+
+def _read_sctlr(target: Target) -> int:
+    for name in SCTLR_NAMES:
+        try:
+            return target.read_register(name)
+        except RegisterError:
+            continue
+    raise RegisterError("neither SCTLR nor SCTLR_EL1 is available on this target")

@@ -1,0 +1,242 @@
+"""Stage-1 VA -> PA translation for the EL1&0 regime, with a per-level trace.
+
+:class:`Translator` holds a :class:`TableReader` session cache: each translation table is
+fetched with ONE read of the whole table (4/16/64 KiB, or the smaller start-level table)
+and reused by every later walk or dump through the same translator. Faults the hardware
+would take (translation, address size, access flag, unreadable table) are returned in
+:class:`~gdb_tinyos.aarch64.model.Walk`, never raised; :func:`translate` raises
+``TranslationError`` for callers that only want an address.
+
+Example::
+
+    t = Translator(target)               # registers read once from the target
+    w = t.walk(0xFFFF_0000_4008_0000)
+    print(w.describe())                  # L0..L3 lines, then "va ... -> pa ... EL1:R-X ..."
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import MemoryReadError, TranslationError
+from ..target import Target
+from .descriptors import InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
+from .model import Attributes, Fault, FaultKind, Mapping, Permissions, Walk, WalkStep
+from .regime import TranslationRegime, VaRange
+from .sysregs import MAIR
+
+MASK64 = (1 << 64) - 1
+# With the MMU off the output address is the VA; without FEAT_LPA it must fit 48 bits.
+FLAT_PA_BITS = 48
+
+
+class TableReader:
+    """Fetches translation tables whole, once each, and remembers them (failures too)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._tables: dict[tuple[int, int], tuple[int, ...] | MemoryReadError] = {}
+
+    def entries(self, table: int, count: int) -> tuple[int, ...]:
+        """The ``count`` 64-bit entries at ``table``; MemoryReadError if unreadable."""
+        key = (table, count)
+        cached = self._tables.get(key)
+        if cached is None:
+            try:
+                data = self.target.read_physical(table, 8 * count)
+                cached = struct.unpack(f"<{count}Q", data)
+            except MemoryReadError as e:
+                cached = e
+            self._tables[key] = cached
+        if isinstance(cached, MemoryReadError):
+            raise cached
+        return cached
+
+    @property
+    def tables_read(self) -> int:
+        return len(self._tables)
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """Restrictions accumulated from table descriptors above the current level."""
+
+    ap_table: int = 0
+    uxn: bool = False
+    pxn: bool = False
+    ns: bool = False
+
+    def through(self, table: TableDescriptor, hierarchical_disabled: bool) -> Inherited:
+        # TCR_EL1.HPDn (FEAT_HPDS) makes APTable/UXNTable/PXNTable ignored; NSTable stays.
+        if hierarchical_disabled:
+            return Inherited(self.ap_table, self.uxn, self.pxn, self.ns or table.ns_table)
+        return Inherited(
+            self.ap_table | table.ap_table,
+            self.uxn or table.uxn_table,
+            self.pxn or table.pxn_table,
+            self.ns or table.ns_table,
+        )
+
+
+def effective_attributes(leaf: LeafDescriptor, inherited: Inherited, mair: MAIR, wxn: bool) -> Attributes:
+    """Combine a leaf with inherited table restrictions and SCTLR_EL1.WXN.
+
+    AP[2] (read-only) is forced by APTable[1], AP[1] (EL0 access) cleared by APTable[0].
+    A region writable at EL0 is never executable at EL1; with WXN any writable region is
+    execute-never for the EL that can write it. EL0 may execute memory it cannot read.
+    """
+    read_only = bool(leaf.ap & 0b10) or bool(inherited.ap_table & 0b10)
+    el0_access = bool(leaf.ap & 0b01) and not inherited.ap_table & 0b01
+    uxn = leaf.uxn or inherited.uxn
+    pxn = leaf.pxn or inherited.pxn
+    el1_write = not read_only
+    el0_write = el0_access and not read_only
+    perms = Permissions(
+        el1_read=True,
+        el1_write=el1_write,
+        el1_exec=not (pxn or el0_write or (wxn and el1_write)),
+        el0_read=el0_access,
+        el0_write=el0_write,
+        el0_exec=not (uxn or (wxn and el0_write)),
+    )
+    return Attributes(
+        perms=perms,
+        pxn=pxn,
+        uxn=uxn,
+        memory=mair[leaf.attr_index],
+        shareability=leaf.shareability,
+        af=leaf.af,
+        ng=leaf.ng,
+        contiguous=leaf.contiguous,
+        dbm=leaf.dbm,
+        ns=leaf.ns or inherited.ns,
+    )
+
+
+def canonical(va_range: VaRange, va: int) -> int:
+    """``va`` with the bits above the range's input size made all-zero/all-one (drops tags)."""
+    return va_range.va_start | (va & ((1 << va_range.input_bits) - 1))
+
+
+class Translator:
+    """Walks addresses of one translation regime, sharing one table cache."""
+
+    def __init__(self, target: Target, regime: TranslationRegime | None = None) -> None:
+        self.target = target
+        self.regime = regime if regime is not None else TranslationRegime.from_target(target)
+        self.tables = TableReader(target)
+
+    def walk(self, va: int) -> Walk:
+        """Translate ``va`` as the CPU would now (TTBR selection, TBI, EPD, MMU state)."""
+        va &= MASK64
+        if not self.regime.mmu_enabled:
+            return self._flat(va)
+        which = (va >> 55) & 1  # bit 55 picks the half, also when the top byte is a tag
+        try:
+            va_range = self.regime.va_range(which)
+        except TranslationError as e:
+            return Walk(va, True, which, fault=Fault(FaultKind.CONFIGURATION, 0, str(e)))
+        top = 55 if va_range.tbi else 63
+        expected = (1 << (top + 1 - va_range.input_bits)) - 1 if which else 0
+        if (va >> va_range.input_bits) & ((1 << (top + 1 - va_range.input_bits)) - 1) != expected:
+            message = (
+                f"VA bits [{top}:{va_range.input_bits}] must all be {which} for the "
+                f"{va_range.input_bits}-bit {va_range.name} range"
+            )
+            return Walk(va, True, which, fault=Fault(FaultKind.TRANSLATION, 0, f"non-canonical address: {message}"))
+        if va_range.epd:
+            message = f"walks of the {va_range.name} range are disabled (TCR_EL1.EPD{which}=1)"
+            return Walk(va, True, which, fault=Fault(FaultKind.TRANSLATION, 0, message), notes=va_range.notes)
+        return self.walk_range(va_range, va)
+
+    def walk_range(self, va_range: VaRange, va: int) -> Walk:
+        """Walk ``va``'s index bits through ``va_range``'s tables (any root, e.g. another process's)."""
+        granule, bits = va_range.granule, va_range.input_bits
+        cva = canonical(va_range, va)
+        steps: list[WalkStep] = []
+        notes = list(va_range.notes)
+
+        def done(fault: Fault | None = None, mapping: Mapping | None = None) -> Walk:
+            return Walk(va, True, va_range.which, tuple(steps), mapping, fault, tuple(notes))
+
+        table = va_range.root_table
+        if table >> va_range.oa_bits:
+            return done(Fault(FaultKind.ADDRESS_SIZE, 0, f"{va_range.name} base {table:#x} exceeds {va_range.oa_bits}-bit PA"))
+        inherited = Inherited()
+        path: dict[int, int] = {}
+        for level in range(va_range.start_level, 4):
+            path.setdefault(table, level)
+            try:
+                entries = self.tables.entries(table, granule.table_entries(level, bits))
+            except MemoryReadError as e:
+                return done(Fault(FaultKind.EXTERNAL_ABORT, level, f"level {level} table at {table:#x} is unreadable: {e}"))
+            index = granule.index(cva, level, bits)
+            desc = decode_descriptor(entries[index], level, granule)
+            steps.append(WalkStep(level, table, index, entries[index], desc.kind, desc))
+            if isinstance(desc, InvalidDescriptor):
+                return done(Fault(FaultKind.TRANSLATION, level, f"level {level} descriptor is {desc.kind.value}: {desc.reason}"))
+            if isinstance(desc, TableDescriptor):
+                if desc.next_table >> va_range.oa_bits:
+                    message = f"next table {desc.next_table:#x} exceeds {va_range.oa_bits}-bit PA"
+                    return done(Fault(FaultKind.ADDRESS_SIZE, level, message))
+                if desc.next_table in path:
+                    notes.append(
+                        f"level {level} entry points back to the level {path[desc.next_table]} table "
+                        f"{desc.next_table:#x} (recursive mapping)"
+                    )
+                inherited = inherited.through(desc, va_range.hpd)
+                table = desc.next_table
+                continue
+            return self._leaf(va_range, va, cva, desc, inherited, done)
+        raise AssertionError("unreachable: level 3 never holds a table descriptor")
+
+    def _leaf(
+        self,
+        va_range: VaRange,
+        va: int,
+        cva: int,
+        leaf: LeafDescriptor,
+        inherited: Inherited,
+        done: Callable[..., Walk],
+    ) -> Walk:
+        level = leaf.level
+        if leaf.output_address >> va_range.oa_bits:
+            message = f"output address {leaf.output_address:#x} exceeds {va_range.oa_bits}-bit PA"
+            return done(Fault(FaultKind.ADDRESS_SIZE, level, message))
+        offset = cva & (leaf.size - 1)
+        mapping = Mapping(
+            va=va,
+            pa=leaf.output_address + offset,
+            va_base=cva - offset,
+            pa_base=leaf.output_address,
+            size=leaf.size,
+            level=level,
+            kind=leaf.kind,
+            attrs=effective_attributes(leaf, inherited, self.regime.mair, self.regime.sctlr.wxn),
+            asid=va_range.asid if leaf.ng else None,
+        )
+        if not leaf.af and not self.regime.tcr.ha:
+            return done(Fault(FaultKind.ACCESS_FLAG, level, "the access flag (AF) is clear"), mapping)
+        return done(mapping=mapping)
+
+    def _flat(self, va: int) -> Walk:
+        if va >> FLAT_PA_BITS:
+            message = f"with the MMU off the address must fit {FLAT_PA_BITS} bits"
+            return Walk(va, False, None, fault=Fault(FaultKind.ADDRESS_SIZE, 0, message))
+        return Walk(va, False, None, notes=("MMU off (SCTLR_EL1.M=0): VA == PA",))
+
+
+def walk(target: Target, va: int, regime: TranslationRegime | None = None) -> Walk:
+    """Translate one VA (registers read from ``target`` unless ``regime`` is given)."""
+    return Translator(target, regime).walk(va)
+
+
+def translate(target: Target, va: int, regime: TranslationRegime | None = None) -> int:
+    """The PA for ``va``; TranslationError naming the fault when there is none."""
+    w = walk(target, va, regime)
+    if w.pa is None:
+        reason = w.fault.describe() if w.fault is not None else "no mapping"
+        raise TranslationError(f"cannot translate {va:#x}: {reason}")
+    return w.pa
