@@ -1,0 +1,71 @@
+"""Registering the commands with gdb, once: loading the plugin twice adds nothing twice.
+
+Command modules are the files of this package; a class decorated with :func:`command` is
+registered as a CLI command (``cow-x`` also as ``cow x``) and as an MI command (``-cow-x``).
+A module that fails to import is reported in one line and skipped, so one broken command
+never takes the others down.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import gdb
+
+from .base import CowPrefix, TinyOSCommand, TinyOSMICommand
+from .session import connect_events
+
+_COMMAND_CLASSES: list[type[TinyOSCommand]] = []
+_REGISTERED: dict[str, object] = {}
+# Modules of this package that hold infrastructure, not commands.
+_NOT_COMMANDS = {"args", "base", "registry", "session", "target"}
+
+
+def command(cls: type[TinyOSCommand]) -> type[TinyOSCommand]:
+    """Class decorator: mark a TinyOSCommand for registration."""
+    if cls not in _COMMAND_CLASSES:
+        _COMMAND_CLASSES.append(cls)
+    return cls
+
+
+def register_all() -> list[str]:
+    """Import the command modules and register everything; returns one line per failure."""
+    connect_events()
+    if "cow" not in _REGISTERED:
+        _REGISTERED["cow"] = CowPrefix()
+    failures = _import_command_modules()
+    for cls in _COMMAND_CLASSES:
+        _register(cls)
+    return failures
+
+
+def registered_names() -> list[str]:
+    return sorted(_REGISTERED)
+
+
+def _import_command_modules() -> list[str]:
+    failures = []
+    for info in pkgutil.iter_modules(_package_path()):
+        if info.name in _NOT_COMMANDS or info.name.startswith("_"):
+            continue
+        try:
+            importlib.import_module(f"{__package__}.{info.name}")
+        except ImportError as exc:
+            failures.append(f"tinyos: commands in {info.name}.py are unavailable: {exc}")
+    return failures
+
+
+def _package_path() -> list[str]:
+    package = importlib.import_module(__package__)
+    return list(package.__path__)
+
+
+def _register(cls: type[TinyOSCommand]) -> None:
+    if cls.name in _REGISTERED:
+        return
+    cli = cls()
+    _REGISTERED[cls.name] = cli
+    if cls.name.startswith("cow-"):
+        _REGISTERED["cow " + cls.name[4:]] = cls("cow " + cls.name[4:])
+    _REGISTERED["-" + cls.name] = TinyOSMICommand(cli)

@@ -1,0 +1,121 @@
+"""The plugin's state inside one gdb process: which kernel ELF, its debug info, the target.
+
+There is one :class:`Session` per gdb (``session()``). Its :class:`CachedTarget` is
+invalidated by gdb's events (stop, memory or register written by the user, continue, a new
+objfile, exit), so a command decodes from fresh memory while two commands at the same stop
+share reads.
+
+Example (inside gdb)::
+
+    s = session()
+    s.kernel.path, s.kernel.source      # ('/.../tinyos', 'gdb objfile')
+    s.target.read_register("TTBR1_EL1")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gdb
+
+from ..cli import KernelChoice, choose_kernel
+from ..coredump import linear_map_offset
+from ..errors import DebugInfoError
+from ..target import CachedTarget
+from .target import KERNEL_OFFSET, GdbTarget
+
+
+class Session:
+    """Kernel ELF choice, lazily loaded debug info and the cached live target."""
+
+    def __init__(self) -> None:
+        self.gdb_target = GdbTarget(linear_offset=self._linear_offset)
+        self.target = CachedTarget(self.gdb_target)
+        self._kernel: KernelChoice | None = None
+        self._debuginfo: Any = None
+
+    @property
+    def kernel(self) -> KernelChoice:
+        """The kernel ELF the decoders read: gdb's objfile, else $TINYOS_KERNEL, else the shipped build."""
+        if self._kernel is None:
+            self._kernel = choose_kernel(gdb.current_progspace().filename, os.environ)
+        return self._kernel
+
+    def kernel_path(self) -> Path:
+        path = self.kernel.path
+        if path is None:
+            raise DebugInfoError(
+                "no kernel ELF: load one with `file PATH` (or set $TINYOS_KERNEL before starting gdb)"
+            )
+        return path
+
+    def debuginfo(self) -> Any:
+        """The kernel's parsed debug info (``gdb_tinyos.debuginfo``), loaded on first use."""
+        if self._debuginfo is None:
+            self._debuginfo = load_debuginfo(self.kernel_path())
+        return self._debuginfo
+
+    def forget_kernel(self) -> None:
+        """A different ELF may be loaded now: choose again, reparse on next use."""
+        self._kernel = None
+        self._debuginfo = None
+        self.gdb_target._linear_offset = self._linear_offset
+        self.target.invalidate()
+
+    def _linear_offset(self) -> int:
+        path = self.kernel.path
+        offset = linear_map_offset(path) if path is not None else None
+        return KERNEL_OFFSET if offset is None else offset
+
+
+def load_debuginfo(path: Path) -> Any:
+    """Seam to the debug-info layer; imported late so the loader works before it exists."""
+    from .. import debuginfo  # noqa: PLC0415 - optional layer, resolved at first use
+
+    return debuginfo.load(path)
+
+
+_SESSION: Session | None = None
+_HANDLERS: list[tuple[Any, Callable[..., None]]] = []
+
+
+def session() -> Session:
+    """The gdb process's single session (created on first use)."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = Session()
+    return _SESSION
+
+
+def connect_events() -> None:
+    """Invalidate caches on gdb's events; connecting twice is a no-op (no duplicate handlers)."""
+    if _HANDLERS:
+        return
+    events = gdb.events
+
+    def invalidate(_event: Any = None) -> None:
+        session().target.invalidate()
+
+    def new_kernel(_event: Any = None) -> None:
+        session().forget_kernel()
+
+    for name in ("stop", "cont", "exited", "memory_changed", "register_changed", "inferior_call"):
+        registry = getattr(events, name, None)
+        if registry is not None:
+            registry.connect(invalidate)
+            _HANDLERS.append((registry, invalidate))
+    for name in ("new_objfile", "clear_objfiles"):
+        registry = getattr(events, name, None)
+        if registry is not None:
+            registry.connect(new_kernel)
+            _HANDLERS.append((registry, new_kernel))
+
+
+def disconnect_events() -> None:
+    """Undo :func:`connect_events` (for tests and reloads)."""
+    while _HANDLERS:
+        registry, handler = _HANDLERS.pop()
+        registry.disconnect(handler)

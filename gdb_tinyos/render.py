@@ -1,0 +1,130 @@
+"""One model, many faces: plain data for JSON and MI, text tables for people.
+
+Decoders return dataclasses; commands never format by hand beyond calling these helpers,
+so the text a user sees, the ``--json`` output and the MI record come from the same object.
+
+Example::
+
+    @dataclass
+    class Row:
+        va: Address
+        pa: Address
+    to_plain([Row(Address(0x1000), Address(0x4000_0000))])
+    # -> [{"va": "0x1000", "pa": "0x40000000"}]
+    table([Row(...)], headers=["va", "pa"])   # tabulate text
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PurePath
+from typing import Any
+
+from tabulate import tabulate
+
+
+class Address(int):
+    """An integer that renders as hex (in text, JSON and MI): addresses, descriptors, registers.
+
+    JSON carries it as a ``"0x..."`` string because 64-bit addresses do not survive JSON
+    readers that use doubles."""
+
+    def __str__(self) -> str:
+        return f"{int(self):#x}"
+
+    __repr__ = __str__
+
+
+def hexs(value: int | None, width: int = 0) -> str:
+    """``0x``-prefixed lower-case hex, zero-padded to ``width`` digits; ``-`` for None."""
+    if value is None:
+        return "-"
+    return f"0x{value:0{width}x}"
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses/enums/paths/bytes -> dicts, lists, str, int, bool, None (JSON-ready)."""
+    if isinstance(obj, Address):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.name
+    if isinstance(obj, bool | int | float | str) or obj is None:
+        return obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.repr}
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return bytes(obj).hex()
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, Iterable):
+        return [to_plain(v) for v in obj]
+    raise TypeError(f"cannot render {type(obj).__name__} as plain data")
+
+
+def to_json(obj: Any) -> str:
+    """The ``--json`` face: stable key order as declared, indented for humans and diffs."""
+    return json.dumps(to_plain(obj), indent=2)
+
+
+def to_mi(obj: Any) -> Any:
+    """The MI face: like :func:`to_plain` but every leaf a string, as MI results are.
+
+    ``None`` becomes ``""`` and booleans ``"true"``/``"false"``; MI keys must be
+    identifiers, so ``-`` and ``_`` are kept and other characters become ``_``."""
+    plain = to_plain(obj)
+    return _mi_leafs(plain)
+
+
+def _mi_leafs(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_mi_key(k): _mi_leafs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mi_leafs(v) for v in value]
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _mi_key(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in key) or "_"
+
+
+def table(rows: Sequence[Any], headers: Sequence[str], titles: Sequence[str] | None = None) -> str:
+    """A text table of ``rows`` (dataclasses or mappings) showing the ``headers`` fields.
+
+    ``titles`` renames the columns for display; cells render through :func:`cell`."""
+    body = [[cell(_field(r, h)) for h in headers] for r in rows]
+    return tabulate(body, headers=list(titles or headers), tablefmt="simple", disable_numparse=True)
+
+
+def cell(value: Any) -> str:
+    """One table cell: addresses in hex, enums by name, lists comma-separated, None as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(cell(v) for v in value) or "-"
+    return str(value)
+
+
+def key_values(pairs: Iterable[tuple[str, Any]]) -> str:
+    """Aligned ``name: value`` lines, for a model's scalar summary above its tables."""
+    items = [(k, cell(v)) for k, v in pairs]
+    width = max((len(k) for k, _ in items), default=0)
+    return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in items)
+
+
+def _field(row: Any, name: str) -> Any:
+    if isinstance(row, Mapping):
+        return row.get(name)
+    return getattr(row, name)
