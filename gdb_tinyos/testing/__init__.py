@@ -24,22 +24,29 @@ from gdb_tinyos.testing.errors import (
     ToolMissing,
     UnexpectedStop,
 )
+from gdb_tinyos.testing.gdbmi import GdbSession, MiResponse, Stop
 from gdb_tinyos.testing.kernel import kernel_path
 from gdb_tinyos.testing.qemu import QemuMachine
+from gdb_tinyos.testing.session import DebugSession, debug_session
 
 __all__ = [
     "PROMPT",
     "ConsoleClosed",
     "ConsoleTimeout",
+    "DebugSession",
     "GdbCommandError",
     "GdbError",
+    "GdbSession",
     "GdbTimeout",
     "HarnessError",
     "KernelBuildError",
+    "MiResponse",
     "QemuMachine",
     "QemuStartError",
     "SerialConsole",
+    "Stop",
     "ToolMissing",
     "UnexpectedStop",
+    "debug_session",
     "kernel_path",
 ]

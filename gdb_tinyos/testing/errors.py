@@ -39,10 +39,11 @@ class GdbTimeout(GdbError):
 class GdbCommandError(GdbError):
     """gdb answered a command with ^error; ``message`` holds gdb's own text."""
 
-    def __init__(self, command: str, message: str):
+    def __init__(self, command: str, message: str, log: str = ""):
         super().__init__(f"gdb refused {command!r}: {message}")
         self.command = command
         self.message = message
+        self.log = log  # gdb's log stream for the command (e.g. a Python traceback)
 
 
 class UnexpectedStop(GdbError):

@@ -5,8 +5,11 @@
 - ``tinyos_machine``: a QemuMachine booted at EL1 and sitting at the shell prompt.
 - ``tinyos_qemu_factory``: boots more machines with options (``el=2``, ``gdb=True``...);
   all of them are ended after the test.
+- ``tinyos_gdb``: a DebugSession: QEMU halted at reset, gdb-multiarch connected with the
+  kernel's symbols and the gdb_tinyos plugin loaded (``.gdb``, ``.console``, ``.machine``).
+- ``tinyos_debug_factory``: more debug sessions with options (``el=2``, ``plugin=None``...).
 
-A missing qemu-system-aarch64 or kernel is a test error (ToolMissing), never a skip."""
+A missing qemu-system-aarch64, gdb-multiarch or kernel is a test error (ToolMissing), never a skip."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import pytest
 
 from gdb_tinyos.testing.kernel import existing_kernel, kernel_path
 from gdb_tinyos.testing.qemu import QemuMachine
+from gdb_tinyos.testing.session import DebugSession, debug_session
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,3 +60,21 @@ def tinyos_qemu_factory(tinyos_kernel: Path) -> Iterator[Callable[..., QemuMachi
 def tinyos_machine(tinyos_qemu_factory: Callable[..., QemuMachine]) -> QemuMachine:
     """The kernel booted at EL1 without gdb, at the shell prompt."""
     return tinyos_qemu_factory()
+
+
+@pytest.fixture
+def tinyos_debug_factory(tinyos_kernel: Path) -> Iterator[Callable[..., DebugSession]]:
+    """``factory(**debug_session options) -> DebugSession``; all ended after the test."""
+    with ExitStack() as stack:
+
+        def attach(**options: Any) -> DebugSession:
+            options.setdefault("kernel", tinyos_kernel)
+            return stack.enter_context(debug_session(**options))
+
+        yield attach
+
+
+@pytest.fixture
+def tinyos_gdb(tinyos_debug_factory: Callable[..., DebugSession]) -> DebugSession:
+    """QEMU halted at the kernel's first instruction, gdb attached, plugin loaded."""
+    return tinyos_debug_factory()

@@ -85,7 +85,7 @@ def test_expect_times_out_with_the_console_tail_in_the_message(tinyos_machine):
     assert "QEMU is running" in str(info.value)
 
 
-def test_qemu_exiting_early_reports_its_stderr(tinyos_kernel):
+def test_qemu_exiting_early_reports_its_stderr(tinyos_kernel, no_new_children):
     with pytest.raises(ConsoleClosed) as info:
         with QemuMachine(kernel=tinyos_kernel, extra_args=["-no-such-option"]):
             pass
@@ -124,7 +124,7 @@ def test_taken_gdb_port_is_replaced_by_a_free_one(tinyos_kernel, taken_port):
     assert pids_with_arg(f"tcp:127.0.0.1:{taken_port}") == []
 
 
-def test_only_taken_ports_fail_with_qemus_message_and_leave_nothing(tinyos_kernel, taken_port):
+def test_only_taken_ports_fail_with_qemus_message_and_leave_nothing(tinyos_kernel, taken_port, no_new_children):
     with pytest.raises(QemuStartError, match="Address already in use"):
         with QemuMachine(kernel=tinyos_kernel, gdb=True, port_picker=lambda: taken_port, port_attempts=2):
             pass
@@ -141,14 +141,6 @@ def test_teardown_ends_qemu_when_the_body_raises(tinyos_kernel, gdb):
             raise RuntimeError("test body failed")
     assert not pid_alive(pids[0])
     assert m.pid is None
-
-
-@pytest.fixture
-def pids_gone_afterwards():
-    """Collects pids; after every later fixture's teardown, asserts they are all gone."""
-    pids: list[int] = []
-    yield pids
-    assert [pid for pid in pids if pid_alive(pid)] == []
 
 
 def test_factory_machines_are_ended_after_the_test(pids_gone_afterwards, tinyos_qemu_factory):

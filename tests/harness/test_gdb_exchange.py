@@ -1,0 +1,208 @@
+"""GdbSession's token matching, on scripted MI record sequences (no gdb needed): the
+order and shape of the records follow what gdb-multiarch 13 prints (seen in the
+transcripts of the live tests)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+
+import pytest
+
+from gdb_tinyos.testing import GdbCommandError, GdbError, GdbSession, GdbTimeout
+
+Batch = list[dict]
+
+
+def result(token: int | None, message: str = "done", payload: dict | None = None) -> dict:
+    return {"type": "result", "message": message, "payload": payload, "token": token, "stream": "stdout"}
+
+
+def console(text: str) -> dict:
+    return {"type": "console", "message": None, "payload": text, "stream": "stdout"}
+
+
+def notify(message: str, payload: dict | None = None) -> dict:
+    return {"type": "notify", "message": message, "payload": payload, "token": None, "stream": "stdout"}
+
+
+def stopped(reason: str, func: str) -> dict:
+    return notify("stopped", {"reason": reason, "frame": {"addr": "0x40080010", "func": func}})
+
+
+class FakeProcess:
+    pid = 4242
+    stdin = stdout = stderr = None
+
+    def __init__(self) -> None:
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.returncode = -15
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.returncode
+
+
+class FakeController:
+    """Answers each written command with the batches ``script(token, command)`` returns;
+    get_gdb_response hands out one batch per call, like one read from gdb's pipe."""
+
+    def __init__(self, script: Callable[[int, str], list[Batch]]):
+        self.script = script
+        self.batches: deque[Batch] = deque()
+        self.written: list[str] = []
+        self.gdb_process = FakeProcess()
+
+    def write(self, line: str, timeout_sec: float, raise_error_on_timeout: bool, read_response: bool) -> list:
+        self.written.append(line)
+        token, command = re.fullmatch(r"(\d+)(.*)", line).groups()
+        self.batches.extend(self.script(int(token), command))
+        return []
+
+    def get_gdb_response(self, timeout_sec: float, raise_error_on_timeout: bool) -> Batch:
+        if self.batches:
+            return self.batches.popleft()
+        time.sleep(min(timeout_sec, 0.01))
+        return []
+
+
+def session_with(script: Callable[[int, str], list[Batch] | None], timeout: float = 2.0) -> tuple[GdbSession, FakeController]:
+    """A started GdbSession on a FakeController; commands the script leaves alone
+    (returns None for) get a plain ^done."""
+    holder: list[FakeController] = []
+
+    def answer(token: int, command: str) -> list[Batch]:
+        batches = script(token, command)
+        return [[result(token)]] if batches is None else batches
+
+    def factory(argv: list[str]) -> FakeController:
+        holder.append(FakeController(answer))
+        return holder[0]
+
+    session = GdbSession(timeout=timeout, controller_factory=factory)
+    session.start()
+    return session, holder[0]
+
+
+def test_result_is_matched_by_token_past_stale_results_and_async_records():
+    def script(token: int, command: str):
+        if command == "-data-evaluate-expression \"6*7\"":
+            return [
+                [result(token - 1, payload={"value": "stale"}), notify("running", {"thread-id": "all"})],
+                [console("\nBreakpoint 1, "), console("handler ()\n"), stopped("breakpoint-hit", "handler")],
+                [result(token + 1000, payload={"value": "foreign"}), result(token, payload={"value": "42"})],
+            ]
+        return None
+
+    session, _ = session_with(script)
+    assert session.evaluate("6*7") == "42"
+    # The stop that arrived meanwhile is kept for wait_for_stop.
+    stop = session.wait_for_stop(timeout=0.5)
+    assert (stop.reason, stop.func, stop.addr) == ("breakpoint-hit", "handler", 0x40080010)
+
+
+def test_records_after_the_result_stay_for_the_next_wait():
+    def script(token: int, command: str):
+        if command == "-exec-continue":
+            # One read returns the ^running, the *running and the later *stopped together.
+            return [[result(token, "running"), notify("running"), console("stop text\n"), stopped("signal-received", "idle")]]
+        return None
+
+    session, _ = session_with(script)
+    session.resume()
+    assert session.running
+    stop = session.wait_for_stop(timeout=0.5)
+    assert (stop.reason, stop.console) == ("signal-received", "stop text\n")
+    assert not session.running
+
+
+def test_cli_returns_the_console_stream_joined():
+    def script(token: int, command: str):
+        if command.startswith("-interpreter-exec console"):
+            return [[console("pc    0x4008")], [console("0000\n"), result(token)]]
+        return None
+
+    session, controller = session_with(script)
+    assert session.cli('info registers "pc"') == "pc    0x40080000\n"
+    assert controller.written[-1].endswith('-interpreter-exec console "info registers \\"pc\\""')
+
+
+def test_error_result_raises_with_gdbs_message_and_log():
+    def script(token: int, command: str):
+        if command == "-frobnicate":
+            log = {"type": "log", "message": None, "payload": "Traceback: boom\n", "stream": "stdout"}
+            return [[log, result(token, "error", {"msg": "Undefined MI command: frobnicate", "code": "undefined-command"})]]
+        return None
+
+    session, _ = session_with(script)
+    with pytest.raises(GdbCommandError) as info:
+        session.mi("-frobnicate")
+    assert info.value.message == "Undefined MI command: frobnicate"
+    assert info.value.command == "-frobnicate"
+    assert info.value.log == "Traceback: boom\n"
+
+
+def test_missing_result_times_out_with_the_transcript():
+    session, _ = session_with(lambda token, command: [] if command == "-hang" else None)
+    started = time.monotonic()
+    with pytest.raises(GdbTimeout) as info:
+        session.mi("-hang", timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 2.0
+    assert re.search(r">> \d+-hang", str(info.value))
+
+
+def test_late_result_of_a_timed_out_command_is_not_taken_for_the_next_one():
+    late: list[int] = []
+
+    def script(token: int, command: str):
+        if command == "-slow":
+            late.append(token)
+            return []
+        if command == "-fast":
+            return [[result(late[0], payload={"value": "slow"})], [result(token, payload={"value": "fast"})]]
+        return None
+
+    session, _ = session_with(script)
+    with pytest.raises(GdbTimeout):
+        session.mi("-slow", timeout=0.1)
+    assert session.mi("-fast") == {"value": "fast"}
+
+
+def test_dead_gdb_is_reported_at_once_not_after_the_timeout():
+    session, controller = session_with(lambda token, command: [] if command == "-anything" else None, timeout=30)
+    controller.gdb_process.returncode = 1
+    started = time.monotonic()
+    with pytest.raises(GdbError, match="gdb exited with status 1"):
+        session.mi("-anything")
+    assert time.monotonic() - started < 5
+
+
+def test_interrupt_returns_a_stop_that_already_happened_without_interrupting():
+    def script(token: int, command: str):
+        if command == "-exec-continue":
+            return [[result(token, "running")], [stopped("breakpoint-hit", "handler")]]
+        return None
+
+    session, controller = session_with(script)
+    session.resume()
+    stop = session.interrupt(timeout=0.5)
+    assert stop.func == "handler"
+    assert not any(line.endswith("-exec-interrupt") for line in controller.written)
+
+
+def test_close_sends_gdb_exit_and_ends_the_process():
+    session, controller = session_with(lambda token, command: [[result(token, "exit")]] if command == "-gdb-exit" else None)
+    process = controller.gdb_process
+    session.close()
+    assert controller.written[-1].endswith("-gdb-exit")
+    assert process.returncode is not None
+    assert session.pid is None
