@@ -156,6 +156,8 @@ class _V0:
 
     def decimal(self) -> int:
         start = self.pos
+        if self.eat("0"):  # "0" never starts a longer number
+            return 0
         while self.peek().isdigit():
             self.pos += 1
         if start == self.pos:

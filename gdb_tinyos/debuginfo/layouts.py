@@ -30,6 +30,10 @@ class Type:
     def strip_typedefs(self) -> Type:
         return self
 
+    def member_path(self, path: str) -> tuple[int, Type]:
+        """Offset and type of a dotted path inside this type (see :func:`member_path`)."""
+        return member_path(self, path)
+
 
 @dataclass(frozen=True)
 class BaseType(Type):
@@ -68,10 +72,6 @@ class StructType(Type):
                 return m
         names = ", ".join(m.name for m in self.members) or "none"
         raise LayoutError(f"{self.name or 'anonymous struct'} has no member {name!r} (members: {names})")
-
-    def member_path(self, path: str) -> tuple[int, Type]:
-        """Offset and type of a dotted member path (``"data.value"``) inside this struct."""
-        return member_path(self, path)
 
 
 @dataclass(frozen=True)

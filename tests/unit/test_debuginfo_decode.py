@@ -1,0 +1,190 @@
+"""decode(): the fixture's initialised statics read back as the values written in its Rust
+source (tests/fixtures/rust_layouts/src), corrupt bytes rejected with precise errors, and
+random bytes through every real layout only ever raising typed errors."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gdb_tinyos.debuginfo import (
+    BaseType, DecodeError, EnumValue, Member, RustEnumType, StructType, StructValue, Variant, decode, plain,
+)
+from gdb_tinyos.errors import CorruptStructure
+from test_debuginfo_fixture import ElfImage, build_fixture, fixture_elf, fixture_info, layout_facts  # noqa: F401
+
+# Expected values, transcribed by hand from memory/cow.rs (sample_pages, sample_statistics).
+PAGE0 = {
+    "variant": "Some", "__0": {
+        "physical_addr": 0x4010_0000, "ref_count": 2, "is_cow": True,
+        "original_permissions": {"variant": "UserData"},
+        "virtual_addresses": {"data": [0x40_0000, 0x40_1000, 0, 0, 0, 0, 0, 0], "len": 2},
+        "process_ids": {"data": [1, 2, 0, 0, 0, 0, 0, 0], "len": 2},
+    },
+}
+PAGE3 = {
+    "variant": "Some", "__0": {
+        "physical_addr": 0x4020_3000, "ref_count": 1, "is_cow": False,
+        "original_permissions": {"variant": "Shared"},
+        "virtual_addresses": {"data": [0x1000_0000, 0, 0, 0, 0, 0, 0, 0x7FFF_FFFF_E000], "len": 1},
+        "process_ids": {"data": [7, 0, 0, 0, 0, 0, 0, 9], "len": 1},
+    },
+}
+STATISTICS = {
+    "cow_pages_count": 2, "cow_faults_handled": 5, "pages_duplicated": 3,
+    "memory_saved_bytes": 8192, "metadata_memory_bytes": 1234, "peak_cow_pages": 4,
+}
+NONE = {"variant": "None"}
+
+
+def _pages(n: int) -> list:
+    pages = [NONE] * n
+    pages[0], pages[3] = PAGE0, PAGE3
+    return pages
+
+
+def _static(info, image: ElfImage, query: str):
+    s = info.static(query)
+    return decode(s.layout, image.read(s.address, s.layout.size))
+
+
+def test_cow_manager_decodes_to_its_initialiser(fixture_elf, fixture_info):
+    image = ElfImage(fixture_elf)
+    value = _static(fixture_info, image, "memory::cow::COW_MANAGER")
+    memory_manager = fixture_info.symbol("memory::cow::MEMORY_MANAGER").address
+    assert plain(value) == {"variant": "Some", "__0": {
+        "cow_pages": _pages(64), "active_pages": 2, "statistics": STATISTICS,
+        "memory_manager": {"variant": "Some", "__0": memory_manager}, "next_process_id": 3,
+    }}
+    # attribute access, the way the COW decoder uses it
+    assert value.__0.cow_pages[0].__0.process_ids.data[:2] == [1, 2]
+    assert value.__0.cow_pages[1].variant == "None"
+
+
+def test_locked_and_small_managers(fixture_elf, fixture_info):
+    image = ElfImage(fixture_elf)
+    locked = _static(fixture_info, image, "LOCKED_COW_MANAGER")
+    assert plain(locked.data.value)["__0"]["next_process_id"] == 11
+    assert plain(locked.data.value)["__0"]["memory_manager"] == NONE
+    assert plain(locked.data.value)["__0"]["cow_pages"] == _pages(64)
+    assert plain(locked.locked) == {"v": {"value": {"__0": 0}}}  # AtomicBool(false): UnsafeCell<u8>
+    small = _static(fixture_info, image, "small::COW_MANAGER")
+    assert plain(small)["__0"]["cow_pages"] == _pages(5)
+    assert plain(small)["__0"]["statistics"]["peak_cow_pages"] == 1
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("variants::REORDERED", {"is_cow": True, "original_permissions": {"variant": "Device"}, "ref_count": 3,
+                             "physical_addr": 0x4800_0000}),
+    ("PACKED_BY_RUSTC", {"flag": True, "address": 0xDEAD_BEEF_0000, "count": 513,
+                         "kind": {"variant": "KernelCode"}, "asid": 77}),
+    ("COLOURS", [{"variant": "Blue"}, {"variant": "Red"}, {"variant": "Green"}]),
+    ("SIGNS", [{"variant": "Minus"}, {"variant": "Plus"}, {"variant": "Zero"}]),
+    ("EVENTS", [{"variant": "Fault", "addr": 0x1234_5000, "write": True}, {"variant": "Idle"},
+                {"variant": "Exit", "__0": -42}]),
+    ("OPTIONAL_NUMBERS", [{"variant": "Some", "__0": 0xABCD}, NONE]),
+    ("NONZERO_OPTIONS", [NONE, {"variant": "Some", "__0": {"__0": {"__0": 99}}}]),
+    ("NESTED_OPTIONS", [{"variant": "Some", "__0": {"variant": "Some", "__0": False}},
+                        {"variant": "Some", "__0": {"variant": "Some", "__0": True}},
+                        {"variant": "Some", "__0": NONE}, NONE]),
+    ("variants::MANY", [{"variant": "D"}, {"variant": "Flag", "__0": True}, {"variant": "B"}, {"variant": "C"}]),
+    ("REGION_OPTIONS", [{"variant": "Some", "__0": {"variant": "Shared"}}, NONE]),
+    ("RESULTS", [{"variant": "Ok", "__0": 500}, {"variant": "Err", "__0": True}]),
+    ("GRID", [[1, 2, 3], [4, 5, 6]]),
+    ("MIXED", {"letter": "λ", "small": -300, "tuple": {"__0": 9, "__1": 70000}, "ratio": 0.25, "nothing": None}),
+    ("TINYOS_FIXTURE_MARKER", 0x1234_5678_9ABC_DEF0),
+])
+def test_statics_decode_to_their_initialisers(fixture_elf, fixture_info, query, expected):
+    assert plain(_static(fixture_info, ElfImage(fixture_elf), query)) == expected
+
+
+def test_list_head_points_at_itself(fixture_elf, fixture_info):
+    head = _static(fixture_info, ElfImage(fixture_elf), "LIST_HEAD")
+    assert head.__0.value == 5
+    assert head.__0.next == fixture_info.symbol("LIST_HEAD").address
+
+
+def _page_bytes(info, image, facts, index: int) -> tuple[RustEnumType, bytearray]:
+    static = info.static("memory::cow::COW_MANAGER")
+    offset, option = static.layout.member_path(f"Some.__0.cow_pages[{index}]")
+    return option, bytearray(image.read(static.address + offset, option.size))
+
+
+def test_is_cow_byte_selects_none_and_rejects_garbage(fixture_elf, fixture_info):
+    facts = layout_facts(fixture_elf)
+    image = ElfImage(fixture_elf)
+    option, raw = _page_bytes(fixture_info, image, facts, 0)
+    is_cow = facts["memory::cow::CowPage.is_cow"]
+    raw[is_cow] = 2
+    assert decode(option, bytes(raw)).variant == "None"
+    raw[is_cow] = 7
+    with pytest.raises(DecodeError) as err:
+        decode(option, bytes(raw), path="cow_pages[0]")
+    assert err.value.path == "cow_pages[0].Some.__0.is_cow"
+    assert err.value.offset == is_cow
+    assert "holds 0x7, not 0 or 1" in str(err.value)
+
+
+def test_bad_region_type_names_the_legal_values(fixture_elf, fixture_info):
+    facts = layout_facts(fixture_elf)
+    option, raw = _page_bytes(fixture_info, ElfImage(fixture_elf), facts, 3)
+    raw[facts["memory::cow::CowPage.original_permissions"]] = 9
+    with pytest.raises(DecodeError, match=r"original_permissions: RegionType .* holds 9, which is no variant .*Shared=5"):
+        decode(option, bytes(raw))
+
+
+def test_unknown_explicit_tag_is_rejected(fixture_info):
+    event = fixture_info.type("variants::Event")
+    raw = bytearray(event.size)
+    raw[event.discr_offset] = 8  # tags are 3, 7, 9 and there is no default arm
+    with pytest.raises(DecodeError, match="holds 8, which selects no variant"):
+        decode(event, bytes(raw))
+
+
+def test_too_few_bytes(fixture_info):
+    page = fixture_info.type("memory::cow::CowPage")
+    with pytest.raises(DecodeError, match=f"needs {page.size} bytes at offset 0, only 3 given"):
+        decode(page, b"abc")
+
+
+def test_synthetic_discriminant_lists_and_signed_tags():
+    # Built by hand: a signed 1-byte tag at offset 0; "Low" claims -5..-1, "High" 10..20,
+    # "Rest" is the default arm.
+    u8 = BaseType("u8", 1, 1, "unsigned")
+    payload = StructType("P", 2, 1, (Member("x", 1, u8),))
+    enum = RustEnumType("E", 2, 1, 0, 1, True, (
+        Variant("Low", ((-5, -1),), payload), Variant("High", ((10, 20),), payload), Variant("Rest", None, payload)))
+    assert decode(enum, bytes([0xFD, 4])) == EnumValue("E", "Low", -3, StructValue("P", {"x": 4}))
+    assert decode(enum, bytes([15, 0])).variant == "High"
+    assert decode(enum, bytes([0, 0])).variant == "Rest"
+    assert decode(enum, bytes([0x80, 0])).discriminant == -128
+
+
+def _all_static_layouts(info):
+    return [info.static(q).layout for q in (
+        "memory::cow::COW_MANAGER", "LOCKED_COW_MANAGER", "small::COW_MANAGER", "REORDERED", "PACKED_BY_RUSTC",
+        "COLOURS", "SIGNS", "EVENTS", "OPTIONAL_NUMBERS", "NONZERO_OPTIONS", "NESTED_OPTIONS", "MANY",
+        "REGION_OPTIONS", "RESULTS", "GRID", "MIXED", "LIST_HEAD")]
+
+
+@pytest.fixture(scope="module")
+def release_layouts(tmp_path_factory):
+    from gdb_tinyos.debuginfo import DebugInfo
+
+    with DebugInfo.open(build_fixture("release"), cache_dir=tmp_path_factory.mktemp("cache")) as info:
+        return _all_static_layouts(info)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_bytes_only_raise_typed_errors(release_layouts, data):
+    layout = data.draw(st.sampled_from(release_layouts))
+    size = data.draw(st.one_of(st.just(layout.size), st.integers(0, layout.size + 8)))
+    raw = data.draw(st.binary(min_size=size, max_size=size)) if size <= 64 else bytes(
+        data.draw(st.lists(st.integers(0, 255), min_size=1, max_size=64))) * (size // 64 + 1)
+    raw = raw[:size]
+    try:
+        decode(layout, raw)
+    except CorruptStructure:
+        pass
