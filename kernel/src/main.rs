@@ -1,17 +1,59 @@
+//! TinyOS: a small AArch64 kernel for QEMU `virt` (cortex-a72), built to be debugged.
+//!
+//! `kernel_main` is entered from the boot code (arch/aarch64/boot.rs) at EL1 with the
+//! MMU on (boot tables), running in the TTBR1 upper half. Init order: console, final
+//! kernel translation tables (drops the identity map), frame allocator, banner, shell.
 #![no_std]
 #![no_main]
-use core::panic::PanicInfo;
-core::arch::global_asm!(r#"
-.section .text.boot
-.global _start
-_start:
-    ldr x1, =0x09000000
-    mov w2, #'O'
-    str w2, [x1]
-    mov w2, #'K'
-    str w2, [x1]
-1:  wfe
-    b 1b
-"#);
+
+pub mod arch;
+pub mod console;
+pub mod debug;
+pub mod drivers;
+pub mod layout;
+pub mod memory;
+pub mod shell;
+
+use arch::aarch64::{halt, mmu, sysreg};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The exception level QEMU started the kernel at (3, 2 or 1), for the banner.
+static BOOT_EL: AtomicU64 = AtomicU64::new(0);
+
+/// The kernel's Rust entry point, called once by the boot code with the boot EL.
+#[unsafe(no_mangle)]
+pub extern "C" fn kernel_main(boot_el: u64) -> ! {
+    BOOT_EL.store(boot_el, Ordering::Relaxed);
+    drivers::pl011::UART.init();
+    if let Err(err) = mmu::init() {
+        println!("boot: cannot build the kernel page tables: {err}");
+        halt();
+    }
+    let (image_start, image_end) = memory::image::physical();
+    memory::frame::init(image_start, image_end);
+    print_banner();
+    println!("type 'help' for the commands");
+    shell::run()
+}
+
+/// The boot banner (also printed by `version`).
+pub fn print_banner() {
+    println!("TinyOS {} (aarch64)", env!("CARGO_PKG_VERSION"));
+    println!(
+        "booted at EL{}, running at EL{}, MMU {}",
+        BOOT_EL.load(Ordering::Relaxed),
+        sysreg::current_el(),
+        if sysreg::mmu_enabled() { "on" } else { "off" }
+    );
+    print!("build-id: ");
+    for byte in memory::image::build_id() {
+        print!("{byte:02x}");
+    }
+    println!();
+}
+
 #[panic_handler]
-fn panic(_: &PanicInfo) -> ! { loop {} }
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("panic: {info}");
+    halt()
+}

@@ -1,0 +1,145 @@
+//! The kernel's final translation tables (TTBR1) and TTBR0 switching.
+//!
+//! `init` builds, in static tables inside the image (so they are part of the reserved
+//! image, not frame-allocator memory), the linear map of all RAM at KERNEL_OFFSET + PA
+//! with least privilege: kernel text RX (EL1 only), rodata R, data/bss/stacks/tables RW,
+//! the rest of RAM RW, all of it UXN and everything but text PXN; 2 MiB blocks where a
+//! 2 MiB region lies outside the image, 4 KiB pages around it; the PL011 page as
+//! Device-nGnRnE. Then it moves TTBR1 to [`KERNEL_L0`] through an identity-mapped
+//! trampoline, empties TTBR0 (ASID 0) and turns on SCTLR_EL1.WXN.
+
+use super::boot::SCTLR_WXN;
+use super::sysreg;
+use super::tlb;
+use crate::memory::address_space::{AddressSpace, MapError, TableAllocator};
+use crate::memory::descriptor::{Attributes, PageTable};
+use crate::memory::{Asid, BLOCK_2M, PAGE_SIZE, PhysAddr, RAM_END, RAM_START, UART_PA, VirtAddr, image};
+use core::cell::UnsafeCell;
+
+/// A translation table in the kernel image.
+#[repr(transparent)]
+pub struct TableCell(UnsafeCell<PageTable>);
+
+// SAFETY: the tables are written only during single-threaded boot (`init`).
+unsafe impl Sync for TableCell {}
+
+impl TableCell {
+    const fn new() -> Self { Self(UnsafeCell::new(PageTable::EMPTY)) }
+    /// Physical address of the table (it lives in the linearly mapped image).
+    pub fn pa(&self) -> PhysAddr { VirtAddr::new(self.0.get() as u64).to_phys() }
+}
+
+/// The kernel's level-0 table: TTBR1_EL1 after `init`.
+pub static KERNEL_L0: TableCell = TableCell::new();
+
+/// Tables for levels 1-3 of the kernel map: L1, L2 for the device GiB and for RAM, an L3
+/// for the UART page and L3s for the 2 MiB regions the image overlaps.
+const POOL_TABLES: usize = 12;
+static KERNEL_TABLE_POOL: [TableCell; POOL_TABLES] = [const { TableCell::new() }; POOL_TABLES];
+
+struct Pool {
+    next: usize,
+}
+
+impl TableAllocator for Pool {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        let table = KERNEL_TABLE_POOL.get(self.next)?;
+        self.next += 1;
+        Some(table.pa())
+    }
+}
+
+unsafe extern "C" {
+    static tinyos_empty_l0: u8;
+    fn tinyos_switch_ttbr1(l0: u64);
+}
+
+/// The kernel's address space (global entries in the TTBR1 half).
+pub fn kernel_space() -> AddressSpace { AddressSpace::from_raw(KERNEL_L0.pa(), None) }
+
+/// PA of the all-invalid table TTBR0 holds when no process runs.
+pub fn empty_table() -> PhysAddr { VirtAddr::new(&raw const tinyos_empty_l0 as u64).to_phys() }
+
+/// Builds the final kernel map and switches to it. Called once, first thing in
+/// `kernel_main`, while the boot tables (identity + 1 GiB blocks) are live.
+pub fn init() -> Result<(), MapError> {
+    let space = kernel_space();
+    let mut pool = Pool { next: 0 };
+    let (image_start, image_end) = image::physical();
+    let regions = [
+        (image::text(), Attributes::KERNEL_TEXT),
+        (image::rodata(), Attributes::KERNEL_RODATA),
+        (image::data(), Attributes::KERNEL_DATA),
+    ];
+    for ((start, end), attrs) in regions {
+        map_pages(&space, start.to_phys(), end.to_phys(), attrs, &mut pool)?;
+    }
+    // The rest of RAM: 2 MiB blocks where the whole block lies outside the image.
+    let mut pa = RAM_START;
+    while pa < RAM_END {
+        let block_end = pa + BLOCK_2M;
+        let overlaps = pa < image_end.as_u64() && image_start.as_u64() < block_end;
+        if overlaps {
+            map_pages(&space, PhysAddr::new(pa), image_start.min(PhysAddr::new(block_end)), Attributes::KERNEL_DATA, &mut pool)?;
+            map_pages(&space, image_end.max(PhysAddr::new(pa)), PhysAddr::new(block_end), Attributes::KERNEL_DATA, &mut pool)?;
+        } else {
+            let va = PhysAddr::new(pa).to_virt();
+            space.map_with(va, PhysAddr::new(pa), 2, Attributes::KERNEL_DATA, &mut pool)?.flush();
+        }
+        pa = block_end;
+    }
+    let uart = PhysAddr::new(UART_PA);
+    space.map_with(uart.to_virt(), uart, 3, Attributes::DEVICE, &mut pool)?.flush();
+
+    // SAFETY: the new tables map the running code, stack and UART at the same VAs as
+    // the boot tables; the trampoline switches from the identity map.
+    unsafe { tinyos_switch_ttbr1(KERNEL_L0.pa().as_u64()) };
+    clear_user_table();
+    let sctlr = sysreg::read!("sctlr_el1");
+    // SAFETY: no mapping of the final tables is both writable and executable.
+    unsafe { sysreg::write!("sctlr_el1", sctlr | SCTLR_WXN) };
+    tlb::invalidate_all();
+    Ok(())
+}
+
+fn map_pages(space: &AddressSpace, start: PhysAddr, end: PhysAddr, attrs: Attributes, pool: &mut Pool) -> Result<(), MapError> {
+    let mut pa = start.as_u64();
+    while pa < end.as_u64() {
+        let frame = PhysAddr::new(pa);
+        space.map_with(frame.to_virt(), frame, 3, attrs, pool)?.flush();
+        pa += PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Selects a process's tables: TTBR0 = (asid << 48) | l0. No TLB flush is needed
+/// (entries are tagged with the ASID); the ASID must not be reused without
+/// `tlb::invalidate_asid`.
+pub fn set_user_table(l0: PhysAddr, asid: Asid) {
+    let space = AddressSpace::from_raw(l0, Some(asid));
+    // SAFETY: TTBR0 only translates user VAs; the kernel runs from TTBR1.
+    unsafe { sysreg::write!("ttbr0_el1", space.ttbr0()) };
+    sysreg::isb();
+}
+
+/// TTBR0 = the empty table with ASID 0 (no process), then drop every non-global entry
+/// the identity map or earlier processes may have left in the TLB.
+pub fn clear_user_table() {
+    // SAFETY: as above.
+    unsafe { sysreg::write!("ttbr0_el1", empty_table().as_u64()) };
+    sysreg::isb();
+    tlb::invalidate_all();
+}
+
+/// The TTBR for a VA: TTBR1 for the kernel half, TTBR0 for the user half. Returns the
+/// address space (L0 PA, with the ASID from TTBR0) or `None` for a non-canonical VA.
+pub fn live_space_for(va: VirtAddr) -> Option<AddressSpace> {
+    if va.is_kernel() {
+        Some(AddressSpace::from_raw(PhysAddr::new(sysreg::read!("ttbr1_el1") & 0x0000_FFFF_FFFF_FFFE), None))
+    } else if va.is_user() {
+        let ttbr0 = sysreg::read!("ttbr0_el1");
+        Some(AddressSpace::from_raw(PhysAddr::new(ttbr0 & 0x0000_FFFF_FFFF_FFFE), Some((ttbr0 >> 48) as Asid)))
+    } else {
+        None
+    }
+}

@@ -1,0 +1,238 @@
+//! The physical frame allocator: 4 KiB frames of RAM not used by the kernel image (which
+//! includes .bss, the boot and kernel translation tables and the boot stack).
+//!
+//! State lives in one static, [`FRAME_ALLOCATOR`], laid out so a debugger can decode it
+//! from memory without running code: `FRAME_ALLOCATOR.frames.value` is a [`Frames`]
+//! with the base PA, the number of RAM frames, the number managed, the free count and a
+//! per-frame `u16` reference count (0 = free, [`RESERVED`] = kernel image, never handed
+//! out). Frame `i` is the PA `base_pa + i * 4096`.
+//!
+//! Errors never corrupt the state: a free of a frame that is not allocated (double
+//! free), a PA outside RAM or inside the image, or a reference-count overflow is
+//! refused with a [`FrameError`] and logged on the console.
+
+use super::{PAGE_SIZE, PhysAddr, RAM_SIZE, RAM_START};
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Frames of RAM covered by the reference-count array.
+pub const MAX_FRAMES: usize = (RAM_SIZE / PAGE_SIZE) as usize;
+/// Reference count of a frame that belongs to the kernel image.
+pub const RESERVED: u16 = u16::MAX;
+/// The largest count a frame may reach (below [`RESERVED`]).
+pub const MAX_REFS: u16 = u16::MAX - 1;
+
+/// The allocator's decodable state.
+#[repr(C)]
+pub struct Frames {
+    /// PA of frame 0 (the start of RAM).
+    pub base_pa: u64,
+    /// Frames covered by `ref_counts` (all of RAM).
+    pub frame_count: usize,
+    /// Frames the allocator manages: `frame_count` minus the kernel image.
+    pub total_frames: usize,
+    /// Managed frames whose count is 0.
+    pub free_frames: usize,
+    /// Where the next search for a free frame starts.
+    pub next_hint: usize,
+    /// Per-frame reference count: 0 = free, `RESERVED` = kernel image.
+    pub ref_counts: [u16; MAX_FRAMES],
+}
+
+/// The global allocator: a re-entrancy flag and the state. Not a spin lock: TinyOS runs
+/// on one CPU with interrupts masked, so a held flag means re-entry (a bug) and is
+/// reported instead of dead-locking.
+pub struct FrameAllocator {
+    /// True while an operation runs (visible to the debugger).
+    locked: AtomicBool,
+    frames: UnsafeCell<Frames>,
+}
+
+// SAFETY: all access goes through `with`, which refuses re-entry.
+unsafe impl Sync for FrameAllocator {}
+
+/// Why a frame operation was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FrameError {
+    /// The PA is not page aligned or not in RAM.
+    BadAddress(PhysAddr),
+    /// The frame belongs to the kernel image.
+    Reserved(PhysAddr),
+    /// The frame is free (a double free or a reference to a free frame).
+    NotAllocated(PhysAddr),
+    /// `free` of a frame that other mappings still reference.
+    StillShared(PhysAddr, u16),
+    /// The count would exceed [`MAX_REFS`].
+    TooManyReferences(PhysAddr),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            FrameError::BadAddress(pa) => write!(f, "{pa:#x} is not a page-aligned RAM address"),
+            FrameError::Reserved(pa) => write!(f, "{pa:#x} belongs to the kernel image"),
+            FrameError::NotAllocated(pa) => write!(f, "{pa:#x} is not allocated (double free?)"),
+            FrameError::StillShared(pa, n) => write!(f, "{pa:#x} still has {n} references"),
+            FrameError::TooManyReferences(pa) => write!(f, "{pa:#x} reference count would overflow"),
+        }
+    }
+}
+
+/// Counts for `mem` and for tests.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FrameStats {
+    pub total: usize,
+    pub free: usize,
+}
+
+impl FrameStats {
+    pub const fn used(&self) -> usize { self.total - self.free }
+}
+
+/// The kernel's frame allocator.
+pub static FRAME_ALLOCATOR: FrameAllocator = FrameAllocator {
+    locked: AtomicBool::new(false),
+    frames: UnsafeCell::new(Frames {
+        // Zero until `init` so the static lives in .bss, not in the ELF file.
+        base_pa: 0,
+        frame_count: 0,
+        total_frames: 0,
+        free_frames: 0,
+        next_hint: 0,
+        ref_counts: [0; MAX_FRAMES],
+    }),
+};
+
+impl FrameAllocator {
+    /// Runs `f` with exclusive access to the state.
+    fn with<R>(&self, f: impl FnOnce(&mut Frames) -> R) -> R {
+        if self.locked.swap(true, Ordering::Acquire) {
+            panic!("frame allocator re-entered");
+        }
+        // SAFETY: the flag guarantees no other reference to the state exists.
+        let result = f(unsafe { &mut *self.frames.get() });
+        self.locked.store(false, Ordering::Release);
+        result
+    }
+}
+
+impl Frames {
+    fn index(&self, pa: PhysAddr) -> Result<usize, FrameError> {
+        let offset = pa.as_u64().wrapping_sub(self.base_pa);
+        if !pa.is_aligned(PAGE_SIZE) || pa.as_u64() < self.base_pa || offset / PAGE_SIZE >= self.frame_count as u64 {
+            return Err(FrameError::BadAddress(pa));
+        }
+        let index = (offset / PAGE_SIZE) as usize;
+        match self.ref_counts[index] {
+            RESERVED => Err(FrameError::Reserved(pa)),
+            0 => Err(FrameError::NotAllocated(pa)),
+            _ => Ok(index),
+        }
+    }
+
+    fn pa(&self, index: usize) -> PhysAddr {
+        PhysAddr::new(self.base_pa + index as u64 * PAGE_SIZE)
+    }
+}
+
+/// Sets up the allocator over all of RAM, reserving the kernel image [`image_start`,
+/// `image_end`) (physical, page aligned). Called once at boot.
+pub fn init(image_start: PhysAddr, image_end: PhysAddr) {
+    FRAME_ALLOCATOR.with(|s| {
+        s.base_pa = RAM_START;
+        s.frame_count = MAX_FRAMES;
+        let mut reserved = 0;
+        for (i, count) in s.ref_counts.iter_mut().enumerate() {
+            let pa = RAM_START + i as u64 * PAGE_SIZE;
+            let in_image = pa >= image_start.as_u64() && pa < image_end.as_u64();
+            *count = if in_image { RESERVED } else { 0 };
+            reserved += in_image as usize;
+        }
+        s.total_frames = MAX_FRAMES - reserved;
+        s.free_frames = s.total_frames;
+        s.next_hint = 0;
+    });
+}
+
+/// Allocates one zeroed frame with reference count 1, or `None` when RAM is exhausted.
+pub fn alloc() -> Option<PhysAddr> {
+    let pa = FRAME_ALLOCATOR.with(|s| {
+        if s.free_frames == 0 {
+            return None;
+        }
+        let n = s.frame_count;
+        let index = (0..n).map(|i| (s.next_hint + i) % n).find(|&i| s.ref_counts[i] == 0)?;
+        s.ref_counts[index] = 1;
+        s.free_frames -= 1;
+        s.next_hint = (index + 1) % n;
+        Some(s.pa(index))
+    })?;
+    // SAFETY: the frame was free, so nothing else uses it; RAM is linearly mapped RW.
+    unsafe { core::ptr::write_bytes(pa.as_ptr::<u8>(), 0, PAGE_SIZE as usize) };
+    Some(pa)
+}
+
+/// Adds a reference to an allocated frame (a new mapping of it); returns the new count.
+pub fn inc_ref(pa: PhysAddr) -> Result<u16, FrameError> {
+    logged("inc_ref", FRAME_ALLOCATOR.with(|s| {
+        let i = s.index(pa)?;
+        if s.ref_counts[i] >= MAX_REFS {
+            return Err(FrameError::TooManyReferences(pa));
+        }
+        s.ref_counts[i] += 1;
+        Ok(s.ref_counts[i])
+    }))
+}
+
+/// Drops a reference; the frame becomes free when the count reaches 0. Returns the new count.
+pub fn dec_ref(pa: PhysAddr) -> Result<u16, FrameError> {
+    logged("dec_ref", FRAME_ALLOCATOR.with(|s| {
+        let i = s.index(pa)?;
+        s.ref_counts[i] -= 1;
+        if s.ref_counts[i] == 0 {
+            s.free_frames += 1;
+        }
+        Ok(s.ref_counts[i])
+    }))
+}
+
+/// Frees a frame held by exactly one reference. A double free, a shared frame or a
+/// bad address is refused (and logged) without changing anything.
+pub fn free(pa: PhysAddr) -> Result<(), FrameError> {
+    logged("free", FRAME_ALLOCATOR.with(|s| {
+        let i = s.index(pa)?;
+        if s.ref_counts[i] != 1 {
+            return Err(FrameError::StillShared(pa, s.ref_counts[i]));
+        }
+        s.ref_counts[i] = 0;
+        s.free_frames += 1;
+        Ok(())
+    }))
+}
+
+/// The reference count of a frame (0 = free, [`RESERVED`] = image), `None` outside RAM.
+pub fn ref_count(pa: PhysAddr) -> Option<u16> {
+    FRAME_ALLOCATOR.with(|s| {
+        let offset = pa.as_u64().checked_sub(s.base_pa)? / PAGE_SIZE;
+        s.ref_counts.get(offset as usize).copied().filter(|_| (offset as usize) < s.frame_count)
+    })
+}
+
+/// Total and free managed frames.
+pub fn stats() -> FrameStats {
+    FRAME_ALLOCATOR.with(|s| FrameStats { total: s.total_frames, free: s.free_frames })
+}
+
+fn logged<T>(op: &str, result: Result<T, FrameError>) -> Result<T, FrameError> {
+    if let Err(err) = &result {
+        crate::println!("frame allocator: refused {op}: {err}");
+    }
+    result
+}
+
+/// Struct layouts the debugger decodes (for the `layout` command).
+pub fn layout(out: &mut dyn FnMut(crate::layout::Line)) {
+    crate::layout::fields!(out, FrameAllocator, locked, frames);
+    crate::layout::fields!(out, Frames, base_pa, frame_count, total_frames, free_frames, next_hint, ref_counts);
+}
