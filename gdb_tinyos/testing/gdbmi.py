@@ -26,7 +26,7 @@ from pygdbmi.gdbcontroller import GdbController
 
 from gdb_tinyos.testing.errors import GdbCommandError, GdbError, GdbTimeout, UnexpectedStop
 from gdb_tinyos.testing.ports import LOOPBACK
-from gdb_tinyos.testing.processes import stop_process
+from gdb_tinyos.testing.processes import close_quietly, stop_process
 from gdb_tinyos.testing.qemu import require_tool
 
 GDB = "gdb-multiarch"
@@ -161,8 +161,7 @@ class GdbSession:
             stop_process(process)
             if process is not None:
                 for pipe in (process.stdin, process.stdout, process.stderr):
-                    if pipe is not None:
-                        pipe.close()
+                    close_quietly(pipe)
             self._controller = None
 
     @property

@@ -35,6 +35,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _entered_with_kernel(stack: ExitStack, make: Callable[..., Any], kernel: Path) -> Callable[..., Any]:
+    """A factory entering ``make(kernel=kernel, **options)`` into ``stack``, which the
+    fixture closes after the test whatever its outcome."""
+
+    def start(**options: Any) -> Any:
+        options.setdefault("kernel", kernel)
+        return stack.enter_context(make(**options))
+
+    return start
+
+
 @pytest.fixture(scope="session")
 def tinyos_kernel(pytestconfig: pytest.Config) -> Path:
     """The kernel ELF under test."""
@@ -48,12 +59,7 @@ def tinyos_kernel(pytestconfig: pytest.Config) -> Path:
 def tinyos_qemu_factory(tinyos_kernel: Path) -> Iterator[Callable[..., QemuMachine]]:
     """``factory(**QemuMachine options) -> started QemuMachine``; ended after the test."""
     with ExitStack() as stack:
-
-        def boot(**options: Any) -> QemuMachine:
-            options.setdefault("kernel", tinyos_kernel)
-            return stack.enter_context(QemuMachine(**options))
-
-        yield boot
+        yield _entered_with_kernel(stack, QemuMachine, tinyos_kernel)
 
 
 @pytest.fixture
@@ -66,12 +72,7 @@ def tinyos_machine(tinyos_qemu_factory: Callable[..., QemuMachine]) -> QemuMachi
 def tinyos_debug_factory(tinyos_kernel: Path) -> Iterator[Callable[..., DebugSession]]:
     """``factory(**debug_session options) -> DebugSession``; all ended after the test."""
     with ExitStack() as stack:
-
-        def attach(**options: Any) -> DebugSession:
-            options.setdefault("kernel", tinyos_kernel)
-            return stack.enter_context(debug_session(**options))
-
-        yield attach
+        yield _entered_with_kernel(stack, debug_session, tinyos_kernel)
 
 
 @pytest.fixture

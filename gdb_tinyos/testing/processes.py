@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import signal
 import subprocess
+from typing import IO
 
 _PR_SET_PDEATHSIG = 1
 
@@ -45,3 +46,14 @@ def pid_alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
+
+
+def close_quietly(pipe: IO[bytes] | None) -> None:
+    """Closes a pipe to or from a process that is gone; keystrokes still buffered for a
+    dead process make close() raise BrokenPipeError, which means nothing any more here."""
+    if pipe is None:
+        return
+    try:
+        pipe.close()
+    except BrokenPipeError:
+        pass

@@ -21,10 +21,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from gdb_tinyos.testing.console import SerialConsole
+from gdb_tinyos.testing.console import PROMPT, SerialConsole
 from gdb_tinyos.testing.errors import QemuStartError, ToolMissing
 from gdb_tinyos.testing.ports import LOOPBACK, free_port, process_listens_on
-from gdb_tinyos.testing.processes import die_with_parent, stop_process
+from gdb_tinyos.testing.processes import close_quietly, die_with_parent, stop_process
 
 QEMU = "qemu-system-aarch64"
 _MACHINE_BY_EL = {1: "virt", 2: "virt,virtualization=on", 3: "virt,secure=on"}
@@ -50,6 +50,7 @@ class QemuMachine:
          for the first prompt (``console.banner`` is then set).
     port_picker: where gdbstub ports come from; a port QEMU finds taken is replaced by the
          next one (up to ``port_attempts`` tries).
+    prompt: the shell prompt the console waits for (a kernel of your own may differ).
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class QemuMachine:
         qemu: str = QEMU,
         port_picker: Callable[[], int] = free_port,
         port_attempts: int = 5,
+        prompt: str = PROMPT,
     ):
         if el not in _MACHINE_BY_EL:
             raise ValueError(f"el must be 1, 2 or 3, not {el!r}")
@@ -79,6 +81,7 @@ class QemuMachine:
         self.qemu = qemu
         self.port_picker = port_picker
         self.port_attempts = port_attempts
+        self.prompt = prompt
         self.gdb_port: int | None = None
         self.argv: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -143,7 +146,7 @@ class QemuMachine:
             preexec_fn=die_with_parent,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._console = SerialConsole(self.proc.stdout, self.proc.stdin, describe_owner=self.describe)
+        self._console = SerialConsole(self.proc.stdout, self.proc.stdin, prompt=self.prompt, describe_owner=self.describe)
 
     def _gdbstub_listens(self, port: int, timeout: float = 10.0) -> bool:
         """Waits until QEMU itself listens on ``port`` (True) or exits (False)."""
@@ -161,8 +164,7 @@ class QemuMachine:
         stop_process(self.proc)
         if self.proc is not None:
             for pipe in (self.proc.stdin, self.proc.stdout):
-                if pipe is not None:
-                    pipe.close()
+                close_quietly(pipe)
         if self._console is not None:
             self._console.join_reader()
         if self._stderr is not None:
@@ -172,11 +174,6 @@ class QemuMachine:
 
     def close(self) -> None:
         """Ends QEMU and closes its pipes. Safe to call more than once."""
-        if self.proc is not None:
-            try:
-                self.proc.stdin.close()  # type: ignore[union-attr]
-            except BrokenPipeError:
-                pass
         self._discard_process()
 
     # -- state ----------------------------------------------------------------------------
@@ -206,6 +203,12 @@ class QemuMachine:
         if self.proc is None:
             return "QEMU is not running."
         status = self.proc.poll()
+        if status is None and self._console is not None and self._console.closed:
+            # The console closes as QEMU exits: give the exit a moment to be reaped.
+            try:
+                status = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
         state = "QEMU is running" if status is None else f"QEMU exited with status {status}"
         stderr = self.stderr_text().strip()
         return f"{state} (pid {self.proc.pid}, {' '.join(self.argv)})" + (f"; its stderr: {stderr}" if stderr else ".")

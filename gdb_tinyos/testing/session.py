@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gdb_tinyos
-from gdb_tinyos.testing.console import SerialConsole
+from gdb_tinyos.testing.console import PROMPT, SerialConsole
 from gdb_tinyos.testing.gdbmi import GdbSession
 from gdb_tinyos.testing.qemu import QemuMachine
 
@@ -55,12 +55,13 @@ def debug_session(
     qemu_args: Sequence[str] = (),
     gdb_args: Sequence[str] = (),
     timeout: float = 10.0,
+    prompt: str = PROMPT,
 ) -> Iterator[DebugSession]:
     """Boots ``kernel`` halted under QEMU, attaches gdb and loads ``plugin`` (default: the
     gdb_tinyos loader if it exists; None loads nothing). Everything is ended on exit."""
     plugin_path = default_plugin() if plugin is _DEFAULT else plugin
     with ExitStack() as stack:
-        machine = stack.enter_context(QemuMachine(kernel=kernel, el=el, gdb=True, extra_args=qemu_args))
+        machine = stack.enter_context(QemuMachine(kernel=kernel, el=el, gdb=True, extra_args=qemu_args, prompt=prompt))
         gdb = stack.enter_context(GdbSession(extra_args=gdb_args, timeout=timeout))
         gdb.file(kernel)
         assert machine.gdb_port is not None

@@ -54,6 +54,12 @@ def test_boot_reaches_prompt_and_banner_is_the_text_before_it(tinyos_machine):
     assert console.transcript == console.banner.replace("\n", "\r\n") + "tinyos> "
 
 
+def test_prompt_is_configurable(tinyos_kernel):
+    # Taking the banner's second line start as the "prompt" leaves only the first line.
+    with QemuMachine(kernel=tinyos_kernel, prompt="booted at ") as m:
+        assert re.fullmatch(r"TinyOS \S+ \(aarch64\)\n", m.console.banner)
+
+
 def test_command_returns_the_output_between_echo_and_prompt(tinyos_machine):
     assert tinyos_machine.console.command("frobnicate") == unknown("frobnicate")
 
