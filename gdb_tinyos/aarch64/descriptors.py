@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .granule import Granule
-from .sysregs import Field, RegisterLayout
+from .sysregs import SHAREABILITY, Field, RegisterLayout
 
-_SHAREABILITY = {0: "non-shareable", 1: "reserved", 2: "outer", 3: "inner"}
 _AP_NAMES = {0: "EL1:RW EL0:--", 1: "EL1:RW EL0:RW", 2: "EL1:R- EL0:--", 3: "EL1:R- EL0:R-"}
 _APTABLE_NAMES = {0: "none", 1: "no-EL0", 2: "read-only", 3: "read-only,no-EL0"}
 
@@ -42,7 +41,7 @@ LEAF_LAYOUT = RegisterLayout(
         Field("GP", 50),
         Field("nG", 11),
         Field("AF", 10),
-        Field("SH", 8, 2, _SHAREABILITY),
+        Field("SH", 8, 2, SHAREABILITY),
         Field("AP", 6, 2, _AP_NAMES),
         Field("NS", 5),
         Field("AttrIndx", 2, 3),
@@ -157,7 +156,7 @@ def _leaf(raw: int, level: int, granule: Granule, kind: DescriptorKind) -> LeafD
         attr_index=f["AttrIndx"],
         ns=bool(f["NS"]),
         ap=f["AP"],
-        shareability=_SHAREABILITY[f["SH"]],
+        shareability=SHAREABILITY[f["SH"]],
         af=bool(f["AF"]),
         ng=bool(f["nG"]),
         dbm=bool(f["DBM"]),

@@ -66,7 +66,7 @@ TG0_GRANULES: dict[int, Granule] = {0b00: GRANULE_4K, 0b01: GRANULE_64K, 0b10: G
 TG1_GRANULES: dict[int, Granule] = {0b01: GRANULE_16K, 0b10: GRANULE_4K, 0b11: GRANULE_64K}
 IPS_BITS: dict[int, int] = {0: 32, 1: 36, 2: 40, 3: 42, 4: 44, 5: 48, 6: 52}
 _CACHE = {0: "NC", 1: "WB-RA-WA", 2: "WT-RA", 3: "WB-RA"}
-_SHARE = {0: "non-shareable", 1: "reserved", 2: "outer", 3: "inner"}
+SHAREABILITY = {0: "non-shareable", 1: "reserved", 2: "outer", 3: "inner"}
 
 
 def _names(mapping: Mapping[int, Granule]) -> dict[int, str]:
@@ -80,14 +80,14 @@ TCR_LAYOUT = RegisterLayout(
         Field("EPD0", 7),
         Field("IRGN0", 8, 2, _CACHE),
         Field("ORGN0", 10, 2, _CACHE),
-        Field("SH0", 12, 2, _SHARE),
+        Field("SH0", 12, 2, SHAREABILITY),
         Field("TG0", 14, 2, _names(TG0_GRANULES)),
         Field("T1SZ", 16, 6),
         Field("A1", 22),
         Field("EPD1", 23),
         Field("IRGN1", 24, 2, _CACHE),
         Field("ORGN1", 26, 2, _CACHE),
-        Field("SH1", 28, 2, _SHARE),
+        Field("SH1", 28, 2, SHAREABILITY),
         Field("TG1", 30, 2, _names(TG1_GRANULES)),
         Field("IPS", 32, 3, {k: f"{v}-bit" for k, v in IPS_BITS.items()}),
         Field("AS", 36, 1, {0: "8-bit", 1: "16-bit"}),
