@@ -8,7 +8,14 @@
 //! the probe's recovery label instead of halting. Any other EL1 exception still halts.
 
 use super::exception::{self, TrapFrame, Vector};
+use crate::debug::{EVENT_FAULT_RECOVERED, tinyos_debug_event};
 use crate::println;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// While set, probe faults are recovered without the console report (self-tests).
+static QUIET: AtomicBool = AtomicBool::new(false);
+/// ESR of the last recovered probe fault (0 = none yet).
+static LAST_ESR: AtomicU64 = AtomicU64::new(0);
 
 core::arch::global_asm!(
     r#"
@@ -162,8 +169,25 @@ pub fn recover(frame: &mut TrapFrame) -> bool {
     if !faulting_probe && !exec_fault {
         return false;
     }
-    exception::report(frame, Vector::CURRENT_SYNC);
-    println!("recovered: the fault probe returns to the shell");
+    LAST_ESR.store(frame.esr, Ordering::Relaxed);
+    if !QUIET.load(Ordering::Relaxed) {
+        exception::report(frame, Vector::CURRENT_SYNC);
+        println!("recovered: the fault probe returns to the shell");
+    }
+    tinyos_debug_event(EVENT_FAULT_RECOVERED, frame.esr, frame.elr);
     frame.elr = if exec_fault { exec_recover } else { recover };
     true
+}
+
+/// Runs `f` with probe faults recovered silently; returns `f`'s result.
+pub fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    let was = QUIET.swap(true, Ordering::Relaxed);
+    let result = f();
+    QUIET.store(was, Ordering::Relaxed);
+    result
+}
+
+/// ESR of the most recent recovered probe fault.
+pub fn last_esr() -> u64 {
+    LAST_ESR.load(Ordering::Relaxed)
 }

@@ -4,6 +4,7 @@
 mod fault;
 mod layout;
 mod memory;
+mod selftest;
 mod system;
 
 use crate::println;
@@ -16,7 +17,7 @@ pub struct Command {
 }
 
 /// Every command, in `help` order. Issue 3 adds its commands to `system::COMMANDS`.
-const GROUPS: &[&[Command]] = &[system::COMMANDS, memory::COMMANDS, fault::COMMANDS, layout::COMMANDS];
+const GROUPS: &[&[Command]] = &[system::COMMANDS, memory::COMMANDS, fault::COMMANDS, layout::COMMANDS, selftest::COMMANDS];
 
 /// Iterates over all commands.
 pub fn all() -> impl Iterator<Item = &'static Command> {
