@@ -48,9 +48,7 @@ class Static:
 
     def member(self, path: str) -> tuple[int, Type]:
         """Address and type of ``path`` inside the static (``"data.value"``)."""
-        from .layouts import member_path
-
-        offset, layout = member_path(self.layout, path)
+        offset, layout = self.layout.member_path(path)
         return self.symbol.address + offset, layout
 
 
@@ -78,12 +76,13 @@ class DebugInfo:
         self.save_cache()
 
     @classmethod
-    def open(cls, path: str | Path, cache_dir: Path | None | object = _DEFAULT) -> DebugInfo:
+    def open(cls, path: str | Path, cache_dir: str | Path | None | object = _DEFAULT) -> DebugInfo:
         """Open ``path``. ``cache_dir=None`` disables the disk cache; the default is
         :func:`cache.default_cache_dir`. Raises DebugInfoError for a missing file, a file
         that is not ELF, or an ELF without DWARF."""
         path = Path(path)
         directory = cache.default_cache_dir() if cache_dir is _DEFAULT else cache_dir
+        directory = Path(directory) if isinstance(directory, str) else directory
         try:
             fh = open(path, "rb")
         except OSError as exc:

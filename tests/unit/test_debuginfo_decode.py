@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gdb_tinyos.debuginfo import (
-    BaseType, DecodeError, EnumValue, Member, RustEnumType, StructType, StructValue, Variant, decode, plain,
+    ArrayType, BaseType, DecodeError, EnumValue, Member, RawValue, RustEnumType, StructType, StructValue,
+    TypedefType, Variant, decode, plain,
 )
 from gdb_tinyos.errors import CorruptStructure
 from test_debuginfo_fixture import ElfImage, build_fixture, fixture_elf, fixture_info, layout_facts  # noqa: F401
@@ -159,6 +160,24 @@ def test_synthetic_discriminant_lists_and_signed_tags():
     assert decode(enum, bytes([15, 0])).variant == "High"
     assert decode(enum, bytes([0, 0])).variant == "Rest"
     assert decode(enum, bytes([0x80, 0])).discriminant == -128
+
+
+def test_synthetic_c_shapes():
+    # What C DWARF has and rustc does not emit: typedefs, one array with two subranges,
+    # unions and bit fields. Expected values worked out by hand from the bytes.
+    u16 = BaseType("u16", 2, 2, "unsigned")
+    word = TypedefType("word_t", 2, 2, u16)
+    grid = ArrayType("word_t[2][3]", 12, 2, word, (2, 3))
+    flags = StructType("flags", 1, 1, (
+        Member("low", 0, u16, bit_size=3, bit_offset=0), Member("high", 0, u16, bit_size=5, bit_offset=3)))
+    union = StructType("u", 2, 2, (Member("a", 0, u16), Member("b", 0, flags.members[0].type)), is_union=True)
+    outer = StructType("outer", 16, 2, (Member("grid", 0, grid), Member("flags", 12, flags), Member("u", 14, union)))
+    raw = bytes(range(1, 13)) + bytes([0b10101_110, 0]) + b"\xaa\xbb"
+    value = decode(outer, raw)
+    assert value.grid == [[0x0201, 0x0403, 0x0605], [0x0807, 0x0A09, 0x0C0B]]
+    assert (value.flags.low, value.flags.high) == (0b110, 0b10101)
+    assert value.u == RawValue("u", b"\xaa\xbb")
+    assert outer.member_path("grid[1][2]") == (10, word.target)
 
 
 def _all_static_layouts(info):
