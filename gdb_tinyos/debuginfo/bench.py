@@ -59,16 +59,20 @@ def measure(elf: Path, statics: list[str]) -> tuple[float, float]:
     return statistics.median(cold) * 1000, statistics.median(cached) * 1000
 
 
+def figure(elf: Path, statics: list[str] | None = None) -> str:
+    """The ``debuginfo: cold X ms, cached Y ms (...)`` line for ``elf``."""
+    statics = statics or present_statics(elf, CONTRACT_STATICS) or present_statics(elf, FIXTURE_STATICS)
+    cold_ms, cached_ms = measure(elf, statics)
+    size_mb = elf.stat().st_size / 1e6
+    return (f"debuginfo: cold {cold_ms:.0f} ms, cached {cached_ms:.0f} ms "
+            f"({elf.name}, {size_mb:.1f} MB, statics: {', '.join(statics) or 'none'})")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
-    elf = Path(argv[1])
-    statics = argv[2:] or present_statics(elf, CONTRACT_STATICS) or present_statics(elf, FIXTURE_STATICS)
-    cold_ms, cached_ms = measure(elf, statics)
-    size_mb = elf.stat().st_size / 1e6
-    print(f"debuginfo: cold {cold_ms:.0f} ms, cached {cached_ms:.0f} ms "
-          f"({elf.name}, {size_mb:.1f} MB, statics: {', '.join(statics) or 'none'})")
+    print(figure(Path(argv[1]), argv[2:]))
     return 0
 
 
