@@ -1,0 +1,375 @@
+"""The CowManager, decoded from raw target memory through DWARF layouts.
+
+The manager is found by its symbol (``COW_MANAGER``) and unwrapped generically: whatever
+lies between the static and the ``CowManager`` struct — our ``SpinLock<CowManager>``,
+upstream's ``spin::Mutex<Option<CowManager>>`` or a bare ``Option<CowManager>`` — is walked
+through struct members and enum variants, with the lock word and the enum discriminants
+checked on the bytes read. All offsets, sizes and capacities come from DWARF. The whole
+static is read once; only occupied page slots are decoded field by field.
+
+Example::
+
+    info = DebugInfo.open(kernel_elf)
+    where = locate_manager(info)
+    state = read_manager(target, where, ram=(0x4000_0000, 0x4800_0000))
+    for page in state.pages:
+        print(hex(page.physical_addr), page.ref_count, [hex(s.va) for s in page.sharers])
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .debuginfo import DebugInfo, decode, plain
+from .debuginfo.layouts import (
+    ArrayType, BaseType, RustEnumType, StructType, Type, Variant,
+)
+from .errors import CorruptStructure, LayoutError
+from .target import Target
+
+PAGE_SIZE = 4096
+_LOCK_NAMES = ("locked", "lock")
+_MAX_WRAPPER_DEPTH = 8
+
+
+# -- the model ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sharer:
+    """One mapping of a tracked frame: virtual address ``va`` in process ``pid``."""
+
+    va: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class CowPage:
+    """One occupied slot of ``cow_pages``."""
+
+    slot: int
+    physical_addr: int
+    ref_count: int
+    is_cow: bool
+    original_permissions: str
+    sharers: tuple[Sharer, ...]
+
+
+@dataclass(frozen=True)
+class CowStatistics:
+    cow_pages_count: int
+    cow_faults_handled: int
+    pages_duplicated: int
+    memory_saved_bytes: int
+    metadata_memory_bytes: int
+    peak_cow_pages: int
+
+
+@dataclass(frozen=True)
+class CowManagerState:
+    """The manager at one stop. ``initialised`` is False when the manager sits in an
+    ``Option`` that holds ``None`` (then pages and statistics are empty/None)."""
+
+    symbol: str
+    address: int
+    initialised: bool
+    lock_held: bool | None
+    capacity: int
+    active_pages: int = 0
+    next_process_id: int = 0
+    memory_manager: int = 0
+    statistics: CowStatistics | None = None
+    pages: tuple[CowPage, ...] = ()
+
+    def page(self, pa: int) -> CowPage | None:
+        """The tracked page holding physical address ``pa`` (any byte of the frame)."""
+        frame = pa & ~(PAGE_SIZE - 1)
+        return next((p for p in self.pages if p.physical_addr == frame), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- where the manager lives --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _VariantCheck:
+    """On the way to the manager an enum must hold ``variant`` (e.g. ``Option::Some``)."""
+
+    offset: int
+    layout: RustEnumType
+    variant: Variant
+
+
+@dataclass(frozen=True)
+class _PageFields:
+    """Offsets inside one ``cow_pages`` element, resolved once from DWARF."""
+
+    stride: int
+    count: int
+    slot_enum: RustEnumType | None
+    occupied: frozenset[str]  # variant names that carry a page (when slot_enum)
+    page_offset: int  # of the CowPage struct inside the element
+    pa: tuple[int, int]
+    refs: tuple[int, int]
+    is_cow: int
+    perms: tuple[int, Type]
+    vas: tuple[int, int, int, int, int]  # data offset, element size, capacity, len offset, len size
+    pids: tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class ManagerLocation:
+    """Everything needed to decode the manager from the static's bytes."""
+
+    symbol: str
+    address: int
+    size: int
+    manager_offset: int
+    manager: StructType
+    lock_offset: int | None
+    checks: tuple[_VariantCheck, ...]
+    pages_offset: int
+    page_fields: _PageFields
+    statistics: tuple[int, Type]
+
+
+def locate_manager(info: DebugInfo, symbol: str = "COW_MANAGER") -> ManagerLocation:
+    """Find the CowManager behind ``symbol`` and resolve its layout. LayoutError when
+    DWARF does not show the expected shape."""
+    static = info.static(symbol)
+    found = _find_manager(static.layout.strip_typedefs(), 0, (), None, 0)
+    if found is None:
+        raise LayoutError(
+            f"{static.symbol.path} ({static.layout.name}) holds no struct named CowManager "
+            "with a cow_pages member: is this a TinyOS kernel?")
+    offset, manager, checks, lock = found
+    pages_offset, pages = _member(manager, "cow_pages")
+    if not isinstance(pages, ArrayType):
+        raise LayoutError(f"{manager.name}.cow_pages is {pages.name}, not an array")
+    stats = _member(manager, "statistics")
+    return ManagerLocation(
+        symbol=static.symbol.path, address=static.address, size=static.layout.size,
+        manager_offset=offset, manager=manager, lock_offset=lock, checks=checks,
+        pages_offset=offset + pages_offset, page_fields=_page_fields(pages),
+        statistics=(offset + stats[0], stats[1]),
+    )
+
+
+def _is_manager(t: Type) -> bool:
+    return (isinstance(t, StructType) and t.name.split("::")[-1] == "CowManager"
+            and any(m.name == "cow_pages" for m in t.members))
+
+
+def _find_manager(t: Type, offset: int, checks: tuple, lock: int | None, depth: int):
+    """Depth-first search from a wrapper down to the manager, collecting the enum
+    variants that must hold and the first lock word met on the way."""
+    t = t.strip_typedefs()
+    if _is_manager(t):
+        return offset, t, checks, lock
+    if depth >= _MAX_WRAPPER_DEPTH:
+        return None
+    if isinstance(t, RustEnumType):
+        for v in t.variants:
+            found = _find_manager(v.payload, offset, checks + (_VariantCheck(offset, t, v),), lock, depth + 1)
+            if found:
+                return found
+    elif isinstance(t, StructType) and not t.is_union:
+        here_lock = lock
+        for m in t.members:
+            mt = m.type.strip_typedefs()
+            if here_lock is None and m.name in _LOCK_NAMES and _is_lock_word(mt):
+                here_lock = offset + m.offset + _lock_value_offset(mt)
+        for m in t.members:
+            found = _find_manager(m.type, offset + m.offset, checks, here_lock, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _is_lock_word(t: Type) -> bool:
+    if isinstance(t, BaseType):
+        return t.encoding in ("boolean", "unsigned", "signed")
+    # AtomicBool / AtomicU32 wrap the value in an UnsafeCell: follow single members.
+    return isinstance(t, StructType) and len(t.members) == 1 and _is_lock_word(t.members[0].type.strip_typedefs())
+
+
+def _lock_value_offset(t: Type) -> int:
+    off = 0
+    while isinstance(t, StructType):
+        off += t.members[0].offset
+        t = t.members[0].type.strip_typedefs()
+    return off
+
+
+def _member(struct: StructType, name: str) -> tuple[int, Type]:
+    m = struct.member(name)
+    return m.offset, m.type.strip_typedefs()
+
+
+def _page_fields(pages: ArrayType) -> _PageFields:
+    element = pages.row().strip_typedefs()
+    slot_enum = element if isinstance(element, RustEnumType) else None
+    page_offset, page = 0, element
+    occupied: set[str] = set()
+    if slot_enum is not None:
+        for v in slot_enum.variants:
+            found = _find_struct_with(v.payload, "physical_addr", 0)
+            if found:
+                page_offset, page = found
+                occupied.add(v.name)
+        if not occupied:
+            raise LayoutError(f"no variant of {element.name} carries a page with physical_addr")
+    if not isinstance(page, StructType):
+        raise LayoutError(f"cow_pages elements are {element.name}, not pages")
+
+    def scalar(name: str) -> tuple[int, int]:
+        off, t = _member(page, name)
+        return page_offset + off, t.size
+
+    def simple_vec(name: str) -> tuple[int, int, int, int, int]:
+        off, vec = _member(page, name)
+        if not isinstance(vec, StructType):
+            raise LayoutError(f"{page.name}.{name} is {vec.name}, not a SimpleVec")
+        data_off, data = _member(vec, "data")
+        len_off, len_t = _member(vec, "len")
+        if not isinstance(data, ArrayType):
+            raise LayoutError(f"{vec.name}.data is {data.name}, not an array")
+        return (page_offset + off + data_off, data.row().size, data.count, page_offset + off + len_off, len_t.size)
+
+    perms_off, perms_t = _member(page, "original_permissions")
+    return _PageFields(
+        stride=pages.row().size, count=pages.count, slot_enum=slot_enum,
+        occupied=frozenset(occupied), page_offset=page_offset,
+        pa=scalar("physical_addr"), refs=scalar("ref_count"), is_cow=scalar("is_cow")[0],
+        perms=(page_offset + perms_off, perms_t),
+        vas=simple_vec("virtual_addresses"), pids=simple_vec("process_ids"),
+    )
+
+
+def _find_struct_with(t: Type, member: str, offset: int):
+    t = t.strip_typedefs()
+    if isinstance(t, StructType):
+        if any(m.name == member for m in t.members):
+            return offset, t
+        for m in t.members:
+            found = _find_struct_with(m.type, member, offset + m.offset)
+            if found:
+                return found
+    return None
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+def read_manager(target: Target, where: ManagerLocation, ram: tuple[int, int] | None = None) -> CowManagerState:
+    """Decode the manager with one read of the whole static. ``ram`` = (start, end) of
+    physical RAM, to validate addresses. CorruptStructure names the field and why."""
+    data = target.read_virtual(where.address, where.size)
+    return decode_manager(data, where, ram)
+
+
+def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None = None) -> CowManagerState:
+    """Decode the manager from the static's bytes (see :func:`read_manager`)."""
+    lock_held = None
+    if where.lock_offset is not None:
+        lock_held = _lock_state(data[where.lock_offset], where)
+    base = dict(symbol=where.symbol, address=where.address, lock_held=lock_held,
+                capacity=where.page_fields.count)
+    for check in where.checks:
+        active = check.layout.variant_for(data[check.offset : check.offset + check.layout.size])
+        if active is None:
+            raise CorruptStructure(
+                f"{where.symbol}: {check.layout.name} at +{check.offset:#x} selects no variant")
+        if active.name != check.variant.name:
+            return CowManagerState(initialised=False, **base)
+
+    m = where.manager_offset
+    manager = where.manager
+
+    def field_int(name: str) -> int:
+        off, t = _member(manager, name)
+        return int.from_bytes(data[m + off : m + off + t.size], "little")
+
+    active_pages = field_int("active_pages")
+    capacity = where.page_fields.count
+    if active_pages > capacity:
+        raise CorruptStructure(
+            f"{where.symbol}: active_pages is {active_pages}, more than the {capacity} slots of cow_pages")
+    stats_off, stats_t = where.statistics
+    stats = CowStatistics(**plain(decode(stats_t, data, stats_off, f"{where.symbol}.statistics")))
+    pages = tuple(_pages(data, where, ram))
+    return CowManagerState(
+        initialised=True, active_pages=active_pages,
+        next_process_id=field_int("next_process_id"),
+        memory_manager=_plain_address(data, m, manager),
+        statistics=stats, pages=pages, **base,
+    )
+
+
+def _lock_state(value: int, where: ManagerLocation) -> bool:
+    if value > 1:
+        raise CorruptStructure(f"{where.symbol}: lock word at +{where.lock_offset:#x} holds {value}, not 0 or 1")
+    return bool(value)
+
+
+def _plain_address(data: bytes, m: int, manager: StructType) -> int:
+    """``memory_manager`` as an address whatever its shape (usize, pointer, Option of one)."""
+    off, t = _member(manager, "memory_manager")
+    value = plain(decode(t, data, m + off, "memory_manager"))
+    while isinstance(value, dict):
+        inner = [v for k, v in value.items() if k != "variant"]
+        value = inner[0] if inner else 0
+    return int(value or 0)
+
+
+def _pages(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None):
+    f = where.page_fields
+    base = where.pages_offset
+    for slot in range(f.count):
+        at = base + slot * f.stride
+        if f.slot_enum is not None:
+            variant = f.slot_enum.select(f.slot_enum.discriminant(data, at))
+            if variant is None:
+                raise CorruptStructure(
+                    f"{where.symbol}.cow_pages[{slot}]: {f.slot_enum.name} discriminant "
+                    f"{f.slot_enum.discriminant(data, at)} selects no variant")
+            if variant.name not in f.occupied:
+                continue
+        yield _page(data, at, slot, f, where.symbol, ram)
+
+
+def _u(data: bytes, at: int, size: int) -> int:
+    return int.from_bytes(data[at : at + size], "little")
+
+
+def _page(data: bytes, at: int, slot: int, f: _PageFields, symbol: str, ram) -> CowPage:
+    where = f"{symbol}.cow_pages[{slot}]"
+    pa = _u(data, at + f.pa[0], f.pa[1])
+    if ram is not None and not ram[0] <= pa < ram[1]:
+        raise CorruptStructure(f"{where}.physical_addr is {pa:#x}, outside RAM {ram[0]:#x}-{ram[1]:#x}")
+    if pa % PAGE_SIZE:
+        raise CorruptStructure(f"{where}.physical_addr is {pa:#x}, not page aligned")
+    is_cow = data[at + f.is_cow]
+    if is_cow > 1:
+        raise CorruptStructure(f"{where}.is_cow holds {is_cow}, not 0 or 1")
+    perms_off, perms_t = f.perms
+    perms = decode(perms_t, data, at + perms_off, f"{where}.original_permissions")
+    vas = _simple_vec(data, at, f.vas, f"{where}.virtual_addresses")
+    pids = _simple_vec(data, at, f.pids, f"{where}.process_ids")
+    if len(vas) != len(pids):
+        raise CorruptStructure(
+            f"{where}: {len(vas)} virtual addresses but {len(pids)} process ids")
+    return CowPage(
+        slot=slot, physical_addr=pa, ref_count=_u(data, at + f.refs[0], f.refs[1]),
+        is_cow=bool(is_cow), original_permissions=getattr(perms, "variant", str(perms)),
+        sharers=tuple(Sharer(va, pid) for va, pid in zip(vas, pids)),
+    )
+
+
+def _simple_vec(data: bytes, at: int, shape: tuple[int, int, int, int, int], where: str) -> list[int]:
+    data_off, size, capacity, len_off, len_size = shape
+    length = _u(data, at + len_off, len_size)
+    if length > capacity:
+        raise CorruptStructure(f"{where}.len is {length}, more than its capacity {capacity}")
+    return [_u(data, at + data_off + i * size, size) for i in range(length)]
+
