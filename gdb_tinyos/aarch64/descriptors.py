@@ -127,9 +127,8 @@ def decode_descriptor(raw: int, level: int, granule: Granule) -> Descriptor:
     if is_table_or_page:
         return _table(raw, level, granule)
     if not granule.allows_block(level):
-        return InvalidDescriptor(
-            raw, level, DescriptorKind.RESERVED, f"a block is not allowed at level {level} with the {granule.name} granule"
-        )
+        reason = f"a block is not allowed at level {level} with the {granule.name} granule"
+        return InvalidDescriptor(raw, level, DescriptorKind.RESERVED, reason)
     return _leaf(raw, level, granule, DescriptorKind.BLOCK)
 
 

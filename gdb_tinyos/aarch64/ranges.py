@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import NamedTuple
 
 from ..errors import MemoryReadError
 from ..target import Target
@@ -76,7 +77,8 @@ class Problem:
     message: str
 
     def describe(self) -> str:
-        return f"{self.kind.value}: {self.message} (L{self.level} table {self.table:#x} index {self.index}, va {self.va:#x})"
+        where = f"L{self.level} table {self.table:#x} index {self.index}, va {self.va:#x}"
+        return f"{self.kind.value}: {self.message} ({where})"
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,16 @@ class _Limit(Exception):
     """Internal: stops the traversal when a size limit is reached."""
 
 
+class _At(NamedTuple):
+    """Where an entry sits: what a Problem points at (the TTBR itself for the root)."""
+
+    level: int
+    table: int
+    index: int
+    va: int
+    descriptor: int
+
+
 class _Dumper:
     def __init__(
         self,
@@ -163,109 +175,111 @@ class _Dumper:
         self.physical_ranges = physical_ranges
         self.max_tables, self.max_leaves = max_tables, max_leaves
         self.visits = 0
-        self.seen: dict[int, None] = {}
-        self.space = AddressSpace(
-            va_range.name,
-            va_range.root_table,
-            va_range.asid,
-            va_range.granule.name,
-            va_range.input_bits,
-            va_range.start_level,
-            lo,
-            hi,
-        )
+        self.seen: dict[int, None] = {}  # insertion-ordered set of tables read
+        r = va_range
+        self.space = AddressSpace(r.name, r.root_table, r.asid, r.granule.name, r.input_bits, r.start_level, lo, hi)
 
-    def run(self) -> AddressSpace:
+    def run(self) -> None:
         r = self.r
         root, level = r.root_table, r.start_level
+        at = _At(level, root, 0, r.va_start, r.ttbr)
         if root >> r.oa_bits:
-            self._problem(ProblemKind.ADDRESS_SIZE, level, root, 0, r.va_start, r.ttbr, f"root table {root:#x} exceeds {r.oa_bits}-bit PA")
-            return self.space
-        entries = self._read(root, level, (level, root, 0, r.va_start, r.ttbr))
-        if entries is not None:
-            try:
+            self._problem(ProblemKind.ADDRESS_SIZE, at, f"root table {root:#x} exceeds {r.oa_bits}-bit PA")
+            return
+        try:
+            entries = self._read(root, level, at)
+            if entries is not None:
                 self._visit(root, level, entries, r.va_start, Inherited(), (root,))
-            except _Limit:
-                pass
+        except _Limit:
+            pass
+
+    def finish(self) -> AddressSpace:
+        self.space.tables = list(self.seen)
         return self.space
 
-    def _problem(self, kind: ProblemKind, level: int, table: int, index: int, va: int, desc: int, message: str) -> None:
-        self.space.problems.append(Problem(kind, level, table, index, va, desc, message))
+    def _problem(self, kind: ProblemKind, at: _At, message: str) -> None:
+        self.space.problems.append(Problem(kind, *at, message))
 
     def _inside_memory(self, pa: int, size: int) -> bool:
         if self.physical_ranges is None:
             return True
         return any(start <= pa and pa + size <= end for start, end in self.physical_ranges)
 
-    def _read(self, table: int, level: int, ref: tuple[int, int, int, int, int]) -> tuple[int, ...] | None:
-        """Read a level-``level`` table (one read, cached); record why not when it cannot be.
-
-        ``ref`` locates what points at it: (level, table, index, va, descriptor) of the
-        table descriptor, or of the TTBR for the root.
-        """
+    def _read(self, table: int, level: int, at: _At) -> tuple[int, ...] | None:
+        """Read the level-``level`` table ``at`` points to (one read, cached), or say why not."""
         count = self.r.granule.table_entries(level, self.r.input_bits)
         if not self._inside_memory(table, count * 8):
-            self._problem(ProblemKind.OUTSIDE_MEMORY, *ref, f"level {level} table {table:#x} lies outside known memory; not followed")
+            message = f"level {level} table {table:#x} lies outside known memory; not followed"
+            self._problem(ProblemKind.OUTSIDE_MEMORY, at, message)
             return None
         if self.visits >= self.max_tables:
-            self._problem(ProblemKind.LIMIT, *ref, f"stopped after visiting {self.max_tables} tables")
+            self._problem(ProblemKind.LIMIT, at, f"stopped after visiting {self.max_tables} tables")
             raise _Limit
         self.visits += 1
         try:
             entries = self.t.tables.entries(table, count)
         except MemoryReadError as e:
-            self._problem(ProblemKind.UNREADABLE, *ref, f"level {level} table {table:#x} is unreadable: {e}")
+            self._problem(ProblemKind.UNREADABLE, at, f"level {level} table {table:#x} is unreadable: {e}")
             return None
         self.seen.setdefault(table)
         return entries
 
-    def _visit(self, table: int, level: int, entries: tuple[int, ...], prefix: int, inherited: Inherited, ancestors: tuple[int, ...]) -> None:
+    def _visit(
+        self,
+        table: int,
+        level: int,
+        entries: tuple[int, ...],
+        prefix: int,
+        inherited: Inherited,
+        ancestors: tuple[int, ...],
+    ) -> None:
         r = self.r
         shift = r.granule.level_shift(level)
-        first = max(0, (self.lo - prefix) >> shift) if self.lo > prefix else 0
+        # only the entries whose span meets the [lo, hi) window
+        first = (self.lo - prefix) >> shift if self.lo > prefix else 0
         last = min(len(entries) - 1, (self.hi - 1 - prefix) >> shift)
         for index in range(first, last + 1):
             raw = entries[index]
             if not raw & 1:
                 continue
-            va = prefix | (index << shift)
+            at = _At(level, table, index, prefix | (index << shift), raw)
             desc = decode_descriptor(raw, level, r.granule)
             if isinstance(desc, InvalidDescriptor):
-                self._problem(ProblemKind.RESERVED, level, table, index, va, raw, desc.reason)
+                self._problem(ProblemKind.RESERVED, at, desc.reason)
             elif isinstance(desc, TableDescriptor):
-                self._table(desc, table, index, va, inherited, ancestors)
+                self._table(desc, at, inherited, ancestors)
             else:
-                self._leaf(desc, table, index, va, inherited)
+                self._leaf(desc, at, inherited)
 
-    def _table(self, desc: TableDescriptor, table: int, index: int, va: int, inherited: Inherited, ancestors: tuple[int, ...]) -> None:
-        r, nxt, level = self.r, desc.next_table, desc.level
+    def _table(self, desc: TableDescriptor, at: _At, inherited: Inherited, ancestors: tuple[int, ...]) -> None:
+        r, nxt = self.r, desc.next_table
         if nxt >> r.oa_bits:
-            self._problem(ProblemKind.ADDRESS_SIZE, level, table, index, va, desc.raw, f"next table {nxt:#x} exceeds {r.oa_bits}-bit PA")
+            self._problem(ProblemKind.ADDRESS_SIZE, at, f"next table {nxt:#x} exceeds {r.oa_bits}-bit PA")
             return
         if nxt in ancestors:
             back = r.start_level + ancestors.index(nxt)
-            self._problem(ProblemKind.LOOP, level, table, index, va, desc.raw, f"points back to the level {back} table {nxt:#x}; not followed")
+            self._problem(ProblemKind.LOOP, at, f"points back to the level {back} table {nxt:#x}; not followed")
             return
-        entries = self._read(nxt, level + 1, (level, table, index, va, desc.raw))
+        entries = self._read(nxt, at.level + 1, at)
         if entries is not None:
-            self._visit(nxt, level + 1, entries, va, inherited.through(desc, r.hpd), ancestors + (nxt,))
+            self._visit(nxt, at.level + 1, entries, at.va, inherited.through(desc, r.hpd), ancestors + (nxt,))
 
-    def _leaf(self, desc: LeafDescriptor, table: int, index: int, va: int, inherited: Inherited) -> None:
-        r = self.r
-        if desc.output_address >> r.oa_bits:
-            self._problem(ProblemKind.ADDRESS_SIZE, desc.level, table, index, va, desc.raw, f"output address {desc.output_address:#x} exceeds {r.oa_bits}-bit PA")
+    def _leaf(self, desc: LeafDescriptor, at: _At, inherited: Inherited) -> None:
+        r, out = self.r, desc.output_address
+        if out >> r.oa_bits:
+            self._problem(ProblemKind.ADDRESS_SIZE, at, f"output address {out:#x} exceeds {r.oa_bits}-bit PA")
             return
-        if not self._inside_memory(desc.output_address, desc.size):
-            self._problem(ProblemKind.OUTSIDE_MEMORY, desc.level, table, index, va, desc.raw, f"maps {desc.output_address:#x}+{human_size(desc.size)} outside known memory")
+        if not self._inside_memory(out, desc.size):
+            self._problem(ProblemKind.OUTSIDE_MEMORY, at, f"maps {out:#x}+{human_size(desc.size)} outside known memory")
         if self.space.leaves >= self.max_leaves:
-            self._problem(ProblemKind.LIMIT, desc.level, table, index, va, desc.raw, f"stopped after {self.max_leaves} leaves")
+            self._problem(ProblemKind.LIMIT, at, f"stopped after {self.max_leaves} leaves")
             raise _Limit
         self.space.leaves += 1
         attrs = effective_attributes(desc, inherited, self.t.regime.mair, self.t.regime.sctlr.wxn)
         if self.where is not None and not self.where(attrs):
             return
-        start, end = max(va, self.lo), min(va + desc.size, self.hi)
-        self._add(Range(start, end, desc.output_address + (start - va), attrs, 1, (desc.level,)))
+        start, end = max(at.va, self.lo), min(at.va + desc.size, self.hi)
+        self._add(Range(start, end, out + (start - at.va), attrs, 1, (desc.level,)))
 
     def _add(self, new: Range) -> None:
         ranges = self.space.ranges
@@ -276,10 +290,6 @@ class _Dumper:
                 ranges[-1] = replace(last, va_end=new.va_end, leaves=last.leaves + 1, levels=levels)
                 return
         ranges.append(new)
-
-    def finish(self) -> AddressSpace:
-        self.space.tables = list(self.seen)
-        return self.space
 
 
 def dump_range(

@@ -161,9 +161,12 @@ class Translator:
         def done(fault: Fault | None = None, mapping: Mapping | None = None) -> Walk:
             return Walk(va, True, va_range.which, tuple(steps), mapping, fault, tuple(notes))
 
+        def fault(kind: FaultKind, level: int, message: str) -> Walk:
+            return done(Fault(kind, level, message))
+
         table = va_range.root_table
         if table >> va_range.oa_bits:
-            return done(Fault(FaultKind.ADDRESS_SIZE, 0, f"{va_range.name} base {table:#x} exceeds {va_range.oa_bits}-bit PA"))
+            return fault(FaultKind.ADDRESS_SIZE, 0, f"{va_range.name} base {table:#x} exceeds {va_range.oa_bits}-bit PA")
         inherited = Inherited()
         path: dict[int, int] = {}
         for level in range(va_range.start_level, 4):
@@ -171,16 +174,16 @@ class Translator:
             try:
                 entries = self.tables.entries(table, granule.table_entries(level, bits))
             except MemoryReadError as e:
-                return done(Fault(FaultKind.EXTERNAL_ABORT, level, f"level {level} table at {table:#x} is unreadable: {e}"))
+                return fault(FaultKind.EXTERNAL_ABORT, level, f"level {level} table at {table:#x} is unreadable: {e}")
             index = granule.index(cva, level, bits)
             desc = decode_descriptor(entries[index], level, granule)
             steps.append(WalkStep(level, table, index, entries[index], desc.kind, desc))
             if isinstance(desc, InvalidDescriptor):
-                return done(Fault(FaultKind.TRANSLATION, level, f"level {level} descriptor is {desc.kind.value}: {desc.reason}"))
+                return fault(FaultKind.TRANSLATION, level, f"level {level} descriptor is {desc.kind.value}: {desc.reason}")
             if isinstance(desc, TableDescriptor):
                 if desc.next_table >> va_range.oa_bits:
                     message = f"next table {desc.next_table:#x} exceeds {va_range.oa_bits}-bit PA"
-                    return done(Fault(FaultKind.ADDRESS_SIZE, level, message))
+                    return fault(FaultKind.ADDRESS_SIZE, level, message)
                 if desc.next_table in path:
                     notes.append(
                         f"level {level} entry points back to the level {path[desc.next_table]} table "
