@@ -35,7 +35,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from . import registers
-from .errors import DebugInfoError, MemoryReadError, RegisterError
+from .errors import DebugInfoError, MemoryReadError, RegisterError, TranslationError
 from .target import Target
 
 SIDECAR_SUFFIX = ".sysregs.json"
@@ -48,6 +48,7 @@ _PRSTATUS_PID = 32
 _PRSTATUS_REGS = 112
 _PRSTATUS_SIZE = _PRSTATUS_REGS + 34 * 8
 _SCTLR_M = 1
+_PAGE = 4096  # the smallest granule: a virtual read is split at these boundaries
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,9 @@ class CoreTarget(Target):
     """Physical memory and CPU registers of a QEMU guest-memory core.
 
     ``sysregs``: system registers by canonical name; default: the sidecar beside the core
-    if present. ``translate(target, va) -> pa`` walks page tables (the aarch64 layer plugs
-    in here); without it, or without TTBRs, virtual reads use the linear map.
+    if present. With TTBR1/TCR known and the MMU on, virtual reads walk the page tables
+    (``translate(target, va) -> pa``, default :func:`gdb_tinyos.aarch64.translate`);
+    without them they use the kernel linear map.
     ``cpu`` selects which NT_PRSTATUS (QEMU writes one per vCPU) registers come from."""
 
     def __init__(
@@ -193,14 +195,26 @@ class CoreTarget(Target):
         return bytes(out)
 
     def read_virtual(self, va: int, size: int) -> bytes:
-        return self.read_physical(self.virtual_to_physical(va), size)
+        if not self._walks_tables():
+            return self.read_physical(self.virtual_to_physical(va), size)
+        # Through page tables, consecutive pages need not be physically consecutive.
+        out = bytearray()
+        addr, end = va, va + size
+        while addr < end:
+            n = min(end, (addr | (_PAGE - 1)) + 1) - addr
+            out += self.read_physical(self.virtual_to_physical(addr), n)
+            addr += n
+        return bytes(out)
 
     def virtual_to_physical(self, va: int) -> int:
         """The PA behind ``va``: page tables if possible, else linear map, else identity."""
         if not self.mmu_on():
             return va
-        if self.translate is not None and "TTBR1_EL1" in self.sysregs:
-            return self.translate(self, va)
+        if self._walks_tables():
+            try:
+                return (self.translate or _page_table_translate)(self, va)
+            except TranslationError as exc:
+                raise MemoryReadError(str(exc), va) from None
         if va >= self.linear_offset:
             return va - self.linear_offset
         raise MemoryReadError(
@@ -208,6 +222,9 @@ class CoreTarget(Target):
             "and the address is outside the kernel linear map",
             va,
         )
+
+    def _walks_tables(self) -> bool:
+        return self.mmu_on() and "TTBR1_EL1" in self.sysregs and "TCR_EL1" in self.sysregs
 
     def mmu_on(self) -> bool:
         """SCTLR_EL1.M from the sidecar; assumed on (a running kernel) when unknown."""
@@ -226,6 +243,13 @@ class CoreTarget(Target):
             return self.sysregs[found]
         hint = "" if self.sysregs else f" (no {SIDECAR_SUFFIX} sidecar: QEMU's core notes hold only x0-x30, sp, pc, pstate)"
         raise RegisterError(f"register {name} is not in the core {self.path.name}{hint}")
+
+
+def _page_table_translate(target: Target, va: int) -> int:
+    # Imported late: the translation layer is optional for reading a core's RAM.
+    from .aarch64 import translate  # noqa: PLC0415
+
+    return translate(target, va)
 
 
 def _map_file(f, path: Path) -> mmap.mmap:

@@ -62,9 +62,13 @@ def _load() -> None:
             gdb.STDERR,
         )
         return
-    from gdb_tinyos import __version__
-    from gdb_tinyos.commands.registry import register_all
-    from gdb_tinyos.commands.session import session
+    try:
+        from gdb_tinyos import __version__
+        from gdb_tinyos.commands.registry import register_all
+        from gdb_tinyos.commands.session import session
+    except ImportError as exc:
+        gdb.write(f"tinyos: cannot load the plugin from {_PACKAGE_DIR}: {exc}\n", gdb.STDERR)
+        return
 
     first_time = not getattr(gdb, "_tinyos_loaded", False)
     for failure in register_all():

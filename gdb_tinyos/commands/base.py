@@ -97,7 +97,11 @@ class TinyOSCommand(gdb.Command):
 
     def format_text(self, model: Any) -> str:
         """The text face of the model; the default is the JSON face."""
-        return render.to_json(model)
+        return render.to_json(self.plain(model))
+
+    def plain(self, model: Any) -> Any:
+        """The model as plain data, for --json and MI (override to use a layer's own serializer)."""
+        return render.to_plain(model)
 
     # -- machinery -------------------------------------------------------------------
 
@@ -129,9 +133,29 @@ class TinyOSCommand(gdb.Command):
         with command_boundary(self.name):
             args = self.parse(argument)
             model = self.run(session(), args)
-            text = render.to_json(model) if getattr(args, "json", False) else self.format_text(model)
+            text = render.to_json(self.plain(model)) if getattr(args, "json", False) else self.format_text(model)
             if text:
                 gdb.write(text + ("" if text.endswith("\n") else "\n"))
+
+
+class TinyOSFunction(gdb.Function):
+    """Base of convenience functions (``$name(args)``): integer arguments in, a value out.
+
+    Subclasses set ``name`` and write ``compute(session, *ints)``; typed errors become one
+    gdb error line, as in commands."""
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        type(self).__doc__ = inspect.getdoc(type(self))
+        super().__init__(self.name)
+
+    def compute(self, s: Session, *args: int) -> Any:
+        raise NotImplementedError
+
+    def invoke(self, *args: gdb.Value) -> Any:
+        with command_boundary("$" + self.name):
+            return self.compute(session(), *(int(a) & ((1 << 64) - 1) for a in args))
 
 
 class CowPrefix(gdb.Command):
@@ -156,5 +180,5 @@ class TinyOSMICommand(gdb.MICommand):
     def invoke(self, argv: list[str]) -> dict[str, Any]:
         with command_boundary("-" + self.command.name):
             args = self.command.parser.parse(argv)
-            return {"result": render.to_mi(self.command.run(session(), args))}
+            return {"result": render.to_mi(self.command.plain(self.command.run(session(), args)))}
         return {}  # --help was asked: nothing to return

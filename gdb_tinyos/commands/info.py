@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import gdb
 
 from .. import __version__, render
-from ..errors import TinyOSError
+from ..errors import BuildIdMismatch, TinyOSError
 from ..render import Address
 from .base import TinyOSCommand
 from .registry import command
@@ -123,17 +123,22 @@ def _mmu_state(s: Session) -> MmuState:
 
 
 def _build_id_state(s: Session, connected: bool) -> str:
-    """Seam to the debug-info layer's build-id comparison (ELF on disk vs running kernel)."""
+    """The ELF's build-id and whether the running kernel carries the same one."""
     try:
+        from ..debuginfo import check_build_id  # noqa: PLC0415 - optional layer
+
         info = s.debuginfo()
-    except (TinyOSError, ImportError, AttributeError) as exc:
-        return f"unknown ({exc})"
-    compare = getattr(info, "build_id_state", None)
-    if compare is None:
-        return "unknown (the debug-info layer has no build-id comparison yet)"
-    if not connected:
-        return f"ELF {getattr(info, 'build_id', '?')}; running kernel unknown (not connected)"
-    try:
-        return str(compare(s.target))
+        expected = info.require_build_id().hex()
+    except ImportError as exc:
+        return f"unknown: the debug-info layer does not load ({exc})"
     except TinyOSError as exc:
-        return str(exc)
+        return f"unknown: {exc}"
+    if not connected:
+        return f"{expected} (running kernel not checked: not connected)"
+    try:
+        check_build_id(info, s.target)
+    except BuildIdMismatch as exc:
+        return f"MISMATCH: {exc}"
+    except TinyOSError as exc:
+        return f"{expected} (running kernel not checked: {exc})"
+    return f"{expected} (matches the running kernel)"

@@ -1,7 +1,8 @@
 """Registering the commands with gdb, once: loading the plugin twice adds nothing twice.
 
 Command modules are the files of this package; a class decorated with :func:`command` is
-registered as a CLI command (``cow-x`` also as ``cow x``) and as an MI command (``-cow-x``).
+registered as a CLI command (``cow-x`` also as ``cow x``) and as an MI command (``-cow-x``);
+a decorated :class:`~.base.TinyOSFunction` as a convenience function (``$name(...)``).
 A module that fails to import is reported in one line and skipped, so one broken command
 never takes the others down.
 """
@@ -13,17 +14,17 @@ import pkgutil
 
 import gdb
 
-from .base import CowPrefix, TinyOSCommand, TinyOSMICommand
+from .base import CowPrefix, TinyOSCommand, TinyOSFunction, TinyOSMICommand
 from .session import connect_events
 
-_COMMAND_CLASSES: list[type[TinyOSCommand]] = []
+_COMMAND_CLASSES: list[type[TinyOSCommand] | type[TinyOSFunction]] = []
 _REGISTERED: dict[str, object] = {}
 # Modules of this package that hold infrastructure, not commands.
 _NOT_COMMANDS = {"args", "base", "registry", "session", "target"}
 
 
-def command(cls: type[TinyOSCommand]) -> type[TinyOSCommand]:
-    """Class decorator: mark a TinyOSCommand for registration."""
+def command(cls):
+    """Class decorator: mark a TinyOSCommand or TinyOSFunction for registration."""
     if cls not in _COMMAND_CLASSES:
         _COMMAND_CLASSES.append(cls)
     return cls
@@ -61,7 +62,11 @@ def _package_path() -> list[str]:
     return list(package.__path__)
 
 
-def _register(cls: type[TinyOSCommand]) -> None:
+def _register(cls: type[TinyOSCommand] | type[TinyOSFunction]) -> None:
+    if issubclass(cls, TinyOSFunction):
+        if "$" + cls.name not in _REGISTERED:
+            _REGISTERED["$" + cls.name] = cls()
+        return
     if cls.name in _REGISTERED:
         return
     cli = cls()

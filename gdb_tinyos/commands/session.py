@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gdb
 
@@ -27,6 +27,9 @@ from ..errors import DebugInfoError
 from ..target import CachedTarget
 from .target import KERNEL_OFFSET, GdbTarget
 
+if TYPE_CHECKING:
+    from ..debuginfo import DebugInfo
+
 
 class Session:
     """Kernel ELF choice, lazily loaded debug info and the cached live target."""
@@ -35,7 +38,7 @@ class Session:
         self.gdb_target = GdbTarget(linear_offset=self._linear_offset)
         self.target = CachedTarget(self.gdb_target)
         self._kernel: KernelChoice | None = None
-        self._debuginfo: Any = None
+        self._debuginfo: DebugInfo | None = None
 
     @property
     def kernel(self) -> KernelChoice:
@@ -52,8 +55,8 @@ class Session:
             )
         return path
 
-    def debuginfo(self) -> Any:
-        """The kernel's parsed debug info (``gdb_tinyos.debuginfo``), loaded on first use."""
+    def debuginfo(self) -> DebugInfo:
+        """The kernel's parsed debug info, loaded on first use."""
         if self._debuginfo is None:
             self._debuginfo = load_debuginfo(self.kernel_path())
         return self._debuginfo
@@ -61,7 +64,9 @@ class Session:
     def forget_kernel(self) -> None:
         """A different ELF may be loaded now: choose again, reparse on next use."""
         self._kernel = None
-        self._debuginfo = None
+        if self._debuginfo is not None:
+            self._debuginfo.close()
+            self._debuginfo = None
         self.gdb_target._linear_offset = self._linear_offset
         self.target.invalidate()
 
@@ -71,11 +76,14 @@ class Session:
         return KERNEL_OFFSET if offset is None else offset
 
 
-def load_debuginfo(path: Path) -> Any:
-    """Seam to the debug-info layer; imported late so the loader works before it exists."""
-    from .. import debuginfo  # noqa: PLC0415 - optional layer, resolved at first use
+def load_debuginfo(path: Path) -> DebugInfo:
+    """The kernel's symbols and DWARF layouts (cached on disk by build-id by the layer itself).
 
-    return debuginfo.load(path)
+    Imported here, not at module level: a broken or missing debug-info layer must not stop
+    the commands that do not need it (tinyos-info, pt, va2pa) from loading."""
+    from ..debuginfo import DebugInfo  # noqa: PLC0415
+
+    return DebugInfo.open(path)
 
 
 _SESSION: Session | None = None

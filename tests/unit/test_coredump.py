@@ -210,10 +210,48 @@ def test_page_tables_are_used_when_registers_and_a_walker_exist(tmp_path):
         walked.append((target.read_register("TTBR1_EL1"), va))
         return 0x4000_0100 + (va & 0xF)
 
-    sysregs = {"SCTLR_EL1": 1, "TTBR1_EL1": 0x4009_1000}
+    sysregs = {"SCTLR_EL1": 1, "TTBR1_EL1": 0x4009_1000, "TCR_EL1": 0}
     with CoreTarget(write_core(tmp_path), sysregs=sysregs, translate=translate) as core:
         assert core.read_virtual(0x40_0003, 1) == bytes([3])
     assert walked == [(0x4009_1000, 0x40_0003)]
+
+
+def page_table_core(tmp_path: Path) -> Path:
+    """Four-level 4 KiB tables (built from the ARM ARM descriptor formats) mapping user VA
+    0x40_0000 -> PA 0x4000_5000 and 0x40_1000 -> PA 0x4000_4000: VA-adjacent pages that
+    are physically in the opposite order."""
+    ram = bytearray(0x6000)
+    table, page = 0b11, 0b11
+    leaf = (1 << 10) | (1 << 6) | (1 << 2)  # AF, AP=01 (EL0 RW), AttrIndx 1
+    struct.pack_into("<Q", ram, 0x0000 + 8 * 0, 0x4000_1000 | table)  # L0[0]
+    struct.pack_into("<Q", ram, 0x1000 + 8 * 0, 0x4000_2000 | table)  # L1[0]
+    struct.pack_into("<Q", ram, 0x2000 + 8 * 2, 0x4000_3000 | table)  # L2[2]: VA bits 29:21 = 2
+    struct.pack_into("<Q", ram, 0x3000 + 8 * 0, 0x4000_5000 | leaf | page)  # L3[0]
+    struct.pack_into("<Q", ram, 0x3000 + 8 * 1, 0x4000_4000 | leaf | page)  # L3[1]
+    ram[0x4000:0x5000] = b"\x44" * 0x1000
+    ram[0x5000:0x6000] = b"\x55" * 0x1000
+    notes = note(NT_PRSTATUS, prstatus(1, regs_for(0)))
+    path = tmp_path / "tables.core"
+    path.write_bytes(build_elf(ET_CORE, EM_AARCH64, notes, [(0x4000_0000, 0x4000_0000, bytes(ram), len(ram))]))
+    return path
+
+
+# TCR_EL1: T0SZ=16, TG0=4K (0b00), T1SZ=16, TG1=4K (0b10), IPS=48 bits (0b101).
+TCR_4K_48 = 16 | (16 << 16) | (0b10 << 30) | (0b101 << 32)
+TABLE_REGS = {"SCTLR_EL1": 1, "TCR_EL1": TCR_4K_48, "TTBR0_EL1": 0x4000_0000, "TTBR1_EL1": 0x4000_0000,
+              "MAIR_EL1": 0xFF00}
+
+
+def test_virtual_reads_walk_the_page_tables_page_by_page(tmp_path):
+    with CoreTarget(page_table_core(tmp_path), sysregs=TABLE_REGS) as core:
+        assert core.virtual_to_physical(0x40_0123) == 0x4000_5123
+        assert core.read_virtual(0x40_0FFE, 4) == b"\x55\x55\x44\x44"
+
+
+def test_unmapped_virtual_addresses_are_memory_errors(tmp_path):
+    with CoreTarget(page_table_core(tmp_path), sysregs=TABLE_REGS) as core:
+        with pytest.raises(MemoryReadError, match="0x402000"):
+            core.read_virtual(0x40_2000, 8)
 
 
 def test_linear_map_offset_of_elfs(tmp_path):
