@@ -457,3 +457,17 @@ def test_describe_matches_the_shell_contract_shape(image):
     assert text[0] == f"L0 index=0 table={tables[0]:#x} desc={tables[1] | TABLE | AF:#018x} table"
     assert text[3].startswith(f"L3 index=3 table={tables[3]:#x}") and text[3].endswith(" page")
     assert text[4].startswith("va 0x40403000 -> pa 0x41234000 EL1:RW- EL0:RW- PXN UXN normal")
+
+
+def test_walk_is_json_serialisable(image):
+    import json
+
+    from gdb_tinyos.aarch64 import to_jsonable
+
+    tables = chain(image, [0, 1, 2, 3], [0, 0, 0, 2], 0x4000_0000 | PAGE | AF | NORMAL)
+    set_regs(image, ttbr0=tables[0])
+    data = json.loads(json.dumps(to_jsonable(walk(image.target, 0x2008))))
+    assert [s["kind"] for s in data["steps"]] == ["table", "table", "table", "page"]
+    assert data["steps"][3]["decoded"]["output_address"] == 0x4000_0000
+    assert data["mapping"]["pa"] == 0x4000_0008 and data["fault"] is None
+    assert data["mapping"]["attrs"]["memory"]["name"] == "Normal WB RA WA"
