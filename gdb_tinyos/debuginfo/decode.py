@@ -179,7 +179,7 @@ def _rust_enum(layout: RustEnumType, data: memoryview, offset: int, path: str) -
             f"{path}: {layout.name} discriminant at offset {offset + (layout.discr_offset or 0):#x} holds {discr}, "
             f"which selects no variant ({', '.join(v.name for v in layout.variants) or 'none'})",
             layout.name, path, offset)
-    payload = _struct(variant.payload, data, offset, f"{path}.{variant.name}")
+    payload = _struct(variant.payload, data, offset + variant.offset, f"{path}.{variant.name}")
     return EnumValue(layout.name, variant.name, discr, payload)
 
 

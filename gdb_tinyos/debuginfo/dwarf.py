@@ -147,10 +147,9 @@ class LayoutReader:
         self._in_progress.add(offset)
         try:
             try:
-                die = self.dwarf.get_DIE_from_refaddr(offset)
+                layout = self._convert(self.dwarf.get_DIE_from_refaddr(offset))
             except PARSE_ERRORS as exc:
-                raise LayoutError(f"no readable DIE at .debug_info offset {offset:#x}: {exc}") from exc
-            layout = self._convert(die)
+                raise LayoutError(f"unreadable DWARF type at .debug_info offset {offset:#x}: {exc}") from exc
         finally:
             self._in_progress.discard(offset)
         self.memo[offset] = layout
@@ -248,7 +247,7 @@ class LayoutReader:
             payload = self._type_of(arm)
             if not isinstance(payload, StructType):
                 raise LayoutError(f"{name}::{_name(arm)}: payload is {type(payload).__name__}, not a struct")
-            variants.append(Variant(_name(arm), _discr_ranges(v, discr_size, signed), payload))
+            variants.append(Variant(_name(arm), _discr_ranges(v, discr_size, signed), payload, _member_offset(arm) or 0))
         size = _int(die, "DW_AT_byte_size", 0)
         align = _int(die, "DW_AT_alignment", max((v.payload.align for v in variants), default=1))
         return RustEnumType(name, size, align, discr_offset, discr_size, signed, tuple(variants))

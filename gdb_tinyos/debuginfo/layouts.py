@@ -130,6 +130,7 @@ class Variant:
     name: str
     discr: tuple[tuple[int, int], ...] | None
     payload: StructType
+    offset: int = 0  # of the payload in the enum (rustc: always 0)
 
     def matches(self, value: int) -> bool:
         return self.discr is not None and any(lo <= value <= hi for lo, hi in self.discr)
@@ -215,7 +216,9 @@ def member_path(root: Type, path: str) -> tuple[int, Type]:
             offset += step * row.size
             current = row
         elif isinstance(current, RustEnumType):
-            current = current.variant(step).payload
+            variant = current.variant(step)
+            offset += variant.offset
+            current = variant.payload
         elif isinstance(current, StructType):
             m = current.member(step)
             offset += m.offset

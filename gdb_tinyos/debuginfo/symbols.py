@@ -14,10 +14,14 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import SymbolError
+
+# What changes nesting in a path; "->" (fn types) is matched so its '>' is not a bracket.
+_PATH_TOKENS = re.compile(r"->|::|[<>()\[\]]")
 
 
 @dataclass(frozen=True)
@@ -35,19 +39,18 @@ class Symbol:
 def split_path(path: str) -> list[str]:
     """Split at ``::`` outside ``<...>``, ``(...)`` and ``[...]``, so generic arguments stay whole:
     ``a::B<c::D>::e`` -> ``["a", "B<c::D>", "e"]``."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(path):
-        c = path[i]
-        if c in "<([":
+    if "<" not in path and "(" not in path and "[" not in path:
+        return path.split("::")
+    parts, depth, start = [], 0, 0
+    for token in _PATH_TOKENS.finditer(path):
+        text = token.group()
+        if text in "<([":
             depth += 1
-        elif c in ">)]" and depth:
-            depth -= 1
-        elif depth == 0 and path.startswith("::", i):
-            parts.append(path[start:i])
-            i += 2
-            start = i
-            continue
-        i += 1
+        elif text in ">)]":
+            depth = max(depth - 1, 0)
+        elif text == "::" and depth == 0:
+            parts.append(path[start : token.start()])
+            start = token.end()
     parts.append(path[start:])
     return parts
 
