@@ -126,6 +126,9 @@ class GdbSession:
         self._stops: deque[Stop] = deque()
         self._loose_console: list[str] = []
         self._running = False
+        self._register_map: dict[str, int] = {}
+        self._pending: dict[int, str] = {}  # token -> command, submitted and not collected
+        self._results: dict[int, dict] = {}  # result records that came before their collect
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -176,10 +179,7 @@ class GdbSession:
     def execute(self, command: str, timeout: float | None = None) -> MiResponse:
         """Sends one MI command and returns its result record with the stream text that
         came with it. ``^error`` raises GdbCommandError with gdb's message."""
-        response = self._exchange(command, timeout)
-        if response.message == "error":
-            raise GdbCommandError(command, response.payload.get("msg", "(no message)"), response.log)
-        return response
+        return self.collect(self.submit(command), timeout)
 
     def mi(self, command: str, timeout: float | None = None) -> dict[str, Any]:
         """Runs an MI command; returns the result payload ({} when there is none)."""
@@ -189,27 +189,52 @@ class GdbSession:
         """Runs a CLI command (``-interpreter-exec console``); returns what it printed."""
         return self.execute(f"-interpreter-exec console {mi_quote(command)}", timeout).console
 
-    def _exchange(self, command: str, timeout: float | None) -> MiResponse:
+    def submit(self, command: str) -> int:
+        """Sends an MI command without waiting; returns its token for ``collect``.
+
+        Several commands may be in flight at once; each result is kept for its own token.
+        Stream text (console/log) goes to whichever ``collect`` is reading when it arrives."""
         token = next(self._tokens)
+        self._pending[token] = command
         self._write(f"{token}{command}")
+        return token
+
+    def collect(self, token: int, timeout: float | None = None) -> MiResponse:
+        """Waits for the result of a submitted command (any order); ``^error`` raises."""
+        response = self._await(token, timeout)
+        if response.message == "error":
+            raise GdbCommandError(response.command, response.payload.get("msg", "(no message)"), response.log)
+        return response
+
+    def _await(self, token: int, timeout: float | None) -> MiResponse:
+        command = self._pending.get(token)
+        if command is None:
+            raise GdbError(f"no command with token {token} is waiting for its result.")
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         console: list[str] = []
         log: list[str] = []
-        while True:
-            record = self._next_record(deadline, f"the result of {command!r}")
+        while token not in self._results:
+            try:
+                record = self._next_record(deadline, f"the result of {command!r}")
+            except GdbError:
+                del self._pending[token]  # a late result for it is dropped from now on
+                raise
             kind = record.get("type")
-            if kind == "result" and record.get("token") == token:
-                return MiResponse(command, record.get("message") or "", record.get("payload") or {}, "".join(console), "".join(log))
-            if kind == "console":
+            if kind == "result" and record.get("token") in self._pending:
+                self._results[record["token"]] = record
+            elif kind == "console":
                 console.append(record.get("payload") or "")
             elif kind in ("log", "output"):
                 log.append(record.get("payload") or "")
             else:
                 self._keep_async(record)
+        record = self._results.pop(token)
+        del self._pending[token]
+        return MiResponse(command, record.get("message") or "", record.get("payload") or {}, "".join(console), "".join(log))
 
     def _keep_async(self, record: dict) -> None:
-        # A result with another token answers a command whose wait already timed out: it
-        # is dropped (kept in the transcript) so it can never be taken for a later answer.
+        # A result whose token nobody waits for answers a command whose wait already timed
+        # out: it is dropped (kept in the transcript), never taken for a later answer.
         if record.get("type") != "notify":
             return
         if record.get("message") == "running":
@@ -364,8 +389,20 @@ class GdbSession:
         return self.mi(f"-data-evaluate-expression {mi_quote(expression)}")["value"]
 
     def read_register(self, name: str) -> int:
-        """A register's value as an unsigned integer (``pc``, ``cpsr``, ``TTBR1_EL1``...)."""
-        return int(self.evaluate(f"(unsigned long long)${name}"), 0)
+        """A register's value as an unsigned integer (``pc``, ``cpsr``, ``TTBR1_EL1``...;
+        names as gdb lists them). Read by register number in hex, so neither the source
+        language (C casts fail in Rust mode) nor gdb's pretty-printing of flags matters."""
+        number = self._register_numbers().get(name)
+        if number is None:
+            raise GdbError(f"gdb knows no register named {name!r}.")
+        values = self.mi(f"-data-list-register-values x {number}")["register-values"]
+        return int(values[0]["value"], 16)
+
+    def _register_numbers(self) -> dict[str, int]:
+        if not self._register_map:
+            names = self.mi("-data-list-register-names")["register-names"]
+            self._register_map = {name: number for number, name in enumerate(names) if name}
+        return self._register_map
 
     def read_memory(self, address: int | str, length: int) -> bytes:
         """``length`` bytes at a virtual address (``-data-read-memory-bytes``)."""

@@ -40,6 +40,14 @@ def elf_entry_and_first_bytes(path: Path, count: int) -> tuple[int, bytes]:
     raise AssertionError(f"no loaded segment holds the entry point of {path}")
 
 
+def elf_symbol(path: Path, name: str) -> int:
+    """The value of a symbol in the ELF's symbol table."""
+    with open(path, "rb") as f:
+        symbols = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)
+    assert symbols, f"{path} has no symbol {name}"
+    return symbols[0]["st_value"]
+
+
 @pytest.fixture
 def session(tinyos_kernel):
     with debug_session(tinyos_kernel, plugin=None) as s:
@@ -79,16 +87,16 @@ def test_console_is_read_while_gdb_controls_the_cpu(session):
     assert session.gdb.running
 
 
-def test_continue_and_wait_stop_returns_the_breakpoint_stop(session):
-    number = session.gdb.break_insert("kernel_main")
+def test_continue_and_wait_stop_returns_the_breakpoint_stop(session, tinyos_kernel):
+    number = session.gdb.break_insert("*kernel_main")
     stop = session.gdb.continue_and_wait_stop(timeout=10)
     assert (stop.reason, stop.bkptno) == ("breakpoint-hit", number)
-    assert "kernel_main" in stop.func
+    assert stop.addr == elf_symbol(tinyos_kernel, "kernel_main")
 
 
-def test_run_to_stops_at_the_location_and_carries_on_afterwards(session):
-    stop = session.gdb.run_to("kernel_main")
-    assert "kernel_main" in stop.func
+def test_run_to_stops_at_the_location_and_carries_on_afterwards(session, tinyos_kernel):
+    stop = session.gdb.run_to("*kernel_main")
+    assert stop.addr == elf_symbol(tinyos_kernel, "kernel_main")
     assert not session.gdb.running
     session.gdb.resume()
     session.console.wait_for_prompt()
@@ -98,6 +106,24 @@ def test_run_to_stops_at_the_location_and_carries_on_afterwards(session):
     # sure the shell goes round its input loop again.
     stop = session.gdb.run_to(f"*{idle_pc:#x}", action=lambda: session.console.send_line(""))
     assert (stop.reason, stop.addr) == ("breakpoint-hit", idle_pc)
+
+
+def test_run_to_with_an_action_reaches_the_debug_event_of_the_typed_command(session, tinyos_kernel):
+    # kernel/src/debug.rs: tinyos_debug_event(kind=1 EVENT_SHELL_COMMAND, a=VA of the
+    # line, b=its length) before each shell command; AAPCS64 passes them in x0..x2.
+    event = elf_symbol(tinyos_kernel, "tinyos_debug_event")
+    session.gdb.resume()
+    session.console.wait_for_prompt()
+    # Its first instruction (before any prologue moves the arguments).
+    stop = session.gdb.run_to(f"*{event:#x}", action=lambda: session.console.send_line("frobnicate"))
+    assert stop.addr == event
+    kind, line, length = (session.gdb.read_register(r) for r in ("x0", "x1", "x2"))
+    assert (kind & 0xFFFF_FFFF, length) == (1, len("frobnicate"))
+    assert session.gdb.read_memory(line, length) == b"frobnicate"
+    # The command has not run yet: its answer comes only after the CPU carries on.
+    assert "unknown command" not in session.console.transcript
+    session.gdb.resume()
+    session.console.expect(unknown("frobnicate"))
 
 
 def test_mi_error_raises_with_gdbs_message(session):
@@ -116,19 +142,23 @@ def test_cli_returns_what_the_command_printed(session):
     assert session.gdb.cli("print $1 + 1") == "$2 = 43\n"
 
 
-def test_results_stay_matched_while_a_breakpoint_stop_interleaves(session):
-    session.gdb.run_to("kernel_main")
+def test_pipelined_results_are_matched_by_token_around_a_breakpoint_stop(session):
     session.gdb.resume()
     session.console.wait_for_prompt()
     session.gdb.interrupt()
     pc = session.gdb.read_register("pc")
     session.gdb.break_insert(f"*{pc:#x}")
-    session.gdb.resume()
-    # The target hits the breakpoint at once while these commands are answered: every
-    # answer must still be the one to its own command.
-    for value in range(70000, 70040):
-        session.gdb.mi(f"-gdb-set max-value-size {value}")
-        assert session.gdb.mi("-gdb-show max-value-size") == {"value": str(value)}
+    # Continue and 40 more commands go out before any answer is read: the target hits
+    # the breakpoint while they are answered. Collected in reverse order, each answer
+    # must still be its own command's.
+    cont = session.gdb.submit("-exec-continue")
+    shows = {}
+    for value in range(70000, 70020):
+        session.gdb.submit(f"-gdb-set max-value-size {value}")
+        shows[session.gdb.submit("-gdb-show max-value-size")] = str(value)
+    for token in sorted(shows, reverse=True):
+        assert session.gdb.collect(token).payload == {"value": shows[token]}
+    assert session.gdb.collect(cont).message == "running"
     stop = session.gdb.wait_for_stop(timeout=10)
     assert (stop.reason, stop.addr) == ("breakpoint-hit", pc)
 

@@ -206,3 +206,21 @@ def test_close_sends_gdb_exit_and_ends_the_process():
     assert controller.written[-1].endswith("-gdb-exit")
     assert process.returncode is not None
     assert session.pid is None
+
+
+def test_submitted_commands_are_collected_in_any_order():
+    def script(token: int, command: str):
+        if command == "-second":
+            # Both answers arrive together, the first command's answer last.
+            return [[result(token, payload={"value": "2"}), console("x\n"), result(token - 1, payload={"value": "1"})]]
+        if command == "-first":
+            return []
+        return None
+
+    session, _ = session_with(script)
+    first = session.submit("-first")
+    second = session.submit("-second")
+    assert session.collect(second).payload == {"value": "2"}
+    assert session.collect(first).payload == {"value": "1"}
+    with pytest.raises(GdbError, match="no command with token"):
+        session.collect(first)
