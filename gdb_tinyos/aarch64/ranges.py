@@ -43,6 +43,7 @@ FILTERS: dict[str, AttributeFilter] = {
     "nonglobal": lambda a: a.ng,
 }
 
+_OA_FIELD = ((1 << 48) - 1) & ~0xFFF  # bits [47:12]: output address in every granule
 DEFAULT_MAX_TABLES = 16384
 DEFAULT_MAX_LEAVES = 1 << 20
 
@@ -64,6 +65,7 @@ class ProblemKind(Enum):
     RESERVED = "reserved descriptor"
     ADDRESS_SIZE = "address size"
     LIMIT = "limit reached"
+    CONTIGUOUS = "contiguous hint misprogrammed"
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ class _Dumper:
         # only the entries whose span meets the [lo, hi) window
         first = (self.lo - prefix) >> shift if self.lo > prefix else 0
         last = min(len(entries) - 1, (self.hi - 1 - prefix) >> shift)
+        groups_checked: set[int] = set()
         for index in range(first, last + 1):
             raw = entries[index]
             if not raw & 1:
@@ -249,6 +252,10 @@ class _Dumper:
             elif isinstance(desc, TableDescriptor):
                 self._table(desc, at, inherited, ancestors)
             else:
+                group = index - index % r.granule.contiguous_entries(level)
+                if desc.contiguous and group not in groups_checked:
+                    groups_checked.add(group)
+                    self._check_contiguous(entries, group, at, prefix)
                 self._leaf(desc, at, inherited)
 
     def _table(self, desc: TableDescriptor, at: _At, inherited: Inherited, ancestors: tuple[int, ...]) -> None:
@@ -280,6 +287,31 @@ class _Dumper:
             return
         start, end = max(at.va, self.lo), min(at.va + desc.size, self.hi)
         self._add(Range(start, end, out + (start - at.va), attrs, 1, (desc.level,)))
+
+    def _check_contiguous(self, entries: tuple[int, ...], start: int, at: _At, prefix: int) -> None:
+        """Report a misprogrammed Contiguous-bit group (Arm ARM "The Contiguous bit").
+
+        The group is the N aligned entries around ``at``: all must be leaves of the same
+        kind with identical attributes (Contiguous bit included) mapping one aligned,
+        contiguous output range; otherwise the TLB may use any entry for the whole group.
+        """
+        granule, level = self.r.granule, at.level
+        n, size = granule.contiguous_entries(level), granule.block_size(level)
+        group = entries[start : start + n]
+        base = granule.output_address(group[0], level)
+        leaf_type = 0b11 if level == 3 else 0b01
+        reason = None
+        if len(group) < n or any(raw & 0b11 != leaf_type for raw in group):
+            reason = f"the {n} entries of the group are not all {'pages' if level == 3 else 'blocks'}"
+        elif len({raw & ~_OA_FIELD for raw in group}) != 1:
+            reason = f"the {n} entries of the group differ in attributes or Contiguous bits"
+        elif base % (n * size):
+            reason = f"output address {base:#x} is not aligned to the {human_size(n * size)} group"
+        elif any(granule.output_address(raw, level) != base + i * size for i, raw in enumerate(group)):
+            reason = "the group's output addresses are not one contiguous range"
+        if reason:
+            first = _At(level, at.table, start, prefix | (start << granule.level_shift(level)), group[0])
+            self._problem(ProblemKind.CONTIGUOUS, first, reason)
 
     def _add(self, new: Range) -> None:
         ranges = self.space.ranges

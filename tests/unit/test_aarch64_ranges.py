@@ -213,3 +213,44 @@ def test_regime_other_root_and_describe(image):
     regime = TranslationRegime.from_target(image.target)
     assert "start level 0" in regime.describe() and "MMU on" in regime.describe()
     assert regime.va_range(1).with_root(0x4400_0000, asid=3).root_table == 0x4400_0000
+
+
+CONT = 1 << 52
+# 4K granule: a Contiguous group is 16 aligned entries at every level (64 KiB of pages).
+
+
+def contiguous_pages(image, base_pa: int, tweak=None):
+    root, l1, l2, l3 = (image.table() for _ in range(4))
+    image.set(root, 0, l1 | TABLE)
+    image.set(l1, 0, l2 | TABLE)
+    image.set(l2, 0, l3 | TABLE)
+    for i in range(16, 32):  # the second group of the table
+        value = (base_pa + (i - 16) * 4 * KiB) | PAGE | AF | NORMAL | CONT
+        image.set(l3, i, tweak(i, value) if tweak else value)
+    image.registers(TCR_EL1=TCR_4K, SCTLR=1, MAIR_EL1=0xFF << 8, TTBR0_EL1=root, TTBR1_EL1=0)
+    return dump(image.target, 0)
+
+
+def test_well_formed_contiguous_group(image):
+    space = contiguous_pages(image, 0x4001_0000)  # 64 KiB aligned
+    assert not space.problems
+    assert spans(space) == [(64 * KiB, 128 * KiB, 0x4001_0000, 16)]
+    assert space.ranges[0].attrs.contiguous
+
+
+@pytest.mark.parametrize(
+    ("base", "tweak", "reason"),
+    [
+        (0x4001_1000, None, "not aligned"),
+        (0x4001_0000, lambda i, v: v | UXN if i == 20 else v, "differ in attributes"),
+        (0x4001_0000, lambda i, v: v & ~CONT if i == 31 else v, "differ in attributes"),
+        (0x4001_0000, lambda i, v: 0 if i == 17 else v, "not all pages"),
+        (0x4001_0000, lambda i, v: v + 0x10_0000 if i == 25 else v, "not one contiguous range"),
+    ],
+)
+def test_misprogrammed_contiguous_groups_are_reported_once(image, base, tweak, reason):
+    space = contiguous_pages(image, base, tweak)
+    problems = [p for p in space.problems if p.kind is ProblemKind.CONTIGUOUS]
+    assert len(problems) == 1
+    assert problems[0].index == 16 and problems[0].va == 64 * KiB
+    assert reason in problems[0].message
