@@ -224,3 +224,10 @@ def test_submitted_commands_are_collected_in_any_order():
     assert session.collect(first).payload == {"value": "1"}
     with pytest.raises(GdbError, match="no command with token"):
         session.collect(first)
+
+
+def test_missing_gdb_is_an_error_naming_the_package():
+    from gdb_tinyos.testing import ToolMissing
+
+    with pytest.raises(ToolMissing, match="gdb-multiarch"):
+        GdbSession(gdb="gdb-nonexistent").start()

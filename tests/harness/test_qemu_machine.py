@@ -154,3 +154,20 @@ def test_factory_machines_are_ended_after_the_test(pids_gone_afterwards, tinyos_
     second = tinyos_qemu_factory(gdb=True)
     pids_gone_afterwards += [first.pid, second.pid]
     assert all(pid_alive(pid) for pid in pids_gone_afterwards)
+
+
+def test_missing_qemu_is_an_error_naming_the_package(tinyos_kernel):
+    with pytest.raises(ToolMissing, match="qemu-system-arm"):
+        with QemuMachine(kernel=tinyos_kernel, qemu="qemu-system-nonexistent"):
+            pass
+
+
+def test_kernel_from_the_environment_must_exist(monkeypatch, tmp_path):
+    from gdb_tinyos.testing import kernel_path
+
+    monkeypatch.setenv("TINYOS_KERNEL", str(tmp_path / "gone.elf"))
+    with pytest.raises(ToolMissing, match=r"gone\.elf given by \$TINYOS_KERNEL does not exist"):
+        kernel_path()
+    monkeypatch.setenv("TINYOS_KERNEL", str(tmp_path))  # a directory is not an ELF either
+    with pytest.raises(ToolMissing):
+        kernel_path()
