@@ -188,6 +188,7 @@ class ConsoleBridge:
         self.path = path
         self.log_path = log
         self._clients: list[socket.socket] = []
+        self._sent = 0  # transcript characters already broadcast (and logged)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server: socket.socket | None = None
@@ -227,7 +228,8 @@ class ConsoleBridge:
             except OSError:
                 return
             with self._lock:
-                client.sendall(self.console.transcript.encode())
+                # Exactly what was broadcast so far: the pump sends the rest, nothing twice.
+                client.sendall(self.console.transcript[: self._sent].encode())
                 self._clients.append(client)
             threading.Thread(target=self._pump_input, args=(client,), daemon=True).start()
 
@@ -247,28 +249,29 @@ class ConsoleBridge:
 
     def _pump_output(self) -> None:
         # The transcript only grows; what is new since the last look goes out.
-        sent = 0
-        with open(self.log_path, "w", encoding="utf-8") as log:
+        with open(self.log_path, "w", encoding="utf-8", newline="") as log:
             while True:
                 stopping = self._stop.is_set()
-                text = self.console.transcript
-                if len(text) > sent:
-                    chunk = text[sent:]
-                    sent = len(text)
+                with self._lock:
+                    text = self.console.transcript
+                    chunk = text[self._sent :]
+                    self._sent = len(text)
+                    if chunk:
+                        self._broadcast(chunk.encode())
+                if chunk:
                     log.write(chunk)
                     log.flush()
-                    self._broadcast(chunk.encode())
                 if stopping:
                     return
                 time.sleep(_POLL_S)
 
     def _broadcast(self, data: bytes) -> None:
-        with self._lock:
-            for client in list(self._clients):
-                try:
-                    client.sendall(data)
-                except OSError:
-                    self._clients.remove(client)
+        """Send to every client (called with the lock held); drop the ones that left."""
+        for client in list(self._clients):
+            try:
+                client.sendall(data)
+            except OSError:
+                self._clients.remove(client)
 
 
 def newest_console() -> Path | None:

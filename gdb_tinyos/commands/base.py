@@ -41,7 +41,7 @@ import gdb
 
 from .. import render
 from ..errors import TinyOSError
-from .args import CommandParser, HelpShown, options_help, unexpected_failure_message
+from .args import CommandParser, HelpShown, address, options_help, unexpected_failure_message
 from .session import Session, session
 
 
@@ -71,6 +71,18 @@ def _print_stack_full() -> bool:
         return gdb.parameter("python print-stack") == "full"
     except gdb.error:
         return False
+
+
+def gdb_address(text: str) -> int:
+    """argparse type: a number, else any gdb expression (``$sp``, ``&COW_MANAGER``, ``$pc+4``)."""
+    try:
+        return address(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        return int(gdb.parse_and_eval(text)) & ((1 << 64) - 1)
+    except gdb.error as exc:
+        raise argparse.ArgumentTypeError(f"not an address or expression: {text!r} ({exc})") from None
 
 
 class TinyOSCommand(gdb.Command):

@@ -14,6 +14,7 @@ import gdb
 from .. import __version__, render
 from ..errors import BuildIdMismatch, TinyOSError
 from ..render import Address
+from ..target import Target
 from .base import TinyOSCommand
 from .registry import command
 from .session import Session
@@ -122,6 +123,30 @@ def _mmu_state(s: Session) -> MmuState:
     )
 
 
+def _mmu_on(s: Session) -> bool:
+    try:
+        return bool(s.target.read_register("SCTLR_EL1") & _SCTLR_M)
+    except TinyOSError:
+        return True
+
+
+class _LinearView(Target):
+    """Kernel virtual addresses read at PA = VA - offset: the image before the MMU is on."""
+
+    def __init__(self, inner: Target, offset: int) -> None:
+        super().__init__()
+        self.inner, self.offset = inner, offset
+
+    def read_physical(self, pa: int, size: int) -> bytes:
+        return self.inner.read_physical(pa, size)
+
+    def read_virtual(self, va: int, size: int) -> bytes:
+        return self.inner.read_physical(va - self.offset if va >= self.offset else va, size)
+
+    def read_register(self, name: str) -> int:
+        return self.inner.read_register(name)
+
+
 def _build_id_state(s: Session, connected: bool) -> str:
     """The ELF's build-id and whether the running kernel carries the same one."""
     try:
@@ -136,7 +161,7 @@ def _build_id_state(s: Session, connected: bool) -> str:
     if not connected:
         return f"{expected} (running kernel not checked: not connected)"
     try:
-        check_build_id(info, s.target)
+        check_build_id(info, s.target if _mmu_on(s) else _LinearView(s.target, s.gdb_target.linear_offset))
     except BuildIdMismatch as exc:
         return f"MISMATCH: {exc}"
     except TinyOSError as exc:

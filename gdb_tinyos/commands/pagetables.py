@@ -15,8 +15,7 @@ from ..aarch64 import FILTERS, AddressSpace, Translator, Walk, dump_range, make_
 from ..aarch64.ranges import human_size
 from ..errors import TranslationError
 from ..target import Target
-from .args import address
-from .base import TinyOSCommand, TinyOSFunction
+from .base import TinyOSCommand, TinyOSFunction, gdb_address
 from .registry import command
 from .session import Session
 from .target import require_stopped
@@ -52,8 +51,8 @@ class Va2Pa(TinyOSCommand):
     name = "va2pa"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("va", type=address, help="virtual address (0x... or decimal)")
-        parser.add_argument("--root", type=address, help="walk the tables at this PA instead of the live TTBR")
+        parser.add_argument("va", type=gdb_address, help="virtual address: a number or a gdb expression ($sp)")
+        parser.add_argument("--root", type=gdb_address, help="walk the tables at this PA instead of the live TTBR")
         parser.add_argument("--asid", type=int, help="with --root: the ASID to report")
 
     def run(self, s: Session, args: argparse.Namespace) -> Walk:
@@ -88,11 +87,11 @@ class Pt(TinyOSCommand):
         which = parser.add_mutually_exclusive_group()
         which.add_argument("--kernel", action="store_true", help="only the TTBR1 (kernel) half")
         which.add_argument("--user", action="store_true", help="only the TTBR0 (user) half")
-        which.add_argument("--root", type=address, help="dump the lower half through the L0 table at this PA")
+        which.add_argument("--root", type=gdb_address, help="dump the lower half through the L0 table at this PA")
         parser.add_argument("--asid", type=int, help="with --root: the ASID to report")
         parser.add_argument("--filter", nargs="+", default=[], choices=sorted(FILTERS), metavar="NAME",
                             help="keep ranges whose attributes match every NAME")
-        parser.add_argument("--range", nargs=2, type=address, metavar=("START", "END"),
+        parser.add_argument("--range", nargs=2, type=gdb_address, metavar=("START", "END"),
                             help="only virtual addresses in [START, END)")
 
     def run(self, s: Session, args: argparse.Namespace) -> PageTableDump:

@@ -110,7 +110,7 @@ def connect_events() -> None:
     def new_kernel(_event: Any = None) -> None:
         session().forget_kernel()
 
-    for name in ("stop", "cont", "exited", "memory_changed", "register_changed", "inferior_call"):
+    for name in ("stop", "cont", "exited", "memory_changed", "register_changed", "inferior_call", "connection_removed"):
         registry = getattr(events, name, None)
         if registry is not None:
             registry.connect(invalidate)

@@ -78,7 +78,7 @@ def test_bad_arguments_are_one_usage_line(gdb):
     err = error_of(gdb, "pt --bogus")
     assert err.message == "pt: unrecognized arguments: --bogus (see `help pt`)"
     err = error_of(gdb, "va2pa nowhere")
-    assert err.message.startswith("va2pa: argument va: not an address: 'nowhere'")
+    assert err.message.startswith("va2pa: argument va: not an address or expression: 'nowhere'")
 
 
 def test_help_flag_prints_usage_and_is_not_an_error(gdb):

@@ -1,0 +1,53 @@
+"""`tinyos-gdb` end to end: QEMU + gdb-multiarch + plugin + the scripted walkthrough.
+
+Expected values: the build-id read from the ELF with pyelftools, the shell's boot banner
+(kernel contract), gdb's batch-mode exit status rules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+TINYOS_GDB = Path(sys.executable).with_name("tinyos-gdb")
+
+
+def build_id(elf: Path) -> str:
+    with open(elf, "rb") as f:
+        note = next(n for n in ELFFile(f).get_section_by_name(".note.gnu.build-id").iter_notes())
+    return note["n_desc"]
+
+
+def tinyos_gdb(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(TINYOS_GDB), *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=os.environ)
+
+
+def test_batch_walkthrough_reaches_the_shell_and_exits_0(tinyos_kernel):
+    run = tinyos_gdb("--batch", "--kernel", str(tinyos_kernel))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert f"kernel ELF: {tinyos_kernel} [gdb's loaded file]" in out
+    assert "Temporary breakpoint 1, tinyos::shell::run ()" in out
+    assert f"build-id:        {build_id(tinyos_kernel)} (matches the running kernel)" in out
+    assert "MMU:             on" in out
+    assert "TinyOS " in run.stderr and "tinyos>" in run.stderr  # the serial console, printed after the batch
+
+
+def test_a_failing_script_fails_the_batch(tinyos_kernel, tmp_path):
+    bad = tmp_path / "bad.gdb"
+    bad.write_text("pt --no-such-option\n")
+    run = tinyos_gdb("--batch", "--kernel", str(tinyos_kernel), "-x", str(bad))
+    assert run.returncode != 0
+    assert "pt: unrecognized arguments: --no-such-option" in run.stderr
+
+
+def test_a_missing_kernel_is_one_line(tmp_path):
+    run = tinyos_gdb("--batch", "--kernel", str(tmp_path / "none.elf"))
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"tinyos-gdb: no kernel ELF (--kernel: {tmp_path / 'none.elf'}); build it with scripts/build-kernel or pass --kernel"
+    ]
