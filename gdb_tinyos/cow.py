@@ -22,15 +22,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .debuginfo import DebugInfo, decode, plain
-from .debuginfo.layouts import (
-    ArrayType, BaseType, RustEnumType, StructType, Type, Variant,
-)
+from .debuginfo.layouts import ArrayType, RustEnumType, StructType, Type
 from .errors import CorruptStructure, LayoutError
+from .locate import Found, find_struct, has_members, member
 from .target import Target
 
 PAGE_SIZE = 4096
-_LOCK_NAMES = ("locked", "lock")
-_MAX_WRAPPER_DEPTH = 8
 
 
 # -- the model ----------------------------------------------------------------------------
@@ -93,15 +90,6 @@ class CowManagerState:
 # -- where the manager lives --------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _VariantCheck:
-    """On the way to the manager an enum must hold ``variant`` (e.g. ``Option::Some``)."""
-
-    offset: int
-    layout: RustEnumType
-    variant: Variant
-
-
-@dataclass(frozen=True)
 class _PageFields:
     """Offsets inside one ``cow_pages`` element, resolved once from DWARF."""
 
@@ -125,10 +113,7 @@ class ManagerLocation:
     symbol: str
     address: int
     size: int
-    manager_offset: int
-    manager: StructType
-    lock_offset: int | None
-    checks: tuple[_VariantCheck, ...]
+    found: Found
     pages_offset: int
     page_fields: _PageFields
     statistics: tuple[int, Type]
@@ -138,73 +123,20 @@ def locate_manager(info: DebugInfo, symbol: str = "COW_MANAGER") -> ManagerLocat
     """Find the CowManager behind ``symbol`` and resolve its layout. LayoutError when
     DWARF does not show the expected shape."""
     static = info.static(symbol)
-    found = _find_manager(static.layout.strip_typedefs(), 0, (), None, 0)
-    if found is None:
-        raise LayoutError(
-            f"{static.symbol.path} ({static.layout.name}) holds no struct named CowManager "
-            "with a cow_pages member: is this a TinyOS kernel?")
-    offset, manager, checks, lock = found
-    pages_offset, pages = _member(manager, "cow_pages")
+    found = find_struct(static.layout, _is_manager, f"{static.symbol.path}: is this a TinyOS kernel? It")
+    pages_offset, pages = member(found.struct, "cow_pages")
     if not isinstance(pages, ArrayType):
-        raise LayoutError(f"{manager.name}.cow_pages is {pages.name}, not an array")
-    stats = _member(manager, "statistics")
+        raise LayoutError(f"{found.struct.name}.cow_pages is {pages.name}, not an array")
+    stats_offset, stats = member(found.struct, "statistics")
     return ManagerLocation(
-        symbol=static.symbol.path, address=static.address, size=static.layout.size,
-        manager_offset=offset, manager=manager, lock_offset=lock, checks=checks,
-        pages_offset=offset + pages_offset, page_fields=_page_fields(pages),
-        statistics=(offset + stats[0], stats[1]),
+        symbol=static.symbol.path, address=static.address, size=static.layout.size, found=found,
+        pages_offset=found.offset + pages_offset, page_fields=_page_fields(pages),
+        statistics=(found.offset + stats_offset, stats),
     )
 
 
-def _is_manager(t: Type) -> bool:
-    return (isinstance(t, StructType) and t.name.split("::")[-1] == "CowManager"
-            and any(m.name == "cow_pages" for m in t.members))
-
-
-def _find_manager(t: Type, offset: int, checks: tuple, lock: int | None, depth: int):
-    """Depth-first search from a wrapper down to the manager, collecting the enum
-    variants that must hold and the first lock word met on the way."""
-    t = t.strip_typedefs()
-    if _is_manager(t):
-        return offset, t, checks, lock
-    if depth >= _MAX_WRAPPER_DEPTH:
-        return None
-    if isinstance(t, RustEnumType):
-        for v in t.variants:
-            found = _find_manager(v.payload, offset, checks + (_VariantCheck(offset, t, v),), lock, depth + 1)
-            if found:
-                return found
-    elif isinstance(t, StructType) and not t.is_union:
-        here_lock = lock
-        for m in t.members:
-            mt = m.type.strip_typedefs()
-            if here_lock is None and m.name in _LOCK_NAMES and _is_lock_word(mt):
-                here_lock = offset + m.offset + _lock_value_offset(mt)
-        for m in t.members:
-            found = _find_manager(m.type, offset + m.offset, checks, here_lock, depth + 1)
-            if found:
-                return found
-    return None
-
-
-def _is_lock_word(t: Type) -> bool:
-    if isinstance(t, BaseType):
-        return t.encoding in ("boolean", "unsigned", "signed")
-    # AtomicBool / AtomicU32 wrap the value in an UnsafeCell: follow single members.
-    return isinstance(t, StructType) and len(t.members) == 1 and _is_lock_word(t.members[0].type.strip_typedefs())
-
-
-def _lock_value_offset(t: Type) -> int:
-    off = 0
-    while isinstance(t, StructType):
-        off += t.members[0].offset
-        t = t.members[0].type.strip_typedefs()
-    return off
-
-
-def _member(struct: StructType, name: str) -> tuple[int, Type]:
-    m = struct.member(name)
-    return m.offset, m.type.strip_typedefs()
+def _is_manager(t: StructType) -> bool:
+    return t.name.split("::")[-1] == "CowManager" and has_members(t, "cow_pages")
 
 
 def _page_fields(pages: ArrayType) -> _PageFields:
@@ -214,30 +146,32 @@ def _page_fields(pages: ArrayType) -> _PageFields:
     occupied: set[str] = set()
     if slot_enum is not None:
         for v in slot_enum.variants:
-            found = _find_struct_with(v.payload, "physical_addr", 0)
-            if found:
-                page_offset, page = found
-                occupied.add(v.name)
+            try:
+                found = find_struct(v.payload, lambda t: has_members(t, "physical_addr"), element.name)
+            except LayoutError:
+                continue
+            page_offset, page = found.offset, found.struct
+            occupied.add(v.name)
         if not occupied:
             raise LayoutError(f"no variant of {element.name} carries a page with physical_addr")
     if not isinstance(page, StructType):
         raise LayoutError(f"cow_pages elements are {element.name}, not pages")
 
     def scalar(name: str) -> tuple[int, int]:
-        off, t = _member(page, name)
+        off, t = member(page, name)
         return page_offset + off, t.size
 
     def simple_vec(name: str) -> tuple[int, int, int, int, int]:
-        off, vec = _member(page, name)
+        off, vec = member(page, name)
         if not isinstance(vec, StructType):
             raise LayoutError(f"{page.name}.{name} is {vec.name}, not a SimpleVec")
-        data_off, data = _member(vec, "data")
-        len_off, len_t = _member(vec, "len")
+        data_off, data = member(vec, "data")
+        len_off, len_t = member(vec, "len")
         if not isinstance(data, ArrayType):
             raise LayoutError(f"{vec.name}.data is {data.name}, not an array")
         return (page_offset + off + data_off, data.row().size, data.count, page_offset + off + len_off, len_t.size)
 
-    perms_off, perms_t = _member(page, "original_permissions")
+    perms_off, perms_t = member(page, "original_permissions")
     return _PageFields(
         stride=pages.row().size, count=pages.count, slot_enum=slot_enum,
         occupied=frozenset(occupied), page_offset=page_offset,
@@ -245,18 +179,6 @@ def _page_fields(pages: ArrayType) -> _PageFields:
         perms=(page_offset + perms_off, perms_t),
         vas=simple_vec("virtual_addresses"), pids=simple_vec("process_ids"),
     )
-
-
-def _find_struct_with(t: Type, member: str, offset: int):
-    t = t.strip_typedefs()
-    if isinstance(t, StructType):
-        if any(m.name == member for m in t.members):
-            return offset, t
-        for m in t.members:
-            found = _find_struct_with(m.type, member, offset + m.offset)
-            if found:
-                return found
-    return None
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -270,24 +192,14 @@ def read_manager(target: Target, where: ManagerLocation, ram: tuple[int, int] | 
 
 def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None = None) -> CowManagerState:
     """Decode the manager from the static's bytes (see :func:`read_manager`)."""
-    lock_held = None
-    if where.lock_offset is not None:
-        lock_held = _lock_state(data[where.lock_offset], where)
-    base = dict(symbol=where.symbol, address=where.address, lock_held=lock_held,
-                capacity=where.page_fields.count)
-    for check in where.checks:
-        active = check.layout.variant_for(data[check.offset : check.offset + check.layout.size])
-        if active is None:
-            raise CorruptStructure(
-                f"{where.symbol}: {check.layout.name} at +{check.offset:#x} selects no variant")
-        if active.name != check.variant.name:
-            return CowManagerState(initialised=False, **base)
-
-    m = where.manager_offset
-    manager = where.manager
+    base = dict(symbol=where.symbol, address=where.address, capacity=where.page_fields.count,
+                lock_held=where.found.lock_held(data, where.symbol))
+    if not where.found.present(data, where.symbol):
+        return CowManagerState(initialised=False, **base)
+    m, manager = where.found.offset, where.found.struct
 
     def field_int(name: str) -> int:
-        off, t = _member(manager, name)
+        off, t = member(manager, name)
         return int.from_bytes(data[m + off : m + off + t.size], "little")
 
     active_pages = field_int("active_pages")
@@ -306,15 +218,9 @@ def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | N
     )
 
 
-def _lock_state(value: int, where: ManagerLocation) -> bool:
-    if value > 1:
-        raise CorruptStructure(f"{where.symbol}: lock word at +{where.lock_offset:#x} holds {value}, not 0 or 1")
-    return bool(value)
-
-
 def _plain_address(data: bytes, m: int, manager: StructType) -> int:
     """``memory_manager`` as an address whatever its shape (usize, pointer, Option of one)."""
-    off, t = _member(manager, "memory_manager")
+    off, t = member(manager, "memory_manager")
     value = plain(decode(t, data, m + off, "memory_manager"))
     while isinstance(value, dict):
         inner = [v for k, v in value.items() if k != "variant"]

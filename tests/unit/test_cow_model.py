@@ -85,7 +85,7 @@ def test_held_lock_is_reported(loaded):
 def test_option_none_is_an_uninitialised_manager(loaded):
     info, image = loaded
     where, data = _static_bytes(info, image, "memory::cow::COW_MANAGER")
-    check = where.checks[0]
+    check = where.found.checks[0]
     none = next(v for v in check.layout.variants if v.name == "None")
     lo = none.discr[0][0]
     at = check.offset + check.layout.discr_offset
@@ -119,8 +119,8 @@ def test_corrupt_pages_are_named(loaded, field, value, message):
 def test_active_pages_beyond_capacity(loaded):
     info, image = loaded
     where, data = _static_bytes(info, image, "small::COW_MANAGER")
-    off, t = where.manager.member("active_pages").offset, where.manager.member("active_pages").type
-    at = where.manager_offset + off
+    active = where.found.struct.member("active_pages")
+    at, t = where.found.offset + active.offset, active.type
     data[at : at + t.size] = (6).to_bytes(t.size, "little")
     with pytest.raises(CorruptStructure, match="active_pages is 6, more than the 5 slots"):
         decode_manager(bytes(data), where)
@@ -128,7 +128,7 @@ def test_active_pages_beyond_capacity(loaded):
 
 def test_not_a_manager(loaded):
     info, _ = loaded
-    with pytest.raises(TinyOSError, match="no struct named CowManager"):
+    with pytest.raises(TinyOSError, match="is this a TinyOS kernel.*no struct of the expected shape"):
         locate_manager(info, "MIXED")
 
 
