@@ -316,9 +316,17 @@ pub type KernelFaultHandler = fn(&mut TrapFrame) -> bool;
 static USER_HANDLER: AtomicUsize = AtomicUsize::new(0);
 static KERNEL_FAULT_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
-/// Installs the handler for every exception taken from EL0 (issue 3's process layer).
-pub fn set_user_handler(handler: UserHandler) {
-    USER_HANDLER.store(handler as usize, Ordering::Release);
+/// Installs the handler for every exception taken from EL0 (issue 3's process layer);
+/// returns the one it replaces (self-tests put it back).
+pub fn set_user_handler(handler: UserHandler) -> Option<UserHandler> {
+    let previous = USER_HANDLER.swap(handler as usize, Ordering::AcqRel);
+    // SAFETY: only this function stores into USER_HANDLER, always a UserHandler.
+    (previous != 0).then(|| unsafe { core::mem::transmute::<usize, UserHandler>(previous) })
+}
+
+/// Removes the EL0 handler (EL0 exceptions then halt as unexpected).
+pub fn clear_user_handler() {
+    USER_HANDLER.store(0, Ordering::Release);
 }
 
 /// Installs the handler consulted for EL1 synchronous exceptions not caused by a probe.
