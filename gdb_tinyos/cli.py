@@ -229,7 +229,11 @@ class ConsoleBridge:
                 return
             with self._lock:
                 # Exactly what was broadcast so far: the pump sends the rest, nothing twice.
-                client.sendall(self.console.transcript[: self._sent].encode())
+                try:
+                    client.sendall(self.console.transcript[: self._sent].encode())
+                except OSError:  # the client left at once
+                    client.close()
+                    continue
                 self._clients.append(client)
             threading.Thread(target=self._pump_input, args=(client,), daemon=True).start()
 
