@@ -11,12 +11,49 @@
 //! - [`EVENT_FAULT_RECOVERED`] = 3: a `fault` probe's exception was reported and
 //!   recovered; `a` = ESR, `b` = ELR.
 //! - [`EVENT_HALT`] = 4: an unexpected exception, about to halt; `a` = ESR, `b` = ELR.
-//! - 16 and up: reserved for processes and copy-on-write (issue 3), documented here when
-//!   added.
+//! - [`EVENT_COW_FAULT`] = 16: a copy-on-write write fault (EL0 write, or a kernel write
+//!   into a user page) was resolved; `a` = pid, `b` = fault address. Emitted after the
+//!   page tables, the TLB and `COW_MANAGER` are consistent and the lock is released.
+//! - [`EVENT_PAGE_DUPLICATED`] = 17: the faulting mapping got a private copy; `a` = page
+//!   VA, `b` = PA of the new frame (emitted just before the matching event 16).
+//! - [`EVENT_PAGE_REUSED`] = 18: the last sharer's mapping became writable in place (no
+//!   copy); `a` = page VA, `b` = PA of the frame (before the matching event 16).
+//! - [`EVENT_FORK`] = 19: fork completed; `a` = parent pid, `b` = child pid.
+//! - [`EVENT_PROCESS_EXIT`] = 20: a process exited and its memory was freed (a zombie
+//!   now); `a` = pid, `b` = exit status (137 = killed by the kernel).
+//! - [`EVENT_PROCESS_KILLED`] = 21: the kernel is killing the running process; `a` =
+//!   pid (event 20 follows).
 //!
-//! Issue 3 adds the `extern "C"` entry points (`tinyos_cow_create`, `tinyos_cow_protect`,
-//! `tinyos_cow_unprotect`, `tinyos_cow_run_test`, `tinyos_layout_info`) with their status
-//! codes to this file.
+//! Entry points for inferior calls (`call tinyos_cow_protect(0x10000000, 1)`), all
+//! `extern "C"`, returning an `i64`: a value >= 0 means success, a negative value is one
+//! of the `STATUS_*` codes below. Each one refuses with [`STATUS_BUSY`] when
+//! `COW_MANAGER` or `PROCESSES` is locked (the kernel was stopped inside an update: a
+//! call would dead-lock or see half a change), and the ones that change mappings refuse
+//! with [`STATUS_IN_PROCESS`] unless the kernel was stopped in the shell (no process on
+//! the CPU). Reasons for a refusal are also printed on the console.
+//! - `tinyos_cow_create(src_pid, src_va, dst_pid, dst_va)`: `~3` — share the page at
+//!   `src_va` of `src_pid` with `dst_pid` at `dst_va` (unmapped there); returns the
+//!   frame's new ref_count.
+//! - `tinyos_cow_protect(addr, pid)`: `~4` — `addr` a RAM PA, or a user VA looked up in
+//!   `pid` (0 = every live process); returns 1 (the page's ref_count).
+//! - `tinyos_cow_unprotect(addr, pid)`: `~5` — returns 0, or [`STATUS_REFUSED`] when the
+//!   frame is still shared (the sharers would see each other's writes).
+//! - `tinyos_cow_run_test()`: `~6` — runs the self-test suite; returns the number of
+//!   failed tests (0 = all passed).
+//! - `tinyos_layout_info()`: prints the `layout` report on the console; returns the number
+//!   of lines.
+//!
+//! The data the debugger decodes (paths as DWARF names them; layouts from DWARF, also
+//! printed by `layout`): `tinyos::memory::cow::COW_MANAGER` (`SpinLock<CowManager>`: lock
+//! word `locked`, then `data`), `tinyos::memory::frame::FRAME_ALLOCATOR`,
+//! `tinyos::process::PROCESSES` (`SpinLock<[Process; 16]>`), `tinyos::process::CURRENT`
+//! (slot index, usize::MAX = none), `tinyos::arch::aarch64::mmu::KERNEL_L0`. A
+//! copy-on-write PTE is read-only with software bit 55 set
+//! (`process::cow_fault::SW_COW`).
+
+use crate::memory::PhysAddr;
+use crate::process::{self, cow_fault, cow_selftest};
+use crate::println;
 
 /// A shell command is about to run (`a` = line VA, `b` = length).
 pub const EVENT_SHELL_COMMAND: u32 = 1;
@@ -27,10 +64,163 @@ pub const EVENT_FAULT_RECOVERED: u32 = 3;
 /// An unexpected exception; the kernel halts next (`a` = ESR, `b` = ELR).
 pub const EVENT_HALT: u32 = 4;
 
+/// A copy-on-write write fault was resolved (`a` = pid, `b` = fault address).
+pub const EVENT_COW_FAULT: u32 = 16;
+/// A shared page was copied for the writer (`a` = page VA, `b` = new frame PA).
+pub const EVENT_PAGE_DUPLICATED: u32 = 17;
+/// The last sharer's page was made writable in place (`a` = page VA, `b` = frame PA).
+pub const EVENT_PAGE_REUSED: u32 = 18;
+/// A fork completed (`a` = parent pid, `b` = child pid).
+pub const EVENT_FORK: u32 = 19;
+/// A process exited and its memory was freed (`a` = pid, `b` = exit status).
+pub const EVENT_PROCESS_EXIT: u32 = 20;
+/// The kernel is killing a process (`a` = pid); `EVENT_PROCESS_EXIT` follows.
+pub const EVENT_PROCESS_KILLED: u32 = 21;
+
 /// The breakpoint target for every debugger event. Does nothing.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn tinyos_debug_event(kind: u32, a: u64, b: u64) {
     core::hint::black_box((kind, a, b));
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+}
+
+/// Status: `COW_MANAGER` or `PROCESSES` is locked; nothing was done.
+pub const STATUS_BUSY: i64 = -1;
+/// Status: an argument is not a valid address or pid.
+pub const STATUS_BAD_ARGUMENT: i64 = -2;
+/// Status: the operation was refused as unsafe or impossible (reason on the console).
+pub const STATUS_REFUSED: i64 = -3;
+/// Status: a process is on the CPU (stopped inside it); call from the shell's context.
+pub const STATUS_IN_PROCESS: i64 = -4;
+
+/// `STATUS_BUSY` when a lock is held, `STATUS_IN_PROCESS` when a process runs.
+fn refusal(needs_shell: bool) -> Option<i64> {
+    if crate::memory::cow::COW_MANAGER.is_locked() || process::PROCESSES.is_locked() {
+        return Some(STATUS_BUSY);
+    }
+    if needs_shell && process::current_slot().is_some() {
+        return Some(STATUS_IN_PROCESS);
+    }
+    None
+}
+
+fn status_of(err: cow_fault::CowOpError, operation: &str) -> i64 {
+    use cow_fault::CowOpError as E;
+    println!("{operation}: {err}");
+    match err {
+        E::NoSuchProcess(_) | E::BadAddress(_) | E::NotMapped { .. } | E::NotMappedAnywhere(_) | E::Ambiguous(_) => {
+            STATUS_BAD_ARGUMENT
+        }
+        _ => STATUS_REFUSED,
+    }
+}
+
+fn frame_for(addr: u64, pid: u64) -> Result<PhysAddr, cow_fault::CowOpError> {
+    cow_fault::resolve_frame(addr, (pid != 0).then_some(pid as usize))
+}
+
+/// `~3` for the debugger: see the module doc.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tinyos_cow_create(src_pid: u64, src_va: u64, dst_pid: u64, dst_va: u64) -> i64 {
+    if let Some(status) = refusal(true) {
+        return status;
+    }
+    let result = cow_fault::target(src_pid as usize)
+        .and_then(|src| Ok((src, cow_fault::target(dst_pid as usize)?)))
+        .and_then(|(src, dst)| cow_fault::create(src, src_va, dst, dst_va));
+    match result {
+        Ok(created) => created.refs as i64,
+        Err(err) => status_of(err, "tinyos_cow_create"),
+    }
+}
+
+/// `~4` for the debugger: see the module doc.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tinyos_cow_protect(addr: u64, pid: u64) -> i64 {
+    if let Some(status) = refusal(true) {
+        return status;
+    }
+    match frame_for(addr, pid).and_then(cow_fault::protect) {
+        Ok(refs) => refs as i64,
+        Err(err) => status_of(err, "tinyos_cow_protect"),
+    }
+}
+
+/// `~5` for the debugger: see the module doc.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tinyos_cow_unprotect(addr: u64, pid: u64) -> i64 {
+    if let Some(status) = refusal(true) {
+        return status;
+    }
+    match frame_for(addr, pid).and_then(cow_fault::unprotect) {
+        Ok(()) => 0,
+        Err(err) => status_of(err, "tinyos_cow_unprotect"),
+    }
+}
+
+/// `~6` for the debugger: see the module doc.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tinyos_cow_run_test() -> i64 {
+    if let Some(status) = refusal(true) {
+        return status;
+    }
+    cow_selftest::run_suite().failed as i64
+}
+
+/// The `layout` report on the console, for the debugger: see the module doc.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tinyos_layout_info() -> i64 {
+    if let Some(status) = refusal(false) {
+        return status;
+    }
+    let mut lines = 0;
+    crate::layout::report(&mut |line| {
+        println!("{line}");
+        lines += 1;
+    });
+    lines
+}
+
+/// Layouts of the copy-on-write types (for the `layout` command).
+pub fn cow_layout(out: &mut dyn FnMut(crate::layout::Line)) {
+    use crate::layout::{Line, fields};
+    use crate::memory::cow::{CowManager, CowPage, CowStatistics, RegionType, SimpleVec};
+    use crate::sync::SpinLock;
+    use core::mem::{align_of, size_of};
+    type Lock = SpinLock<CowManager>;
+    out(Line::Type { name: "SpinLock<CowManager>", size: size_of::<Lock>(), align: align_of::<Lock>() });
+    out(Line::Field { ty: "SpinLock<CowManager>", field: "locked", offset: Lock::LOCKED_OFFSET, size: 1 });
+    let data = Lock::DATA_OFFSET;
+    out(Line::Field { ty: "SpinLock<CowManager>", field: "data", offset: data, size: size_of::<CowManager>() });
+    fields!(out, CowManager, cow_pages, active_pages, statistics, memory_manager, next_process_id);
+    out(Line::Type { name: "Option<CowPage>", size: size_of::<Option<CowPage>>(), align: align_of::<Option<CowPage>>() });
+    fields!(out, CowPage, physical_addr, ref_count, is_cow, original_permissions, virtual_addresses, process_ids);
+    macro_rules! simple_vec {
+        ($name:literal, $ty:ty) => {{
+            out(Line::Type { name: $name, size: size_of::<$ty>(), align: align_of::<$ty>() });
+            let data = core::mem::offset_of!($ty, data);
+            let len = core::mem::offset_of!($ty, len);
+            out(Line::Field { ty: $name, field: "data", offset: data, size: size_of::<[u64; 8]>() });
+            out(Line::Field { ty: $name, field: "len", offset: len, size: size_of::<usize>() });
+        }};
+    }
+    simple_vec!("SimpleVec<u64>", SimpleVec<u64>);
+    simple_vec!("SimpleVec<usize>", SimpleVec<usize>);
+    fields!(
+        out,
+        CowStatistics,
+        cow_pages_count,
+        cow_faults_handled,
+        pages_duplicated,
+        memory_saved_bytes,
+        metadata_memory_bytes,
+        peak_cow_pages
+    );
+    out(Line::Type { name: "RegionType", size: size_of::<RegionType>(), align: align_of::<RegionType>() });
 }

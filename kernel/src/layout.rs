@@ -53,4 +53,6 @@ pub fn report(out: &mut dyn FnMut(Line)) {
     crate::memory::frame::layout(out);
     crate::arch::aarch64::exception::layout(out);
     crate::arch::aarch64::context::layout(out);
+    crate::debug::cow_layout(out);
+    crate::process::layout(out);
 }

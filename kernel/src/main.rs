@@ -12,7 +12,9 @@ pub mod debug;
 pub mod drivers;
 pub mod layout;
 pub mod memory;
+pub mod process;
 pub mod shell;
+pub mod sync;
 
 use arch::aarch64::{halt, mmu, sysreg};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +33,7 @@ pub extern "C" fn kernel_main(boot_el: u64) -> ! {
     }
     let (image_start, image_end) = memory::image::physical();
     memory::frame::init(image_start, image_end);
+    process::init();
     print_banner();
     println!("type 'help' for the commands");
     shell::run()

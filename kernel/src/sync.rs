@@ -31,6 +31,11 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 unsafe impl<T: Send> Send for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
+    /// Byte offset of the lock word (for the `layout` report).
+    pub const LOCKED_OFFSET: usize = core::mem::offset_of!(Self, locked);
+    /// Byte offset of the protected data (for the `layout` report).
+    pub const DATA_OFFSET: usize = core::mem::offset_of!(Self, data);
+
     pub const fn new(value: T) -> Self {
         Self { locked: AtomicBool::new(false), data: UnsafeCell::new(value) }
     }

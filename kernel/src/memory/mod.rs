@@ -3,6 +3,7 @@
 //! (map/unmap/protect/translate with TLB maintenance). Issue 3 adds `cow.rs` here.
 pub mod address;
 pub mod address_space;
+pub mod cow;
 pub mod descriptor;
 pub mod frame;
 pub mod walk;
