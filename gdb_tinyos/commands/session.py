@@ -29,6 +29,7 @@ from .target import KERNEL_OFFSET, GdbTarget
 
 if TYPE_CHECKING:
     from ..debuginfo import DebugInfo
+    from ..kernel import KernelView
 
 
 class Session:
@@ -39,6 +40,7 @@ class Session:
         self.target = CachedTarget(self.gdb_target)
         self._kernel: KernelChoice | None = None
         self._debuginfo: DebugInfo | None = None
+        self._view: KernelView | None = None
 
     @property
     def kernel(self) -> KernelChoice:
@@ -60,6 +62,16 @@ class Session:
         if self._debuginfo is None:
             self._debuginfo = load_debuginfo(self.kernel_path())
         return self._debuginfo
+
+    def kernel_view(self) -> KernelView:
+        """The decoded kernel (:class:`~gdb_tinyos.kernel.KernelView`) over the cached target;
+        its DWARF locations are resolved once per ELF, memory is read at each call."""
+        info = self.debuginfo()
+        if self._view is None or self._view.info is not info:
+            from ..kernel import KernelView  # noqa: PLC0415 - as load_debuginfo: lazy layer import
+
+            self._view = KernelView(info, self.target)
+        return self._view
 
     def forget_kernel(self) -> None:
         """A different ELF may be loaded now: choose again, reparse on next use."""
