@@ -187,6 +187,28 @@ pub extern "C" fn tinyos_layout_info() -> i64 {
     lines
 }
 
+/// The entry points nothing in the kernel calls, referenced here so the linker keeps them.
+pub struct EntryPoints {
+    pub create: extern "C" fn(u64, u64, u64, u64) -> i64,
+    pub protect: extern "C" fn(u64, u64) -> i64,
+    pub unprotect: extern "C" fn(u64, u64) -> i64,
+    pub run_test: extern "C" fn() -> i64,
+    pub layout_info: extern "C" fn() -> i64,
+}
+
+pub static ENTRY_POINTS: EntryPoints = EntryPoints {
+    create: tinyos_cow_create,
+    protect: tinyos_cow_protect,
+    unprotect: tinyos_cow_unprotect,
+    run_test: tinyos_cow_run_test,
+    layout_info: tinyos_layout_info,
+};
+
+/// Makes sure the entry points are linked (called once at boot).
+pub fn retain_entry_points() {
+    core::hint::black_box(&ENTRY_POINTS);
+}
+
 /// Layouts of the copy-on-write types (for the `layout` command).
 pub fn cow_layout(out: &mut dyn FnMut(crate::layout::Line)) {
     use crate::layout::{Line, fields};

@@ -126,6 +126,14 @@ def test_two_hundred_fork_write_exit_cycles_give_every_frame_back(tinyos_machine
     assert frames(m) == free
 
 
+def test_heap_grows_zero_filled_and_shrinks_freeing_frames(tinyos_machine: QemuMachine) -> None:
+    m = tinyos_machine
+    free = frames(m)
+    out, status = run_to_exit(m, "run sbrktest")
+    assert status == 0 and "sbrktest: grows zero-filled, shrinks freeing frames" in out
+    assert frames(m) == free
+
+
 def test_run_lists_programs_and_refuses_an_unknown_one(tinyos_machine: QemuMachine) -> None:
     listed = [line.split()[0] for line in tinyos_machine.console.command("run").splitlines()]
     for program in ("forkwrite", "bigfork", "threeshare", "waitbuf", "oom", "reuse", "rowrite", "forkcycle"):

@@ -123,6 +123,11 @@ fn fork_cycles() -> Check {
     run_checked("forkcycle", 200, Expect { status: 0, faults: Some(400), duplicated: Some(400) })
 }
 
+/// sbrktest: heap pages come zero-filled and go back to the allocator; no copy-on-write.
+fn heap_grows_and_shrinks() -> Check {
+    run_checked("sbrktest", 0, Expect { status: 0, faults: Some(0), duplicated: Some(0) })
+}
+
 /// `~4`/`~5`/`~3` semantics on two idle processes: protect a private page (1 ref),
 /// unprotect it, share it (2 refs), unprotect refused while shared, then kill both.
 fn protect_unprotect_share() -> Check {
@@ -189,6 +194,7 @@ pub fn run_suite() -> Summary {
         ("out of frames during a copy kills the child only", out_of_frames_kills_cleanly),
         ("write to a read-only page that is not COW kills", read_only_write_kills),
         ("200 fork/write/exit cycles give every frame back", fork_cycles),
+        ("sbrk grows zero-filled pages and shrinks freeing them", heap_grows_and_shrinks),
         ("~3/~4/~5: protect, unprotect, share, refuse unsafe unprotect", protect_unprotect_share),
     ];
     println!("=== COW Self-Test ===");

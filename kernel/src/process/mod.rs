@@ -45,6 +45,7 @@ const _: () = assert!(crate::memory::cow::MAX_COW_PAGES as u64 * PAGE_SIZE == cr
 /// its frames.
 pub fn init() {
     trap::install();
+    crate::debug::retain_entry_points();
     COW_MANAGER.lock().attach(&raw const frame::FRAME_ALLOCATOR as usize);
 }
 

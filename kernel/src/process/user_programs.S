@@ -551,6 +551,74 @@ tinyos_user_idle:
     expect  eq, s_idle_value
     b       1b
 
+// ---------------------------------------------------------------- sbrktest
+// sbrk grows the heap with zero-filled pages and shrinks it giving the frames back:
+// returns the old break, new pages read as zero (also pages re-grown after a shrink),
+// a shrink of 2 pages frees exactly 2 frames, a shrink below the heap start fails.
+.global tinyos_user_sbrktest
+tinyos_user_sbrktest:
+    mov     x0, #0
+    sys     SYS_SBRK
+    mov     x20, x0                         // the current break: the heap start
+    mov     x0, #0x3000
+    sys     SYS_SBRK
+    cmp     x0, x20
+    expect  eq, s_sb_old
+    mov     x0, x20
+    mov     x1, #(3 * 512)
+    bl      u_check_zero
+    cmp     x0, #1
+    expect  eq, s_sb_zero
+    mov     x0, x20
+    mov     x1, #3
+    mov     x2, #0x77
+    mov     x7, #0
+    bl      u_fill_pages
+    sys     SYS_FREEFRAMES
+    mov     x21, x0
+    mov     x0, #-0x2000
+    sys     SYS_SBRK
+    cmn     x0, #1
+    expect  ne, s_sbrk_failed
+    sys     SYS_FREEFRAMES
+    sub     x0, x0, x21
+    cmp     x0, #2
+    expect  eq, s_sb_freed
+    mov     x0, #0x2000
+    sys     SYS_SBRK
+    cmn     x0, #1
+    expect  ne, s_sbrk_failed
+    add     x0, x20, #PAGE
+    mov     x1, #(2 * 512)
+    bl      u_check_zero
+    cmp     x0, #1
+    expect  eq, s_sb_zero
+    ldr     x0, [x20]
+    cmp     x0, #0x77
+    expect  eq, s_sb_kept
+    mov     x0, #-0x10000
+    sys     SYS_SBRK
+    cmn     x0, #1
+    expect  eq, s_sb_under
+    mov     x0, #0
+    sys     SYS_SBRK
+    add     x1, x20, #0x3000
+    cmp     x0, x1
+    expect  eq, s_sb_old
+    puts    s_sb_ok
+    exit_with 0
+
+// u_check_zero(x0 = address, x1 = doublewords) -> x0 = 1 if all are zero, else 0.
+u_check_zero:
+    ldr     x2, [x0], #8
+    cbnz    x2, 1f
+    subs    x1, x1, #1
+    b.ne    u_check_zero
+    mov     x0, #1
+    ret
+1:  mov     x0, #0
+    ret
+
 // ---------------------------------------------------------------- strings
 s_fail:             .asciz "FAIL: "
 s_nl:               .asciz "\n"
@@ -587,6 +655,12 @@ s_ru_ok:            .asciz "reuse: last sharer's write reused the page\n"
 s_rw_survived:      .asciz "rowrite: wrote to a read-only page and survived\n"
 s_fc_ok:            .asciz "forkcycle: done\n"
 s_idle_value:       .asciz "idle: page lost its value\n"
+s_sb_old:           .asciz "sbrktest: sbrk did not return the old break\n"
+s_sb_zero:          .asciz "sbrktest: a new heap page is not zero-filled\n"
+s_sb_freed:         .asciz "sbrktest: shrinking by 2 pages did not free 2 frames\n"
+s_sb_kept:          .asciz "sbrktest: the page below the break lost its value\n"
+s_sb_under:         .asciz "sbrktest: shrinking below the heap start succeeded\n"
+s_sb_ok:            .asciz "sbrktest: grows zero-filled, shrinks freeing frames\n"
 
 .balign 4096
 .global tinyos_user_image_end
