@@ -45,3 +45,7 @@ class TranslationError(TinyOSError):
 
 class TargetStateError(TinyOSError):
     """The target is in a state the request cannot run in (running, MMU off, lock held)."""
+
+
+class InferiorCallError(TinyOSError):
+    """Calling a kernel function from the debugger failed (timeout, signal, refused)."""
