@@ -134,6 +134,19 @@ def test_heap_grows_zero_filled_and_shrinks_freeing_frames(tinyos_machine: QemuM
     assert frames(m) == free
 
 
+def test_fork_failing_for_lack_of_frames_rolls_back(tinyos_machine: QemuMachine) -> None:
+    m = tinyos_machine
+    free, before = frames(m), cow_statistics(m)
+    out, status = run_to_exit(m, "run forkfail")
+    assert status == 0 and "forkfail: failed fork rolled back, every page private again" in out
+    after = cow_statistics(m)
+    # Pages shared before the failure went back to the parent alone: its writes reuse
+    # them, nothing is ever copied.
+    assert after.duplicated == before.duplicated
+    assert (after.pages, after.saved) == (0, 0)
+    assert frames(m) == free
+
+
 def test_run_lists_programs_and_refuses_an_unknown_one(tinyos_machine: QemuMachine) -> None:
     listed = [line.split()[0] for line in tinyos_machine.console.command("run").splitlines()]
     for program in ("forkwrite", "bigfork", "threeshare", "waitbuf", "oom", "reuse", "rowrite", "forkcycle"):

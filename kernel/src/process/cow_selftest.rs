@@ -128,6 +128,12 @@ fn heap_grows_and_shrinks() -> Check {
     run_checked("sbrktest", 0, Expect { status: 0, faults: Some(0), duplicated: Some(0) })
 }
 
+/// forkfail: a fork that runs out of frames part-way rolls back; the parent then writes
+/// all its pages without a single copy.
+fn failed_fork_rolls_back() -> Check {
+    run_checked("forkfail", 0, Expect { status: 0, faults: None, duplicated: Some(0) })
+}
+
 /// `~4`/`~5`/`~3` semantics on two idle processes: protect a private page (1 ref),
 /// unprotect it, share it (2 refs), unprotect refused while shared, then kill both.
 fn protect_unprotect_share() -> Check {
@@ -195,6 +201,7 @@ pub fn run_suite() -> Summary {
         ("write to a read-only page that is not COW kills", read_only_write_kills),
         ("200 fork/write/exit cycles give every frame back", fork_cycles),
         ("sbrk grows zero-filled pages and shrinks freeing them", heap_grows_and_shrinks),
+        ("fork out of frames part-way rolls back cleanly", failed_fork_rolls_back),
         ("~3/~4/~5: protect, unprotect, share, refuse unsafe unprotect", protect_unprotect_share),
     ];
     println!("=== COW Self-Test ===");

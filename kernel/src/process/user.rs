@@ -43,6 +43,7 @@ unsafe extern "C" {
     static tinyos_user_forkcycle: u8;
     static tinyos_user_idle: u8;
     static tinyos_user_sbrktest: u8;
+    static tinyos_user_forkfail: u8;
 }
 
 /// A program of the image: its name and its entry symbol.
@@ -72,6 +73,7 @@ pub const PROGRAMS: &[Program] = &[
     program!("rowrite", tinyos_user_rowrite, "write to the read-only code page: killed"),
     program!("forkcycle", tinyos_user_forkcycle, "[n] n fork/write/exit cycles (default 200)"),
     program!("sbrktest", tinyos_user_sbrktest, "sbrk grows zero-filled pages and shrinks freeing them"),
+    program!("forkfail", tinyos_user_forkfail, "fork with almost no free frames fails and rolls back"),
     program!("idle", tinyos_user_idle, "one heap page holding the pid, then pause forever"),
 ];
 

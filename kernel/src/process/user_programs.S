@@ -619,6 +619,72 @@ u_check_zero:
 1:  mov     x0, #0
     ret
 
+// ---------------------------------------------------------------- forkfail
+// fork with almost no free frames fails part-way (the child's tables run out after some
+// pages were already shared) and must roll back: fork returns -12 (ENOMEM), the
+// parent's pages keep their values, none is shared any more, and writing every one of
+// them needs no frame (no copy: the parent is each page's only user).
+.global tinyos_user_forkfail
+tinyos_user_forkfail:
+    mov     x0, #0
+    sys     SYS_SBRK
+    mov     x20, x0                         // heap base
+    mov     x19, #0                         // heap pages
+1:  mov     x0, #PAGE                       // take every frame there is
+    sys     SYS_SBRK
+    cmn     x0, #1
+    b.eq    2f
+    add     x19, x19, #1
+    b       1b
+2:  mov     x0, #-0x6000                    // give 6 back: enough for a few child tables
+    sys     SYS_SBRK
+    cmn     x0, #1
+    expect  ne, s_sbrk_failed
+    sub     x19, x19, #6
+    mov     x0, x20
+    mov     x1, x19
+    mov     x2, #5
+    mov     x7, #1
+    bl      u_fill_pages
+    sys     SYS_FORK
+    cmp     x0, #0
+    b.ne    3f
+    exit_with 1                             // a child must not exist
+3:  expect  lt, s_ff_forked
+    mov     x9, #-12
+    cmp     x0, x9
+    expect  eq, s_ff_errno
+    mov     x0, x20
+    sys     SYS_COWREFS
+    cmp     x0, #2
+    expect  lo, s_ff_refs
+    sys     SYS_FREEFRAMES
+    mov     x21, x0
+    mov     x0, x20
+    mov     x1, x19
+    mov     x2, #5
+    mov     x7, #1
+    bl      u_check_pages
+    cmp     x0, #1
+    expect  eq, s_ff_value
+    mov     x0, x20
+    mov     x1, x19
+    mov     x2, #0x900
+    mov     x7, #1
+    bl      u_fill_pages                    // would be killed if a copy were needed
+    mov     x0, x20
+    mov     x1, x19
+    mov     x2, #0x900
+    mov     x7, #1
+    bl      u_check_pages
+    cmp     x0, #1
+    expect  eq, s_ff_value
+    sys     SYS_FREEFRAMES
+    cmp     x0, x21
+    expect  eq, s_ff_frames
+    puts    s_ff_ok
+    exit_with 0
+
 // ---------------------------------------------------------------- strings
 s_fail:             .asciz "FAIL: "
 s_nl:               .asciz "\n"
@@ -660,6 +726,12 @@ s_sb_zero:          .asciz "sbrktest: a new heap page is not zero-filled\n"
 s_sb_freed:         .asciz "sbrktest: shrinking by 2 pages did not free 2 frames\n"
 s_sb_kept:          .asciz "sbrktest: the page below the break lost its value\n"
 s_sb_under:         .asciz "sbrktest: shrinking below the heap start succeeded\n"
+s_ff_forked:        .asciz "forkfail: fork succeeded without free frames\n"
+s_ff_errno:         .asciz "forkfail: fork did not return -12 (ENOMEM)\n"
+s_ff_refs:          .asciz "forkfail: a page is still shared after the failed fork\n"
+s_ff_value:         .asciz "forkfail: the parent's pages changed\n"
+s_ff_frames:        .asciz "forkfail: writing the parent's pages used frames (copies)\n"
+s_ff_ok:            .asciz "forkfail: failed fork rolled back, every page private again\n"
 s_sb_ok:            .asciz "sbrktest: grows zero-filled, shrinks freeing frames\n"
 
 .balign 4096
