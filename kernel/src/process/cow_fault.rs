@@ -78,6 +78,7 @@ pub const fn writable_by_design(desc: Descriptor) -> bool {
 }
 
 /// Resolves a write by process `pid` (address space `space`) to `far`.
+#[inline(never)]
 pub fn handle_write_fault(pid: usize, space: &AddressSpace, far: u64) -> Result<Resolution, WriteFaultError> {
     let va = VirtAddr::new(far & !(PAGE_SIZE - 1));
     let desc = space.page(va).ok_or(WriteFaultError::NotMapped)?;
@@ -99,6 +100,7 @@ pub fn handle_write_fault(pid: usize, space: &AddressSpace, far: u64) -> Result<
     Ok(resolution)
 }
 
+#[inline(never)]
 fn resolve_locked(
     cow: &mut CowManager,
     pid: usize,
@@ -147,6 +149,7 @@ fn resolve_locked(
 /// tracking; a writable or copy-on-write page becomes copy-on-write in both (tracked);
 /// a frame that already has the most mappings the manager records is copied for the
 /// child instead. On error nothing of this page changed.
+#[inline(never)]
 pub fn share_for_fork(
     cow: &mut CowManager,
     parent: &AddressSpace,
@@ -230,6 +233,7 @@ fn copy_for(space: &AddressSpace, va: VirtAddr, pa: PhysAddr, attrs: Attributes)
 /// Removes the page at `va` from process `pid`'s `space` (sbrk shrink, exit): its
 /// copy-on-write mapping leaves the manager and its frame loses a reference (freed when
 /// nobody maps it). The TLB entry is invalidated.
+#[inline(never)]
 pub fn release_page(cow: &mut CowManager, space: &AddressSpace, pid: usize, va: VirtAddr) {
     let Ok((pa, flush)) = space.unmap(va) else { return };
     flush.flush();

@@ -15,6 +15,7 @@ use crate::memory::cow::COW_MANAGER;
 
 /// Forks the process in `parent_slot` whose saved registers are `parent_frame`.
 /// Returns the child's pid; the child is Ready and resumes with x0 = 0.
+#[inline(never)]
 pub fn fork(parent_slot: usize, parent_frame: &TrapFrame) -> Result<usize, SpawnError> {
     let parent = snapshot(parent_slot);
     let (slot, pid) = reserve_slot(parent.name, parent.pid)?;
@@ -47,6 +48,7 @@ pub fn fork(parent_slot: usize, parent_frame: &TrapFrame) -> Result<usize, Spawn
 }
 
 /// Shares every page of `parent` with `child`, holding the manager once for the walk.
+#[inline(never)]
 fn share_all(parent: &AddressSpace, ppid: usize, child: &AddressSpace, cpid: usize) -> Result<(), SpawnError> {
     let mut cow = COW_MANAGER.lock();
     let mut result = Ok(());

@@ -292,6 +292,7 @@ fn sync_icache(pa: PhysAddr) {
 
 /// Creates a process running `program` with `arg` in x0, child of `parent` (0 = the
 /// shell). It is Ready; the scheduler runs it. Returns its pid.
+#[inline(never)]
 pub fn spawn(program: &Program, arg: u64, parent: usize) -> Result<usize, SpawnError> {
     let (slot, pid) = reserve_slot(program.name, parent)?;
     let built = new_space(slot).and_then(|space| match populate(&space) {
@@ -339,6 +340,7 @@ fn populate(space: &AddressSpace) -> Result<(), SpawnError> {
 /// Unmaps every page of `space` (process `pid`), dropping its copy-on-write mappings
 /// from the manager and its frame references (a frame nobody maps any more is freed),
 /// then frees the translation tables. The caller has switched TTBR0 away from `space`.
+#[inline(never)]
 pub fn teardown(space: AddressSpace, pid: usize) {
     {
         let mut cow = COW_MANAGER.lock();
@@ -356,6 +358,7 @@ pub fn teardown(space: AddressSpace, pid: usize) {
 /// Ends the process in `slot` with `status`: frees its memory, makes it a zombie,
 /// re-parents its children to the shell and wakes a parent blocked in `wait`.
 /// The caller must not be running on `slot`'s address space (TTBR0 switched away).
+#[inline(never)]
 pub fn exit(slot: usize, status: i64) {
     let (space, pid) = {
         let mut table = PROCESSES.lock();
