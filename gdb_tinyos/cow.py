@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .address import Address
 from .debuginfo import DebugInfo, decode, plain
 from .debuginfo.layouts import ArrayType, RustEnumType, StructType, Type
 from .errors import CorruptStructure, LayoutError
@@ -36,7 +37,7 @@ PAGE_SIZE = 4096
 class Sharer:
     """One mapping of a tracked frame: virtual address ``va`` in process ``pid``."""
 
-    va: int
+    va: Address
     pid: int
 
 
@@ -45,7 +46,7 @@ class CowPage:
     """One occupied slot of ``cow_pages``."""
 
     slot: int
-    physical_addr: int
+    physical_addr: Address
     ref_count: int
     is_cow: bool
     original_permissions: str
@@ -68,13 +69,13 @@ class CowManagerState:
     ``Option`` that holds ``None`` (then pages and statistics are empty/None)."""
 
     symbol: str
-    address: int
+    address: Address
     initialised: bool
     lock_held: bool | None
     capacity: int
     active_pages: int = 0
     next_process_id: int = 0
-    memory_manager: int = 0
+    memory_manager: Address = Address(0)
     statistics: CowStatistics | None = None
     pages: tuple[CowPage, ...] = ()
 
@@ -192,7 +193,7 @@ def read_manager(target: Target, where: ManagerLocation, ram: tuple[int, int] | 
 
 def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None = None) -> CowManagerState:
     """Decode the manager from the static's bytes (see :func:`read_manager`)."""
-    base = dict(symbol=where.symbol, address=where.address, capacity=where.page_fields.count,
+    base = dict(symbol=where.symbol, address=Address(where.address), capacity=where.page_fields.count,
                 lock_held=where.found.lock_held(data, where.symbol))
     if not where.found.present(data, where.symbol):
         return CowManagerState(initialised=False, **base)
@@ -218,14 +219,14 @@ def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | N
     )
 
 
-def _plain_address(data: bytes, m: int, manager: StructType) -> int:
+def _plain_address(data: bytes, m: int, manager: StructType) -> Address:
     """``memory_manager`` as an address whatever its shape (usize, pointer, Option of one)."""
     off, t = member(manager, "memory_manager")
     value = plain(decode(t, data, m + off, "memory_manager"))
     while isinstance(value, dict):
         inner = [v for k, v in value.items() if k != "variant"]
         value = inner[0] if inner else 0
-    return int(value or 0)
+    return Address(value or 0)
 
 
 def _pages(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None):
@@ -266,9 +267,9 @@ def _page(data: bytes, at: int, slot: int, f: _PageFields, symbol: str, ram) -> 
         raise CorruptStructure(
             f"{where}: {len(vas)} virtual addresses but {len(pids)} process ids")
     return CowPage(
-        slot=slot, physical_addr=pa, ref_count=_u(data, at + f.refs[0], f.refs[1]),
+        slot=slot, physical_addr=Address(pa), ref_count=_u(data, at + f.refs[0], f.refs[1]),
         is_cow=bool(is_cow), original_permissions=getattr(perms, "variant", str(perms)),
-        sharers=tuple(Sharer(va, pid) for va, pid in zip(vas, pids)),
+        sharers=tuple(Sharer(Address(va), pid) for va, pid in zip(vas, pids)),
     )
 
 

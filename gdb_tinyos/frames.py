@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .address import Address
 from .debuginfo import DebugInfo
 from .debuginfo.layouts import ArrayType
 from .errors import CorruptStructure, LayoutError
@@ -27,7 +28,7 @@ _FIELDS = ("base_pa", "frame_count", "total_frames", "free_frames")
 
 @dataclass(frozen=True)
 class FrameAllocatorState:
-    base_pa: int
+    base_pa: Address
     frame_count: int
     total_frames: int
     free_frames: int
@@ -96,6 +97,7 @@ def read_frames(target: Target, where: FramesLocation) -> FrameAllocatorState:
     start = where.counts_offset
     counts = tuple(int.from_bytes(data[start + i * size : start + (i + 1) * size], "little")
                    for i in range(values["frame_count"]))
+    values["base_pa"] = Address(values["base_pa"])
     return FrameAllocatorState(lock_held=where.found.lock_held(data, where.symbol),
                                reserved_value=(1 << (8 * size)) - 1, ref_counts=counts, **values)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .address import Address
 from .debuginfo import DebugInfo, decode
 from .debuginfo.decode import EnumValue, StructValue
 from .debuginfo.layouts import ArrayType
@@ -32,7 +33,7 @@ class Process:
     slot: int
     pid: int
     state: str
-    ttbr0: int
+    ttbr0: Address
     asid: int
     parent: int
     name: str
@@ -125,7 +126,7 @@ def _process(target: Target, slot: int, row: StructValue, running_slot: int | No
     asid = row.asid
     if asid >> 16:
         raise CorruptStructure(f"{symbol}[{slot}].asid is {asid:#x}, wider than 16 bits")
-    return Process(slot=slot, pid=row.pid, state=state, ttbr0=row.ttbr0, asid=asid,
+    return Process(slot=slot, pid=row.pid, state=state, ttbr0=Address(row.ttbr0), asid=asid,
                    parent=getattr(row, "parent", 0), name=_name(target, row),
                    running=slot == running_slot)
 

@@ -25,24 +25,9 @@ from typing import Any
 
 from tabulate import tabulate
 
+from .address import Address, hexs
 
-class Address(int):
-    """An integer that renders as hex (in text, JSON and MI): addresses, descriptors, registers.
-
-    JSON carries it as a ``"0x..."`` string because 64-bit addresses do not survive JSON
-    readers that use doubles."""
-
-    def __str__(self) -> str:
-        return f"{int(self):#x}"
-
-    __repr__ = __str__
-
-
-def hexs(value: int | None, width: int = 0) -> str:
-    """``0x``-prefixed lower-case hex, zero-padded to ``width`` digits; ``-`` for None."""
-    if value is None:
-        return "-"
-    return f"0x{value:0{width}x}"
+__all__ = ["Address", "cell", "hexs", "key_values", "table", "to_json", "to_mi", "to_plain"]
 
 
 def to_plain(obj: Any) -> Any:
@@ -61,6 +46,8 @@ def to_plain(obj: Any) -> Any:
         return bytes(obj).hex()
     if isinstance(obj, PurePath):
         return str(obj)
+    if isinstance(obj, set | frozenset):
+        return [to_plain(v) for v in sorted(obj)]  # a stable order for diffs and tests
     if isinstance(obj, Iterable):
         return [to_plain(v) for v in obj]
     raise TypeError(f"cannot render {type(obj).__name__} as plain data")

@@ -9,14 +9,14 @@ serves live sessions, core dumps and synthetic tests.
 - :mod:`.regime`: the register snapshot and the TTBR0/TTBR1 ranges
 - :mod:`.walker`: VA -> PA walks with a per-level trace, one read per table
 - :mod:`.ranges`: whole-address-space dumps merged into ranges, with problems reported
-- :mod:`.serialize`: the model as JSON-ready values
+
+JSON and MI faces of the model come from :func:`gdb_tinyos.render.to_plain` (addresses as hex strings).
 """
 
 from .granule import GRANULE_4K, GRANULE_16K, GRANULE_64K, Granule
 from .model import Attributes, Fault, FaultKind, Mapping, Permissions, Walk, WalkStep
 from .ranges import FILTERS, AddressSpace, Problem, ProblemKind, Range, dump, dump_range, make_filter
 from .regime import TranslationRegime, VaRange, asid_of
-from .serialize import to_jsonable
 from .sysregs import ESR, MAIR, SCTLR, TCR, MemoryAttribute
 from .walker import TableReader, Translator, translate, walk
 
@@ -24,6 +24,6 @@ __all__ = [
     "ESR", "FILTERS", "GRANULE_16K", "GRANULE_4K", "GRANULE_64K", "MAIR", "SCTLR", "TCR",
     "AddressSpace", "Attributes", "Fault", "FaultKind", "Granule", "Mapping", "MemoryAttribute",
     "Permissions", "Problem", "ProblemKind", "Range", "TableReader", "TranslationRegime", "Translator",
-    "VaRange", "Walk", "WalkStep", "asid_of", "dump", "dump_range", "make_filter", "to_jsonable",
+    "VaRange", "Walk", "WalkStep", "asid_of", "dump", "dump_range", "make_filter",
     "translate", "walk",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ..address import Address
 from .granule import Granule
 from .sysregs import SHAREABILITY, Field, RegisterLayout
 
@@ -60,9 +61,9 @@ class DescriptorKind(Enum):
 
 @dataclass(frozen=True)
 class TableDescriptor:
-    raw: int
+    raw: Address
     level: int
-    next_table: int
+    next_table: Address
     ns_table: bool
     ap_table: int  # APTable[1:0]: bit 0 = no EL0 access below, bit 1 = no writes below
     uxn_table: bool
@@ -77,10 +78,10 @@ class TableDescriptor:
 class LeafDescriptor:
     """A block (levels 1/2) or page (level 3) descriptor."""
 
-    raw: int
+    raw: Address
     level: int
     kind: DescriptorKind
-    output_address: int
+    output_address: Address
     attr_index: int
     ns: bool
     ap: int  # AP[2:1]: bit 1 = read-only, bit 0 = EL0 access
@@ -102,7 +103,7 @@ class LeafDescriptor:
 
 @dataclass(frozen=True)
 class InvalidDescriptor:
-    raw: int
+    raw: Address
     level: int
     kind: DescriptorKind
     reason: str
@@ -116,7 +117,7 @@ Descriptor = TableDescriptor | LeafDescriptor | InvalidDescriptor
 
 def decode_descriptor(raw: int, level: int, granule: Granule) -> Descriptor:
     """Classify and decode one descriptor found at ``level`` of a ``granule`` walk."""
-    raw &= (1 << 64) - 1
+    raw = Address(raw & ((1 << 64) - 1))
     if not raw & 1:
         return InvalidDescriptor(raw, level, DescriptorKind.INVALID, "bit 0 is clear")
     is_table_or_page = bool(raw & 2)
@@ -137,7 +138,7 @@ def _table(raw: int, level: int, granule: Granule) -> TableDescriptor:
     return TableDescriptor(
         raw=raw,
         level=level,
-        next_table=granule.next_table_address(raw),
+        next_table=Address(granule.next_table_address(raw)),
         ns_table=bool(f["NSTable"]),
         ap_table=f["APTable"],
         uxn_table=bool(f["UXNTable"]),
@@ -151,7 +152,7 @@ def _leaf(raw: int, level: int, granule: Granule, kind: DescriptorKind) -> LeafD
         raw=raw,
         level=level,
         kind=kind,
-        output_address=granule.output_address(raw, level),
+        output_address=Address(granule.output_address(raw, level)),
         attr_index=f["AttrIndx"],
         ns=bool(f["NS"]),
         ap=f["AP"],

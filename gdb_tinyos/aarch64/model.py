@@ -1,7 +1,8 @@
 """Result types of a translation: permissions, attributes, mappings, faults and walks.
 
-Plain frozen dataclasses so that one object feeds the text renderer, JSON
-(:func:`gdb_tinyos.aarch64.serialize.to_jsonable`) and MI results.
+Plain frozen dataclasses so that one object feeds the text renderer, JSON and MI results
+(:func:`gdb_tinyos.render.to_plain`); address-valued fields hold
+:class:`~gdb_tinyos.address.Address` so that they render as hex strings.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ..address import Address
 from .descriptors import Descriptor, DescriptorKind
 from .sysregs import MemoryAttribute
 
@@ -79,10 +81,10 @@ class Attributes:
 class Mapping:
     """A translation found for ``va``: the whole block/page and where ``va`` lands in it."""
 
-    va: int
-    pa: int
-    va_base: int
-    pa_base: int
+    va: Address
+    pa: Address
+    va_base: Address
+    pa_base: Address
     size: int
     level: int
     kind: DescriptorKind
@@ -116,9 +118,9 @@ class WalkStep:
     """One level of a walk: which table, which entry, and what it held."""
 
     level: int
-    table: int
+    table: Address
     index: int
-    descriptor: int
+    descriptor: Address
     kind: DescriptorKind
     decoded: Descriptor
 
@@ -134,7 +136,7 @@ class WalkStep:
 class Walk:
     """The outcome of translating one VA: a mapping, a fault, or both (AF=0)."""
 
-    va: int
+    va: Address
     mmu_enabled: bool
     ttbr: int | None  # 0 or 1; None when the MMU is off or the VA selects no range
     steps: tuple[WalkStep, ...] = ()
@@ -147,7 +149,7 @@ class Walk:
         return not self.mmu_enabled or (self.mapping is not None and self.fault is None)
 
     @property
-    def pa(self) -> int | None:
+    def pa(self) -> Address | None:
         """The physical address the CPU would access, or None if the access faults."""
         if not self.mmu_enabled:
             return self.va

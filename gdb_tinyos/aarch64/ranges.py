@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import NamedTuple
 
+from ..address import Address
 from ..errors import MemoryReadError
 from ..target import Target
 from .descriptors import InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
@@ -72,10 +73,10 @@ class ProblemKind(Enum):
 class Problem:
     kind: ProblemKind
     level: int
-    table: int
+    table: Address
     index: int
-    va: int
-    descriptor: int
+    va: Address
+    descriptor: Address
     message: str
 
     def describe(self) -> str:
@@ -87,9 +88,9 @@ class Problem:
 class Range:
     """A run of leaves contiguous in VA and PA with identical attributes."""
 
-    va_start: int
-    va_end: int  # exclusive
-    pa_start: int
+    va_start: Address
+    va_end: Address  # exclusive
+    pa_start: Address
     attrs: Attributes
     leaves: int
     levels: tuple[int, ...]
@@ -99,8 +100,8 @@ class Range:
         return self.va_end - self.va_start
 
     @property
-    def pa_end(self) -> int:
-        return self.pa_start + self.size
+    def pa_end(self) -> Address:
+        return Address(self.pa_start + self.size)
 
     def describe(self) -> str:
         return (
@@ -114,16 +115,16 @@ class AddressSpace:
     """A dump of one VA range: merged ranges, problems met, tables visited."""
 
     name: str
-    root_table: int
+    root_table: Address
     asid: int
     granule: str
     input_bits: int
     start_level: int
-    va_start: int
-    va_end: int
+    va_start: Address
+    va_end: Address
     ranges: list[Range] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    tables: list[int] = field(default_factory=list)
+    tables: list[Address] = field(default_factory=list)
     leaves: int = 0
 
     def describe(self) -> str:
@@ -179,7 +180,8 @@ class _Dumper:
         self.visits = 0
         self.seen: dict[int, None] = {}  # insertion-ordered set of tables read
         r = va_range
-        self.space = AddressSpace(r.name, r.root_table, r.asid, r.granule.name, r.input_bits, r.start_level, lo, hi)
+        self.space = AddressSpace(r.name, Address(r.root_table), r.asid, r.granule.name, r.input_bits, r.start_level,
+                                  Address(lo), Address(hi))
 
     def run(self) -> None:
         r = self.r
@@ -196,11 +198,12 @@ class _Dumper:
             pass
 
     def finish(self) -> AddressSpace:
-        self.space.tables = list(self.seen)
+        self.space.tables = [Address(t) for t in self.seen]
         return self.space
 
     def _problem(self, kind: ProblemKind, at: _At, message: str) -> None:
-        self.space.problems.append(Problem(kind, *at, message))
+        level, table, index, va, descriptor = at
+        self.space.problems.append(Problem(kind, level, Address(table), index, Address(va), Address(descriptor), message))
 
     def _inside_memory(self, pa: int, size: int) -> bool:
         if self.physical_ranges is None:
@@ -286,7 +289,7 @@ class _Dumper:
         if self.where is not None and not self.where(attrs):
             return
         start, end = max(at.va, self.lo), min(at.va + desc.size, self.hi)
-        self._add(Range(start, end, out + (start - at.va), attrs, 1, (desc.level,)))
+        self._add(Range(Address(start), Address(end), Address(out + (start - at.va)), attrs, 1, (desc.level,)))
 
     def _check_contiguous(self, entries: tuple[int, ...], start: int, at: _At, prefix: int) -> None:
         """Report a misprogrammed Contiguous-bit group (Arm ARM "The Contiguous bit").

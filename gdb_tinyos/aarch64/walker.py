@@ -20,6 +20,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..address import Address
 from ..errors import MemoryReadError, TranslationError
 from ..target import Target
 from .descriptors import InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
@@ -130,7 +131,7 @@ class Translator:
 
     def walk(self, va: int) -> Walk:
         """Translate ``va`` as the CPU would now (TTBR selection, TBI, EPD, MMU state)."""
-        va &= MASK64
+        va = Address(va & MASK64)
         if not self.regime.mmu_enabled:
             return self._flat(va)
         which = (va >> 55) & 1  # bit 55 picks the half, also when the top byte is a tag
@@ -153,6 +154,7 @@ class Translator:
 
     def walk_range(self, va_range: VaRange, va: int) -> Walk:
         """Walk ``va``'s index bits through ``va_range``'s tables (any root, e.g. another process's)."""
+        va = Address(va & MASK64)
         granule, bits = va_range.granule, va_range.input_bits
         cva = canonical(va_range, va)
         steps: list[WalkStep] = []
@@ -164,7 +166,7 @@ class Translator:
         def fault(kind: FaultKind, level: int, message: str) -> Walk:
             return done(Fault(kind, level, message))
 
-        table = va_range.root_table
+        table = Address(va_range.root_table)
         if table >> va_range.oa_bits:
             return fault(FaultKind.ADDRESS_SIZE, 0, f"{va_range.name} base {table:#x} exceeds {va_range.oa_bits}-bit PA")
         inherited = Inherited()
@@ -177,7 +179,7 @@ class Translator:
                 return fault(FaultKind.EXTERNAL_ABORT, level, f"level {level} table at {table:#x} is unreadable: {e}")
             index = granule.index(cva, level, bits)
             desc = decode_descriptor(entries[index], level, granule)
-            steps.append(WalkStep(level, table, index, entries[index], desc.kind, desc))
+            steps.append(WalkStep(level, table, index, desc.raw, desc.kind, desc))
             if isinstance(desc, InvalidDescriptor):
                 return fault(FaultKind.TRANSLATION, level, f"level {level} descriptor is {desc.kind.value}: {desc.reason}")
             if isinstance(desc, TableDescriptor):
@@ -211,8 +213,8 @@ class Translator:
         offset = cva & (leaf.size - 1)
         mapping = Mapping(
             va=va,
-            pa=leaf.output_address + offset,
-            va_base=cva - offset,
+            pa=Address(leaf.output_address + offset),
+            va_base=Address(cva - offset),
             pa_base=leaf.output_address,
             size=leaf.size,
             level=level,

@@ -112,7 +112,7 @@ class TinyOSCommand(gdb.Command):
         return render.to_json(self.plain(model))
 
     def plain(self, model: Any) -> Any:
-        """The model as plain data, for --json and MI (override to use a layer's own serializer)."""
+        """The model as plain data, for --json and MI (override to reshape the model first)."""
         return render.to_plain(model)
 
     # -- machinery -------------------------------------------------------------------

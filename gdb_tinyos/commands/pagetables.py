@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import render
-from ..aarch64 import FILTERS, AddressSpace, Translator, Walk, dump_range, make_filter, to_jsonable
+from ..aarch64 import FILTERS, AddressSpace, Translator, Walk, dump_range, make_filter
 from ..aarch64.ranges import human_size
 from ..errors import TranslationError
 from ..target import Target
@@ -58,9 +58,6 @@ class Va2Pa(TinyOSCommand):
     def run(self, s: Session, args: argparse.Namespace) -> Walk:
         return walk_va(s.target, args.va, args.root, args.asid)
 
-    def plain(self, model: Walk) -> Any:
-        return to_jsonable(model)
-
     def format_text(self, model: Walk) -> str:
         return model.describe()
 
@@ -106,9 +103,6 @@ class Pt(TinyOSCommand):
                 va_range = va_range.with_root(args.root, args.asid)
             spaces.append(dump_range(translator, va_range, va_start=start, va_end=end, where=where))
         return PageTableDump(spaces)
-
-    def plain(self, model: PageTableDump) -> Any:
-        return to_jsonable(model)
 
     def format_text(self, model: PageTableDump) -> str:
         return "\n\n".join(_space_text(space) for space in model.spaces)

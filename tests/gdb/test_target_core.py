@@ -48,7 +48,7 @@ def test_system_registers_come_from_the_sidecar(dumped):
 def test_physical_and_virtual_memory_match(dumped):
     s, core = dumped
     pc = core.read_register("pc")
-    pa = json.loads(s.gdb.cli(f"va2pa {pc:#x} --json"))["mapping"]["pa"]
+    pa = int(json.loads(s.gdb.cli(f"va2pa {pc:#x} --json"))["mapping"]["pa"], 16)
     live_phys = py(s, f"{SESSION}.target.read_physical({pa}, 64).hex()")
     live_virt = py(s, f"{SESSION}.target.read_virtual({pc}, 64).hex()")
     assert core.read_physical(pa, 64).hex() == live_phys

@@ -158,14 +158,14 @@ def test_va2pa_agrees_with_qemu_gva2gpa(live):
     for va in (0xFFFF_0000_4008_0000, 0xFFFF_0000_0900_0000, sp(live)):
         walk = json.loads(live.gdb.cli(f"va2pa {va:#x} --json"))
         qemu = monitor(live, f"gva2gpa {va:#x}")
-        assert walk["mapping"]["pa"] == int(qemu.split()[-1], 16), (va, qemu)
+        assert walk["mapping"]["pa"] == hex(int(qemu.split()[-1], 16)), (va, qemu)
 
 
 def test_pt_kernel_ranges_match_the_contract(live):
     spaces = json.loads(live.gdb.cli("pt --kernel --json"))["spaces"]
-    ranges = spaces[0]["ranges"]
-    uart = [r for r in ranges if r["va_start"] <= 0xFFFF_0000_0900_0000 < r["va_end"]]
-    assert uart and uart[0]["pa_start"] == 0x0900_0000 + (uart[0]["va_start"] - 0xFFFF_0000_0900_0000)  # the linear map
+    ranges = spaces[0]["ranges"]  # addresses are "0x..." strings in JSON
+    uart = [r for r in ranges if int(r["va_start"], 16) <= 0xFFFF_0000_0900_0000 < int(r["va_end"], 16)]
+    assert uart and int(uart[0]["pa_start"], 16) == 0x0900_0000 + (int(uart[0]["va_start"], 16) - 0xFFFF_0000_0900_0000)
     assert uart[0]["attrs"]["memory"]["kind"] == "device"
     wx = json.loads(live.gdb.cli("pt --kernel --filter writable executable --json"))["spaces"][0]["ranges"]
     assert wx == []  # least privilege: nothing in the kernel is both writable and executable

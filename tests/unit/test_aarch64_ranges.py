@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from gdb_tinyos.aarch64 import ProblemKind, TranslationRegime, dump, make_filter, to_jsonable
+from gdb_tinyos.aarch64 import ProblemKind, TranslationRegime, dump, make_filter
+from gdb_tinyos.render import to_json
 
 TABLE = PAGE = 0b11
 BLOCK = 0b01
@@ -186,13 +187,16 @@ def test_64k_granule_dump(image_factory):
     assert space.granule == "64K" and space.start_level == 1
 
 
-def test_dump_is_json_serialisable(image):
-    kernel_space(image)
+def test_dump_json_has_hex_addresses_and_integer_counts(image):
+    tables = kernel_space(image)
     space = dump(image.target, 1)
-    data = json.loads(json.dumps(to_jsonable(space)))
+    data = json.loads(to_json(space))
     assert data["name"] == "TTBR1" and len(data["ranges"]) == 5
+    assert data["root_table"] == hex(tables[0]) and data["va_end"] == "0x10000000000000000"
+    assert data["tables"] == [hex(t) for t in tables] and data["leaves"] == 16 + 4 + 2 + 1 and data["asid"] == 0
     first = data["ranges"][0]
-    assert first["va_start"] == KBASE and first["attrs"]["memory"]["kind"] == "normal"
+    assert first["va_start"] == hex(KBASE) and first["leaves"] == 16 and first["levels"] == [3]
+    assert first["attrs"]["memory"]["kind"] == "normal"
     assert first["attrs"]["perms"] == {
         "el1_read": True, "el1_write": False, "el1_exec": True,
         "el0_read": False, "el0_write": False, "el0_exec": False,

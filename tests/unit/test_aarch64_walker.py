@@ -459,15 +459,20 @@ def test_describe_matches_the_shell_contract_shape(image):
     assert text[4].startswith("va 0x40403000 -> pa 0x41234000 EL1:RW- EL0:RW- PXN UXN normal")
 
 
-def test_walk_is_json_serialisable(image):
+def test_walk_json_has_hex_addresses_and_integer_counts(image):
     import json
 
-    from gdb_tinyos.aarch64 import to_jsonable
+    from gdb_tinyos.render import to_json
 
     tables = chain(image, [0, 1, 2, 3], [0, 0, 0, 2], 0x4000_0000 | PAGE | AF | NORMAL)
     set_regs(image, ttbr0=tables[0])
-    data = json.loads(json.dumps(to_jsonable(walk(image.target, 0x2008))))
-    assert [s["kind"] for s in data["steps"]] == ["table", "table", "table", "page"]
-    assert data["steps"][3]["decoded"]["output_address"] == 0x4000_0000
-    assert data["mapping"]["pa"] == 0x4000_0008 and data["fault"] is None
+    data = json.loads(to_json(walk(image.target, 0x2008)))
+    assert data["va"] == "0x2008"
+    assert [s["kind"] for s in data["steps"]] == ["TABLE", "TABLE", "TABLE", "PAGE"]
+    assert [s["level"] for s in data["steps"]] == [0, 1, 2, 3]
+    assert [s["table"] for s in data["steps"]] == [hex(t) for t in tables]
+    assert data["steps"][3]["index"] == 2
+    assert data["steps"][3]["descriptor"] == hex(0x4000_0000 | PAGE | AF | NORMAL)
+    assert data["steps"][3]["decoded"]["output_address"] == "0x40000000"
+    assert data["mapping"]["pa"] == "0x40000008" and data["mapping"]["size"] == 4096 and data["fault"] is None
     assert data["mapping"]["attrs"]["memory"]["name"] == "Normal WB RA WA"

@@ -1,0 +1,37 @@
+"""Addresses as a type: integers that render as hex everywhere (text, JSON, MI).
+
+The one JSON rule of gdb-tinyos: virtual and physical addresses, table addresses,
+descriptors and register values are ``"0x..."`` strings in ``--json`` and MI output,
+because 64-bit values do not survive JSON readers that use doubles; counts, sizes,
+indices, pids, ASIDs and levels stay numbers. Decoders mark a field as an address by
+storing an :class:`Address` in it; :func:`gdb_tinyos.render.to_plain` does the rest.
+
+``Address`` is an ``int``: comparisons, hashing and arithmetic work as for any int
+(``Address(0x1000) + 1`` is a plain ``int``).
+
+Example::
+
+    Address(0x4008_0000)          # 0x40080000
+    f"{Address(4096)}"            # '0x1000'
+    Address(4096) == 4096         # True
+"""
+
+from __future__ import annotations
+
+
+class Address(int):
+    """An integer that renders as hex: addresses, descriptors, register values."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return f"{int(self):#x}"
+
+    __repr__ = __str__
+
+
+def hexs(value: int | None, width: int = 0) -> str:
+    """``0x``-prefixed lower-case hex, zero-padded to ``width`` digits; ``-`` for None."""
+    if value is None:
+        return "-"
+    return f"0x{value:0{width}x}"
