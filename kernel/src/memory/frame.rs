@@ -219,6 +219,12 @@ pub fn ref_count(pa: PhysAddr) -> Option<u16> {
     })
 }
 
+/// Whether an allocator operation is in progress (a debugger stopped inside one): an
+/// inferior call that allocates would re-enter it.
+pub fn is_busy() -> bool {
+    FRAME_ALLOCATOR.locked.load(Ordering::Relaxed)
+}
+
 /// Total and free managed frames.
 pub fn stats() -> FrameStats {
     FRAME_ALLOCATOR.with(|s| FrameStats { total: s.total_frames, free: s.free_frames })
