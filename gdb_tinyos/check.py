@@ -35,7 +35,7 @@ from .aarch64 import AddressSpace
 from .cow import PAGE_SIZE, CowManagerState, CowPage
 from .frames import FrameAllocatorState
 from .processes import ProcessTable
-from .render import Address
+from .address import Address
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ def _statistics_violations(cow: CowManagerState, manager_size: int | None) -> It
                          "the size of CowManager"))
     for name, stored, recomputed, what in expected:
         if stored != recomputed:
-            yield Violation("statistics", None, f"{name} is {stored} but {what} give {recomputed}")
+            yield Violation("statistics", None, f"{name} is {stored}, expected {recomputed} ({what})")
     if stats.peak_cow_pages < stats.cow_pages_count or stats.peak_cow_pages < occupied:
         yield Violation("statistics", None,
                         f"statistics.peak_cow_pages is {stats.peak_cow_pages}, below the current "

@@ -28,7 +28,7 @@ from .errors import TinyOSError
 from .kernel import KernelView
 from .processes import ProcessTable
 from . import render
-from .render import Address
+from .address import Address
 
 # Lines of pages the shell's `~1` prints before summarising: the same default here.
 DEFAULT_LIMIT = 64
