@@ -27,10 +27,12 @@
 //! Entry points for inferior calls (`call tinyos_cow_protect(0x10000000, 1)`), all
 //! `extern "C"`, returning an `i64`: a value >= 0 means success, a negative value is one
 //! of the `STATUS_*` codes below. Each one refuses with [`STATUS_BUSY`] when
-//! `COW_MANAGER` or `PROCESSES` is locked (the kernel was stopped inside an update: a
-//! call would dead-lock or see half a change), and the ones that change mappings refuse
-//! with [`STATUS_IN_PROCESS`] unless the kernel was stopped in the shell (no process on
-//! the CPU). Reasons for a refusal are also printed on the console.
+//! `COW_MANAGER` or `PROCESSES` is locked or the frame allocator is mid-operation (the
+//! kernel was stopped inside an update: a call would dead-lock or see half a change),
+//! and the ones that change mappings refuse with [`STATUS_IN_PROCESS`] unless the kernel
+//! was stopped in the shell (no process on the CPU). Reasons for a refusal are also printed on the console, and kept for the
+//! debugger in [`LAST_REFUSAL`] (`tinyos::debug::LAST_REFUSAL`: `len` bytes of UTF-8 in
+//! `text`; emptied at the start of every entry-point call).
 //! - `tinyos_cow_create(src_pid, src_va, dst_pid, dst_va)`: `~3` — share the page at
 //!   `src_va` of `src_pid` with `dst_pid` at `dst_va` (unmapped there); returns the
 //!   frame's new ref_count.
@@ -85,7 +87,7 @@ pub extern "C" fn tinyos_debug_event(kind: u32, a: u64, b: u64) {
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }
 
-/// Status: `COW_MANAGER` or `PROCESSES` is locked; nothing was done.
+/// Status: `COW_MANAGER` or `PROCESSES` is locked, or the frame allocator busy; nothing was done.
 pub const STATUS_BUSY: i64 = -1;
 /// Status: an argument is not a valid address or pid.
 pub const STATUS_BAD_ARGUMENT: i64 = -2;
@@ -96,7 +98,9 @@ pub const STATUS_IN_PROCESS: i64 = -4;
 
 /// `STATUS_BUSY` when a lock is held, `STATUS_IN_PROCESS` when a process runs.
 fn refusal(needs_shell: bool) -> Option<i64> {
-    if crate::memory::cow::COW_MANAGER.is_locked() || process::PROCESSES.is_locked() {
+    record_refusal(format_args!(""));
+    let locked = crate::memory::cow::COW_MANAGER.is_locked() || process::PROCESSES.is_locked();
+    if locked || crate::memory::frame::is_busy() {
         return Some(STATUS_BUSY);
     }
     if needs_shell && process::current_slot().is_some() {
@@ -105,9 +109,47 @@ fn refusal(needs_shell: bool) -> Option<i64> {
     None
 }
 
+/// Bytes of [`LAST_REFUSAL`]'s text (longer reasons are cut).
+pub const REFUSAL_CAPACITY: usize = 192;
+
+/// Why the last entry-point call was refused, for the debugger (which has no console):
+/// `len` bytes of UTF-8 in `text`, the sentence the console shows without the operation
+/// name. Written only by the entry points (one CPU, the debugger calls one at a time).
+pub struct Refusal {
+    pub len: core::sync::atomic::AtomicUsize,
+    pub text: core::cell::UnsafeCell<[u8; REFUSAL_CAPACITY]>,
+}
+
+// SAFETY: `text` is written only by the entry points, which run one at a time on the
+// single CPU (called by the debugger); readers are the debugger while the CPU is stopped.
+unsafe impl Sync for Refusal {}
+
+/// The reason for the last refused entry-point call (empty after a success).
+pub static LAST_REFUSAL: Refusal =
+    Refusal { len: core::sync::atomic::AtomicUsize::new(0), text: core::cell::UnsafeCell::new([0; REFUSAL_CAPACITY]) };
+
+impl core::fmt::Write for &Refusal {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        use core::sync::atomic::Ordering;
+        let len = self.len.load(Ordering::Relaxed);
+        let take = s.len().min(REFUSAL_CAPACITY - len);
+        // SAFETY: see `Refusal`'s Sync: no other writer or reader runs meanwhile.
+        unsafe { (&mut *self.text.get())[len..len + take].copy_from_slice(&s.as_bytes()[..take]) };
+        self.len.store(len + take, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Replaces the recorded reason by `reason` (empty: none).
+fn record_refusal(reason: core::fmt::Arguments<'_>) {
+    LAST_REFUSAL.len.store(0, core::sync::atomic::Ordering::Relaxed);
+    let _ = core::fmt::Write::write_fmt(&mut &LAST_REFUSAL, reason);
+}
+
 fn status_of(err: cow_fault::CowOpError, operation: &str) -> i64 {
     use cow_fault::CowOpError as E;
     println!("{operation}: {err}");
+    record_refusal(format_args!("{err}"));
     match err {
         E::NoSuchProcess(_) | E::BadAddress(_) | E::NotMapped { .. } | E::NotMappedAnywhere(_) | E::Ambiguous(_) => {
             STATUS_BAD_ARGUMENT
