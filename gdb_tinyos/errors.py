@@ -43,6 +43,10 @@ class TranslationError(TinyOSError):
     """A virtual address cannot be translated (fault, bad table, loop)."""
 
 
+class NoSuchProcess(TinyOSError):
+    """No live process has the pid or ASID asked for (the message lists the live ones)."""
+
+
 class TargetStateError(TinyOSError):
     """The target is in a state the request cannot run in (running, MMU off, lock held)."""
 

@@ -19,7 +19,7 @@ from functools import cached_property
 from .aarch64 import AddressSpace, TranslationRegime, Translator, Walk, dump_range
 from .cow import CowManagerState, ManagerLocation, locate_manager, read_manager
 from .debuginfo import DebugInfo
-from .errors import TranslationError
+from .errors import NoSuchProcess, TranslationError
 from .frames import FrameAllocatorState, FramesLocation, locate_frames, read_frames
 from .processes import Process, ProcessesLocation, ProcessTable, locate_processes, read_processes
 from .target import Target
@@ -54,6 +54,23 @@ class KernelView:
 
     def processes(self) -> ProcessTable:
         return read_processes(self.target, self._processes_at)
+
+    def process(self, *, pid: int | None = None, asid: int | None = None) -> Process:
+        """The live process with ``pid`` (or else ``asid``); NoSuchProcess, listing the live
+        pids, when there is none or it has no address space any more."""
+        table = self.processes()
+        if pid is not None:
+            found, what = table.by_pid(pid), f"pid {pid}"
+        elif asid is not None:
+            found, what = table.by_asid(asid), f"ASID {asid}"
+        else:
+            raise ValueError("give a pid or an ASID")
+        live = ", ".join(f"{p.pid} (ASID {p.asid})" for p in table.live()) or "none"
+        if found is None:
+            raise NoSuchProcess(f"no process has {what}; live pids: {live}")
+        if not found.live:
+            raise NoSuchProcess(f"pid {found.pid} is {found.state.lower()}: it has no address space; live pids: {live}")
+        return found
 
     def regime(self) -> TranslationRegime:
         return TranslationRegime.from_target(self.target)

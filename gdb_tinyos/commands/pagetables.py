@@ -2,23 +2,32 @@
 
 Both read the translation registers and whole table pages through the session's cached
 target (one physical read per table page, shared by every command at the same stop).
+``--pid N`` / ``--asid N`` walk another process's tables: the process table
+(:class:`~gdb_tinyos.kernel.KernelView`) gives its TTBR0, the live registers the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import render
 from ..aarch64 import FILTERS, AddressSpace, Translator, Walk, dump_range, make_filter
 from ..aarch64.ranges import human_size
-from ..errors import TranslationError
+from ..errors import DebugInfoError, LayoutError, SymbolError, TranslationError
 from ..target import Target
 from .base import TinyOSCommand, TinyOSFunction, gdb_address
 from .registry import command
 from .session import Session
 from .target import require_stopped
+
+if TYPE_CHECKING:  # the decoders behind --pid load lazily, as the debug info does (session.py)
+    from ..processes import Process
+
+USER_HALF, KERNEL_HALF = 0, 1  # the TTBR0 and TTBR1 ranges (as gdb_tinyos.kernel names them)
+# What stops the process table from being decoded: then `pt` shows the live registers' halves.
+_NO_PROCESS_TABLE = (DebugInfoError, LayoutError, SymbolError)
 
 
 def _translator(target: Target) -> Translator:
@@ -35,27 +44,50 @@ def walk_va(target: Target, va: int, root: int | None = None, asid: int | None =
     return translator.walk_range(va_range, va)
 
 
+def add_process_arguments(parser: argparse.ArgumentParser, what: str) -> argparse._MutuallyExclusiveGroup:
+    """``--pid``/``--asid``/``--root``: whose lower-half tables to use (one of them)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--pid", type=int, help=f"{what} of the live process with this pid")
+    which.add_argument("--root", type=gdb_address, help=f"{what} through the L0 table at this PA")
+    parser.add_argument("--asid", type=int,
+                        help="the live process with this ASID (with --root: the ASID to report)")
+    return which
+
+
+def chosen_process(s: Session, args: argparse.Namespace) -> Process | None:
+    """The process ``--pid``/``--asid`` name (None when neither does); NoSuchProcess if dead."""
+    if args.pid is not None:
+        return s.kernel_view().process(pid=args.pid)
+    if args.asid is not None and args.root is None:
+        return s.kernel_view().process(asid=args.asid)
+    return None
+
+
 @command
 class Va2Pa(TinyOSCommand):
     """Translate a virtual address through the page tables, showing every level.
 
-    Usage: va2pa VA [--root PA [--asid N]] [--json]
-    The walk uses the CPU's TCR/SCTLR/MAIR/TTBRs; --root walks another address space's
-    tables (an L0 table PA, e.g. a process's TTBR0) with the same configuration.
+    Usage: va2pa VA [--pid N | --asid N | --root PA [--asid N]] [--json]
+    The walk uses the CPU's TCR/SCTLR/MAIR/TTBRs; --pid/--asid walk that process's
+    tables (its TTBR0 from the process table), --root the tables at an L0 table PA.
+    Kernel addresses (upper half) always walk TTBR1.
     Example:
-      (gdb) va2pa 0xffff000040080000
-      L0 index=0 table=0x40091000 desc=0x0000000040092003 table
+      (gdb) va2pa 0x400000 --pid 2
+      L0 index=0 table=0x4120b000 desc=0x000000004120c003 table
       ...
-      va 0xffff000040080000 -> pa 0x40080000 EL1:R-X EL0:--- UXN normal (...)"""
+      va 0x400000 -> pa 0x41210000 EL1:R-- EL0:R-X PXN normal (...)"""
 
     name = "va2pa"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("va", type=gdb_address, help="virtual address: a number or a gdb expression ($sp)")
-        parser.add_argument("--root", type=gdb_address, help="walk the tables at this PA instead of the live TTBR")
-        parser.add_argument("--asid", type=int, help="with --root: the ASID to report")
+        add_process_arguments(parser, "walk the tables")
 
     def run(self, s: Session, args: argparse.Namespace) -> Walk:
+        require_stopped()
+        process = chosen_process(s, args)
+        if process is not None:
+            return s.kernel_view().walk(args.va, process)
         return walk_va(s.target, args.va, args.root, args.asid)
 
     def format_text(self, model: Walk) -> str:
@@ -65,27 +97,30 @@ class Va2Pa(TinyOSCommand):
 @dataclass
 class PageTableDump:
     spaces: list[AddressSpace]
+    process: Process | None = None  # whose lower half is shown, when known
 
 
 @command
 class Pt(TinyOSCommand):
     """Dump an address space's mappings, merged into ranges with identical attributes.
 
-    Usage: pt [--kernel | --user | --root PA [--asid N]] [--filter NAME ...] [--range START END] [--json]
-    Without a choice both halves are shown: TTBR0 (user) and TTBR1 (kernel).
+    Usage: pt [--pid N | --asid N | --user | --root PA [--asid N]] [--kernel] [--filter NAME ...] [--range START END] [--json]
+    Default: the running process's user half (TTBR0); when no process runs, the kernel half.
+    --pid/--asid: that process's user half; --user: the live TTBR0 half; --root: the lower
+    half through the L0 table at PA. --kernel: the kernel half (TTBR1), alone or after the
+    chosen user half.
     Filters (all must hold): writable readonly executable noexec user kernel device normal wx global nonglobal.
     Example:
+      (gdb) pt --pid 2
       (gdb) pt --kernel --filter writable
       (gdb) pt --user --range 0x400000 0x500000 --json"""
 
     name = "pt"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        which = parser.add_mutually_exclusive_group()
-        which.add_argument("--kernel", action="store_true", help="only the TTBR1 (kernel) half")
-        which.add_argument("--user", action="store_true", help="only the TTBR0 (user) half")
-        which.add_argument("--root", type=gdb_address, help="dump the lower half through the L0 table at this PA")
-        parser.add_argument("--asid", type=int, help="with --root: the ASID to report")
+        which = add_process_arguments(parser, "dump the lower half")
+        which.add_argument("--user", action="store_true", help="the live TTBR0 (user) half")
+        parser.add_argument("--kernel", action="store_true", help="the TTBR1 (kernel) half")
         parser.add_argument("--filter", nargs="+", default=[], choices=sorted(FILTERS), metavar="NAME",
                             help="keep ranges whose attributes match every NAME")
         parser.add_argument("--range", nargs=2, type=gdb_address, metavar=("START", "END"),
@@ -93,24 +128,46 @@ class Pt(TinyOSCommand):
 
     def run(self, s: Session, args: argparse.Namespace) -> PageTableDump:
         translator = _translator(s.target)
-        halves = [1] if args.kernel else [0] if (args.user or args.root is not None) else [0, 1]
         start, end = args.range or (None, None)
-        where = make_filter(args.filter) if args.filter else None
-        spaces = []
-        for which in halves:
-            va_range = translator.regime.va_range(which)
-            if args.root is not None:
-                va_range = va_range.with_root(args.root, args.asid)
-            spaces.append(dump_range(translator, va_range, va_start=start, va_end=end, where=where))
-        return PageTableDump(spaces)
+        options = dict(va_start=start, va_end=end, where=make_filter(args.filter) if args.filter else None)
+        process = chosen_process(s, args)
+        live_halves: list[int] = []
+        spaces: list[AddressSpace] = []
+        if process is not None:
+            spaces.append(s.kernel_view().address_space(process, USER_HALF, **options))
+        elif args.root is not None:
+            va_range = translator.regime.va_range(USER_HALF).with_root(args.root, args.asid)
+            spaces.append(dump_range(translator, va_range, **options))
+        elif args.user:
+            live_halves.append(USER_HALF)
+        elif not args.kernel:
+            process, live_halves = _default_choice(s)
+            if process is not None:
+                spaces.append(s.kernel_view().address_space(process, USER_HALF, **options))
+        if args.kernel and KERNEL_HALF not in live_halves:
+            live_halves.append(KERNEL_HALF)
+        spaces += [dump_range(translator, translator.regime.va_range(half), **options) for half in live_halves]
+        return PageTableDump(spaces, process)
 
     def format_text(self, model: PageTableDump) -> str:
-        return "\n\n".join(_space_text(space) for space in model.spaces)
+        return "\n\n".join(_space_text(space, model.process if space.name == "TTBR0" else None)
+                           for space in model.spaces)
 
 
-def _space_text(space: AddressSpace) -> str:
+def _default_choice(s: Session) -> tuple[Process | None, list[int]]:
+    """The running process (its user half), else the kernel half; both live halves when
+    the process table cannot be decoded (no debug info)."""
+    try:
+        current = s.kernel_view().processes().current
+    except _NO_PROCESS_TABLE:
+        return None, [USER_HALF, KERNEL_HALF]
+    return (current, []) if current is not None and current.live else (None, [KERNEL_HALF])
+
+
+def _space_text(space: AddressSpace, process: Process | None) -> str:
+    owner = f"pid {process.pid} ({process.name}) " if process is not None else ""
     head = (
-        f"{space.name} root {space.root_table:#x} ASID {space.asid}: {space.granule} granule, "
+        f"{owner}{space.name} root {space.root_table:#x} ASID {space.asid}: {space.granule} granule, "
         f"{space.input_bits}-bit VA, {len(space.ranges)} ranges, {space.leaves} leaves, {len(space.tables)} tables"
     )
     rows = [
@@ -148,4 +205,3 @@ class Va2PaFunction(TinyOSFunction):
             reason = walk.fault.describe() if walk.fault else "no mapping"
             raise TranslationError(f"$va2pa: {va:#x} is not mapped: {reason}")
         return walk.pa
-
