@@ -35,6 +35,20 @@ PHYS_IDENTITY = "identity (MMU off)"
 PHYS_LINEAR = "kernel linear map"
 
 
+_IN_STOP_CALLBACK = [0]
+
+
+@contextmanager
+def breakpoint_stop_context() -> Iterator[None]:
+    """For a ``gdb.Breakpoint.stop()`` body: the CPU is stopped there, but gdb still calls
+    the thread running until it decides whether to stop, so reads must not refuse."""
+    _IN_STOP_CALLBACK[0] += 1
+    try:
+        yield
+    finally:
+        _IN_STOP_CALLBACK[0] -= 1
+
+
 def require_stopped() -> gdb.InferiorThread:
     """The selected thread of a connected, stopped target, or TargetStateError."""
     inferior = gdb.selected_inferior()
@@ -43,7 +57,7 @@ def require_stopped() -> gdb.InferiorThread:
     thread = gdb.selected_thread()
     if thread is None or not thread.is_valid():
         raise TargetStateError(NOT_CONNECTED)
-    if thread.is_running():
+    if thread.is_running() and not _IN_STOP_CALLBACK[0]:
         raise TargetStateError(RUNNING)
     return thread
 
