@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from cow_shell import PAGE, USER_HEAP_START, cow_statistics, cow_status, frames, ps, run, started_pid
+from cow_serial import PAGE, USER_HEAP_START, cow_statistics, cow_status, frames, ps, run, started_pid
 
 from gdb_tinyos.testing import QemuMachine
 

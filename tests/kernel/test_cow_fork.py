@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from cow_shell import (
+from cow_serial import (
     BASE_WRITABLE_VAS,
     PAGE,
     USER_HEAP_START,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from cow_shell import KILLED_STATUS, CowStatistics, cow_statistics, frames, ps, run, started_pid
+from cow_serial import KILLED_STATUS, CowStatistics, cow_statistics, frames, ps, run, started_pid
 
 from gdb_tinyos.testing import QemuMachine
 
