@@ -1,0 +1,199 @@
+"""cow-status / cow-stats against the kernel's own `~1` / `~2`, through a fork's life.
+
+The program is the kernel's `forkpause <n>` (kernel/src/process/user_programs.S): it grows
+its heap by n pages and writes each, forks, and both processes pause between steps (the
+shell's `cont` moves them on). Expected figures are derived by hand from issue 3's rules:
+
+- after the fork every writable user page is shared: n heap + 1 data + 2 stack pages,
+  each tracked with refs 2, both PTEs read-only; saved = pages x 4096; efficiency =
+  saved / (2 x pages x 4096) = 50 %;
+- the child writes heap page 0: a copy for the child; the old frame stays tracked with
+  refs 1 (the parent); 1 fault, 1 duplication, saved drops by 4096;
+- the parent (now the last sharer) writes heap page 0: reused in place, the entry leaves
+  the manager (2 faults, still 1 duplication); the child exits: every frame it shared is
+  left with refs 1, saved 0;
+- the parent exits: nothing tracked; the peak stays at the fork's count.
+
+At every step each plugin figure must equal the kernel's output at the same stop."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from gdb_tinyos.testing import GdbCommandError
+
+from cow_shell import (
+    EVENT_FORK, PAGE, SLOTS, booted, compare_at_same_stop, figures, json_pages, plugin_json, shell, shell_pages,
+)
+
+HEAP = 0x1000_0000
+DATA = 0x80_0000
+STACK_TOP = 0x7FFF_FFFF_0000
+HEAP_PAGES = 3
+SHARED = HEAP_PAGES + 1 + 2  # heap + data + stack pages
+SHARED_VAS = {HEAP + i * PAGE for i in range(HEAP_PAGES)} | {DATA, STACK_TOP - PAGE, STACK_TOP - 2 * PAGE}
+
+STATUS_LABELS = ["COW Pages", "COW Faults", "Pages Duplicated", "Memory Saved", "Peak COW Pages"]
+STATS_LABELS = ["Total COW Pages", "Total COW Faults", "Pages Duplicated", "Memory Saved",
+                "Metadata Memory", "Peak COW Pages", "Memory Efficiency"]
+
+
+def expect_figures(same, pages: int, faults: int, duplicated: int, saved: int, peak: int, efficiency: int) -> None:
+    """The hand-derived figures, then equality with the kernel's own output."""
+    shell_status, shell_stats = figures(same.shell_status), figures(same.shell_stats)
+    assert [shell_status[k] for k in STATUS_LABELS] == [pages, faults, duplicated, saved, peak]
+    assert [shell_stats[k] for k in STATS_LABELS if k != "Metadata Memory"] == \
+        [pages, faults, duplicated, saved, peak, efficiency]
+    # every figure of the plugin's text equals the kernel's, label for label
+    ours_status, ours_stats = figures(same.status_text), figures(same.stats_text)
+    assert {k: ours_status[k] for k in STATUS_LABELS} == {k: shell_status[k] for k in STATUS_LABELS}
+    assert {k: ours_stats[k] for k in STATS_LABELS} == {k: shell_stats[k] for k in STATS_LABELS}
+    # the JSON faces carry the same numbers as the text faces
+    f = same.status["figures"]
+    assert [f["cow_pages"], f["cow_faults"], f["pages_duplicated"], f["memory_saved_bytes"], f["peak_cow_pages"]] == \
+        [ours_status[k] for k in STATUS_LABELS]
+    st = same.stats
+    assert [st["total_cow_pages"], st["total_cow_faults"], st["pages_duplicated"], st["memory_saved_bytes"],
+            st["metadata_memory_bytes"], st["peak_cow_pages"], st["memory_efficiency_percent"]] == \
+        [ours_stats[k] for k in STATS_LABELS]
+    assert all(c["stored"] == c["derived"] for c in st["checks"]), st["checks"]
+    # pages: the same frames, refs, flags and (va, pid) pairs as the kernel lists
+    assert json_pages(same.status) == shell_pages(same.shell_status)
+    assert same.status["capacity"] == SLOTS and same.status["lock_held"] is False
+    assert same.check.strip().startswith("cow-check: OK")
+
+
+def live_ptes(status: dict) -> dict[tuple[int, int], tuple[str, int, list]]:
+    """(va, pid) -> (live PTE permissions, frame it maps, flags) for every sharer shown."""
+    return {(int(x["va"], 16), x["pid"]): (x["pte"], int(x["maps"], 16) if x["maps"] else None, x["flags"])
+            for p in status["pages"] for x in p["sharers"]}
+
+
+def pids(s) -> tuple[int, int]:
+    """(parent, child) from the kernel's `ps` (the child's PPID is the parent)."""
+    rows = [line.split() for line in shell(s, "ps").splitlines()[1:]]
+    parent = next(int(r[0]) for r in rows if r[-1] == "forkpause" and r[1] == "0")
+    child = next(int(r[0]) for r in rows if r[1] == str(parent))
+    return parent, child
+
+
+def test_boot_state_is_empty_and_equals_the_shell(tinyos_debug_factory):
+    s = booted(tinyos_debug_factory)
+    same = compare_at_same_stop(s)
+    expect_figures(same, pages=0, faults=0, duplicated=0, saved=0, peak=0, efficiency=0)
+    assert same.status["pages"] == [] and shell_pages(same.shell_status) == {}
+    assert "no tracked page" in same.status_text
+    assert same.check.strip() == "cow-check: OK (0 pages, 0 mappings checked)"
+
+
+def test_fork_child_write_reuse_exit(tinyos_debug_factory):
+    s = booted(tinyos_debug_factory)
+    assert re.search(r"process \d+ \(forkpause\) started", shell(s, f"run forkpause {HEAP_PAGES}"))
+    parent, child = pids(s)
+
+    # step 1: forked, nobody wrote
+    same = compare_at_same_stop(s)
+    expect_figures(same, pages=SHARED, faults=0, duplicated=0, saved=SHARED * PAGE, peak=SHARED, efficiency=50)
+    ptes = live_ptes(same.status)
+    assert set(ptes) == {(va, pid) for va in SHARED_VAS for pid in (parent, child)}
+    for (va, pid), (perms, frame, flags) in ptes.items():
+        assert perms == "EL1:R-- EL0:R--" and flags == [], (hex(va), pid)
+    frames = {va: {ptes[(va, parent)][1], ptes[(va, child)][1]} for va in SHARED_VAS}
+    assert all(len(f) == 1 for f in frames.values())  # both processes map the same frame
+    shared_heap0 = frames[HEAP].pop()
+
+    # step 2: the child writes heap page 0 -> copied for it
+    shell(s, "cont")
+    same = compare_at_same_stop(s)
+    expect_figures(same, pages=SHARED, faults=1, duplicated=1, saved=(SHARED - 1) * PAGE, peak=SHARED,
+                   efficiency=(SHARED - 1) * PAGE * 100 // ((2 * SHARED - 1) * PAGE))
+    page0 = json_pages(same.status)[shared_heap0]
+    assert (page0.refs, page0.sharers) == (1, frozenset({(HEAP, parent)}))
+    s.gdb.interrupt()
+    child_copy = int(s.gdb.evaluate(f"$cow_pa({HEAP:#x}, {child})"), 0)
+    assert child_copy not in (0, shared_heap0)
+    assert int(s.gdb.evaluate(f"$cow_refs({child_copy:#x})")) == 0
+    assert int(s.gdb.evaluate(f"$cow_refs({shared_heap0:#x})")) == 1
+    assert int(s.gdb.evaluate(f"$cow_is_shared({shared_heap0:#x})")) == 0
+    assert int(s.gdb.evaluate(f"$cow_refs_va({HEAP + PAGE:#x}, {child})")) == 2
+
+    # step 3: the parent, last sharer of heap page 0, writes it (reuse); the child exits
+    shell(s, "cont")
+    same = compare_at_same_stop(s)
+    expect_figures(same, pages=SHARED - 1, faults=2, duplicated=1, saved=0, peak=SHARED, efficiency=0)
+    assert shared_heap0 not in json_pages(same.status)
+    assert {p.refs for p in json_pages(same.status).values()} == {1}
+    assert {pid for (_va, pid) in live_ptes(same.status)} == {parent}
+
+    # step 4: the parent exits
+    shell(s, "cont")
+    same = compare_at_same_stop(s)
+    expect_figures(same, pages=0, faults=2, duplicated=1, saved=0, peak=SHARED, efficiency=0)
+
+
+def code_pages(kernel) -> int:
+    """Pages of the user program image (mapped read-only, shared but never COW-tracked),
+    from the ELF's symbols around it."""
+    with open(kernel, "rb") as f:
+        symbols = ELFFile(f).get_section_by_name(".symtab")
+        start, end = (symbols.get_symbol_by_name(n)[0]["st_value"]
+                      for n in ("tinyos_user_image_start", "tinyos_user_image_end"))
+    return -(-(end - start) // PAGE)
+
+
+def test_stop_at_the_fork_event(tinyos_debug_factory, tinyos_kernel):
+    """At the kernel's fork event itself (mid-`run`, shell busy): both halves read-only."""
+    s = booted(tinyos_debug_factory)
+    s.gdb.interrupt()
+    s.gdb.cli(f"tbreak *tinyos::debug::tinyos_debug_event if ($x0 & 0xffffffff) == {EVENT_FORK}")
+    s.gdb.resume()
+    s.console.send_line("run forkpause 2")
+    stop = s.gdb.wait_for_stop(60)
+    assert stop.reason == "breakpoint-hit"
+    parent, child = s.gdb.read_register("x1"), s.gdb.read_register("x2")
+    status = plugin_json(s, "cow-status")
+    pages = json_pages(status)
+    assert len(pages) == 2 + 1 + 2 and {p.refs for p in pages.values()} == {2}
+    assert all(sorted(pid for _va, pid in p.sharers) == sorted([parent, child]) for p in pages.values())
+    assert {pte for pte, _frame, _flags in live_ptes(status).values()} == {"EL1:R-- EL0:R--"}
+    mappings = 2 * (5 + code_pages(tinyos_kernel))  # each process: the shared pages and its code
+    assert s.gdb.cli("cow-check").strip() == f"cow-check: OK (5 pages, {mappings} mappings checked)"
+    assert int(s.gdb.evaluate(f"$cow_refs_va({HEAP:#x}, {child})")) == 2
+
+
+def test_filters_limit_mi_and_json(tinyos_debug_factory):
+    s = booted(tinyos_debug_factory)
+    shell(s, f"run forkpause {HEAP_PAGES}")
+    parent, child = pids(s)
+    shell(s, "cont")  # the child now has a private heap page 0
+    s.gdb.interrupt()
+    everything = plugin_json(s, "cow-status --limit 0")
+    only_child = plugin_json(s, f"cow-status --pid {child}")
+    assert [p["pa"] for p in only_child["pages"]] == \
+        [p["pa"] for p in everything["pages"] if any(x["pid"] == child for x in p["sharers"])]
+    assert len(only_child["pages"]) == SHARED - 1
+    first = everything["pages"][0]
+    by_pa = plugin_json(s, f"cow-status --pa {int(first['pa'], 16) + 0x123:#x}")
+    assert by_pa["pages"] == [first]
+    limited = plugin_json(s, "cow-status --limit 2")
+    assert (len(limited["pages"]), limited["omitted"], limited["matched"]) == (2, SHARED - 2, SHARED)
+    assert f"... {SHARED - 2} more page(s)" in s.gdb.cli("cow-status --limit 2")
+
+    mi = s.gdb.mi("-cow-status")["result"]
+    assert mi["figures"]["cow_pages"] == str(SHARED)  # MI leaves are strings
+    assert [p["pa"] for p in mi["pages"]] == [p["pa"] for p in everything["pages"]]
+    assert mi["pages"][0]["sharers"][0]["pte"] == "EL1:R-- EL0:R--"
+    stats = s.gdb.mi("-cow-stats")["result"]
+    assert stats["pages_duplicated"] == "1" and stats["total_cow_faults"] == "1"
+
+
+def test_commands_refuse_while_running(tinyos_debug_factory):
+    s = booted(tinyos_debug_factory)
+    for command in ("cow-status", "cow-stats", "cow-check", "print $cow_refs(0x40000000)"):
+        with pytest.raises(GdbCommandError) as failure:
+            s.gdb.cli(command)
+        assert "running" in failure.value.message, command
+    assert "COW Pages: 0" in shell(s, "~1")  # the kernel ran on, undisturbed
