@@ -30,6 +30,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -37,6 +38,9 @@ from elftools.elf.elffile import ELFFile
 from . import registers
 from .errors import DebugInfoError, MemoryReadError, RegisterError, TranslationError
 from .target import Target
+
+if TYPE_CHECKING:
+    from .aarch64 import Translator
 
 SIDECAR_SUFFIX = ".sysregs.json"
 SIDECAR_FORMAT = "tinyos-sysregs/1"
@@ -120,8 +124,9 @@ class CoreTarget(Target):
 
     ``sysregs``: system registers by canonical name; default: the sidecar beside the core
     if present. With TTBR1/TCR known and the MMU on, virtual reads walk the page tables
-    (``translate(target, va) -> pa``, default :func:`gdb_tinyos.aarch64.translate`);
-    without them they use the kernel linear map.
+    (``translate(target, va) -> pa``; default: one :class:`gdb_tinyos.aarch64.Translator`
+    kept for the core's lifetime, so registers and each table are read once); without
+    them they use the kernel linear map.
     ``cpu`` selects which NT_PRSTATUS (QEMU writes one per vCPU) registers come from."""
 
     def __init__(
@@ -154,6 +159,7 @@ class CoreTarget(Target):
             sysregs = read_sidecar(sidecar)
         self.sysregs = {registers.canonical(k): v for k, v in (sysregs or {}).items()}
         self.translate = translate
+        self._translator: Translator | None = None  # built on the first walk: the core never changes
         if linear_offset is None and kernel_elf is not None:
             linear_offset = linear_map_offset(kernel_elf)
         self.linear_offset = KERNEL_OFFSET if linear_offset is None else linear_offset
@@ -212,7 +218,7 @@ class CoreTarget(Target):
             return va
         if self._walks_tables():
             try:
-                return (self.translate or _page_table_translate)(self, va)
+                return self.translate(self, va) if self.translate else self._walker().translate(va)
             except TranslationError as exc:
                 raise MemoryReadError(str(exc), va) from None
         if va >= self.linear_offset:
@@ -222,6 +228,14 @@ class CoreTarget(Target):
             "and the address is outside the kernel linear map",
             va,
         )
+
+    def _walker(self) -> Translator:
+        if self._translator is None:
+            # Imported late: the translation layer is optional for reading a core's RAM.
+            from .aarch64 import Translator  # noqa: PLC0415
+
+            self._translator = Translator(self)
+        return self._translator
 
     def _walks_tables(self) -> bool:
         return self.mmu_on() and "TTBR1_EL1" in self.sysregs and "TCR_EL1" in self.sysregs
@@ -243,13 +257,6 @@ class CoreTarget(Target):
             return self.sysregs[found]
         hint = "" if self.sysregs else f" (no {SIDECAR_SUFFIX} sidecar: QEMU's core notes hold only x0-x30, sp, pc, pstate)"
         raise RegisterError(f"register {name} is not in the core {self.path.name}{hint}")
-
-
-def _page_table_translate(target: Target, va: int) -> int:
-    # Imported late: the translation layer is optional for reading a core's RAM.
-    from .aarch64 import translate  # noqa: PLC0415
-
-    return translate(target, va)
 
 
 def _map_file(f, path: Path) -> mmap.mmap:

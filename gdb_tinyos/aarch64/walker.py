@@ -152,6 +152,14 @@ class Translator:
             return Walk(va, True, which, fault=Fault(FaultKind.TRANSLATION, 0, message), notes=va_range.notes)
         return self.walk_range(va_range, va)
 
+    def translate(self, va: int) -> int:
+        """The PA for ``va``; TranslationError naming the fault when there is none."""
+        w = self.walk(va)
+        if w.pa is None:
+            reason = w.fault.describe() if w.fault is not None else "no mapping"
+            raise TranslationError(f"cannot translate {va:#x}: {reason}")
+        return w.pa
+
     def walk_range(self, va_range: VaRange, va: int) -> Walk:
         """Walk ``va``'s index bits through ``va_range``'s tables (any root, e.g. another process's)."""
         va = Address(va & MASK64)
@@ -240,8 +248,4 @@ def walk(target: Target, va: int, regime: TranslationRegime | None = None) -> Wa
 
 def translate(target: Target, va: int, regime: TranslationRegime | None = None) -> int:
     """The PA for ``va``; TranslationError naming the fault when there is none."""
-    w = walk(target, va, regime)
-    if w.pa is None:
-        reason = w.fault.describe() if w.fault is not None else "no mapping"
-        raise TranslationError(f"cannot translate {va:#x}: {reason}")
-    return w.pa
+    return Translator(target, regime).translate(va)

@@ -293,3 +293,12 @@ def test_an_empty_file_is_a_typed_error(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(DebugInfoError, match="empty"):
         CoreTarget(path)
+
+
+def test_one_translator_per_core_reads_each_table_once(tmp_path):
+    with CoreTarget(page_table_core(tmp_path), sysregs=TABLE_REGS) as core:
+        core.stats.reads = 0
+        for _ in range(2):
+            assert core.read_virtual(0x40_0000, 0x2000) == b"\x55" * 0x1000 + b"\x44" * 0x1000
+        # the four tables (L0..L3) once for the core's life, then one read per page per call
+        assert core.stats.reads == 4 + 2 * 2
