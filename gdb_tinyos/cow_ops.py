@@ -141,7 +141,8 @@ def page_state(view: KernelView, pa: int, extra: Iterable[tuple[int, int]] = ())
     page = view.cow().page(frame)
     table = view.processes()
     pairs: list[tuple[int, int]] = []
-    for pair in [*((s.pid, s.va) for s in (page.sharers if page else ())), *extra, *mappings_of(view, frame)]:
+    for pid, va in [*((s.pid, s.va) for s in (page.sharers if page else ())), *extra, *mappings_of(view, frame)]:
+        pair = (int(pid), int(va))
         if pair not in pairs:
             pairs.append(pair)
     ptes = []
