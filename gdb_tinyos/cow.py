@@ -261,6 +261,7 @@ def _page(data: bytes, at: int, slot: int, f: _PageFields, symbol: str, ram) -> 
         raise CorruptStructure(f"{where}.is_cow holds {is_cow}, not 0 or 1")
     perms_off, perms_t = f.perms
     perms = decode(perms_t, data, at + perms_off, f"{where}.original_permissions")
+    perms_name = perms.variant if hasattr(perms, "variant") else str(perms)  # str() only when needed: it is slow
     vas = _simple_vec(data, at, f.vas, f"{where}.virtual_addresses")
     pids = _simple_vec(data, at, f.pids, f"{where}.process_ids")
     if len(vas) != len(pids):
@@ -268,7 +269,7 @@ def _page(data: bytes, at: int, slot: int, f: _PageFields, symbol: str, ram) -> 
             f"{where}: {len(vas)} virtual addresses but {len(pids)} process ids")
     return CowPage(
         slot=slot, physical_addr=Address(pa), ref_count=_u(data, at + f.refs[0], f.refs[1]),
-        is_cow=bool(is_cow), original_permissions=getattr(perms, "variant", str(perms)),
+        is_cow=bool(is_cow), original_permissions=perms_name,
         sharers=tuple(Sharer(Address(va), pid) for va, pid in zip(vas, pids)),
     )
 

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from .address import Address
@@ -94,12 +95,18 @@ def read_frames(target: Target, where: FramesLocation) -> FrameAllocatorState:
             f"{where.symbol}: free_frames {values['free_frames']} / total_frames {values['total_frames']} / "
             f"frame_count {values['frame_count']} are inconsistent")
     size = where.count_size
-    start = where.counts_offset
-    counts = tuple(int.from_bytes(data[start + i * size : start + (i + 1) * size], "little")
-                   for i in range(values["frame_count"]))
+    counts = _unsigned_array(data, where.counts_offset, size, values["frame_count"])
     values["base_pa"] = Address(values["base_pa"])
     return FrameAllocatorState(lock_held=where.found.lock_held(data, where.symbol),
                                reserved_value=(1 << (8 * size)) - 1, ref_counts=counts, **values)
+
+
+def _unsigned_array(data: bytes, start: int, size: int, count: int) -> tuple[int, ...]:
+    """``count`` little-endian unsigned ``size``-byte integers (one C-speed unpack when it can)."""
+    code = {1: "B", 2: "H", 4: "I", 8: "Q"}.get(size)
+    if code is not None:
+        return struct.unpack_from(f"<{count}{code}", data, start)
+    return tuple(int.from_bytes(data[start + i * size : start + (i + 1) * size], "little") for i in range(count))
 
 
 def _field(data: bytes, found: Found, name: str) -> int:

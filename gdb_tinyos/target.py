@@ -93,9 +93,14 @@ class FakeTarget(Target):
         self.translate = translate
 
     def write_physical(self, pa: int, data: bytes) -> None:
-        for i, b in enumerate(data):
-            page = self._pages.setdefault((pa + i) // self.PAGE, bytearray(self.PAGE))
-            page[(pa + i) % self.PAGE] = b
+        done = 0
+        while done < len(data):  # page by page: benches write megabytes
+            addr = pa + done
+            page = self._pages.setdefault(addr // self.PAGE, bytearray(self.PAGE))
+            off = addr % self.PAGE
+            n = min(self.PAGE - off, len(data) - done)
+            page[off : off + n] = data[done : done + n]
+            done += n
 
     def write_u64(self, pa: int, value: int) -> None:
         self.write_physical(pa, struct.pack("<Q", value))
