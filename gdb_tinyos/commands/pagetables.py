@@ -72,10 +72,11 @@ class Va2Pa(TinyOSCommand):
     tables (its TTBR0 from the process table), --root the tables at an L0 table PA.
     Kernel addresses (upper half) always walk TTBR1.
     Example:
-      (gdb) va2pa 0x400000 --pid 2
-      L0 index=0 table=0x4120b000 desc=0x000000004120c003 table
+      (gdb) va2pa 0x10000000 --pid 2
+      L0 index=0 table=0x40011000 desc=0x0000000040012003 table
       ...
-      va 0x400000 -> pa 0x41210000 EL1:R-- EL0:R-X PXN normal (...)"""
+      L3 index=0 table=0x40016000 desc=0x006000004001af47 page
+      va 0x10000000 -> pa 0x4001a000 EL1:RW- EL0:RW- PXN UXN normal (Normal WB RA WA) inner nG"""
 
     name = "va2pa"
 
