@@ -1,0 +1,146 @@
+"""cow-trace: a fork and the child's write are logged while the kernel runs on (the shell
+commands complete without gdb stopping), with the exact pids, VA and frames checked
+against the kernel's `~1` and `ps` and the decoded page tables; on/off idempotent; `file`
+reload keeps it working; --stop stops; a kernel without the hook is one error line.
+
+The program is `forkpause 1` (kernel/src/process/user_programs.S): step 1 maps one heap
+page at 0x10000000, forks, both pause (the heap page shared, refs 2); `cont` runs step 2:
+the child writes heap page 0 — a copy into a new frame — then both pause again."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from gdb_tinyos.testing import GdbCommandError
+
+HEAP = 0x1000_0000
+PAGE_LINE = re.compile(r"^\s+0x([0-9A-F]+) refs=(\d+) cow=yes((?: va=0x[0-9A-F]+/pid=\d+)*)$", re.M)
+
+
+def tracked(shell_output: str) -> dict[tuple[int, int], tuple[int, int]]:
+    """`~1` as (va, pid) -> (pa, refs)."""
+    found = {}
+    for m in PAGE_LINE.finditer(shell_output):
+        for va, pid in re.findall(r"va=0x([0-9A-F]+)/pid=(\d+)", m.group(3)):
+            found[(int(va, 16), int(pid))] = (int(m.group(1), 16), int(m.group(2)))
+    return found
+
+
+def trace(s, last: int = 50) -> dict:
+    return json.loads(s.gdb.cli(f"cow-trace --last {last} --json"))
+
+
+@pytest.fixture
+def traced(tinyos_debug_factory):
+    s = tinyos_debug_factory()
+    s.gdb.run_to("*kernel_main", timeout=30)
+    assert s.gdb.cli("cow-trace on").startswith("cow-trace on: breakpoint on tinyos_debug_event at *0x")
+    assert s.gdb.cli("cow-trace on").startswith("cow-trace already on")  # idempotent
+    s.gdb.resume()
+    s.console.wait_for_prompt(timeout=30)
+    return s
+
+
+def test_fork_and_child_copy_are_logged_without_stopping(traced):
+    s = traced
+    out = s.console.command("run forkpause 1", timeout=30)  # completes: gdb never stopped the kernel
+    parent = int(re.search(r"process (\d+) \(forkpause\) started", out).group(1))
+    shared = tracked(s.console.command("~1"))
+    child = next(pid for (va, pid) in shared if va == HEAP and pid != parent)
+    old_frame, refs = shared[(HEAP, parent)]
+    assert refs == 2 and shared[(HEAP, child)] == (old_frame, 2)
+
+    s.console.command("cont", timeout=30)  # step 2: the child writes its heap page
+    after = tracked(s.console.command("~1"))
+    child_ttbr0 = int(re.search(rf"^\s*{child}\s+{parent}\s+\w+\s+\d+\s+0x([0-9A-F]+)",
+                                s.console.command("ps"), re.M).group(1), 16)
+    assert after[(HEAP, parent)] == (old_frame, 1) and (HEAP, child) not in after
+
+    s.gdb.interrupt()
+    events = trace(s)["events"]
+    forks = [e for e in events if e["name"] == "fork"]
+    assert [(e["pid"], e["child"]) for e in forks] == [(parent, child)]
+    copies = [e for e in events if e["name"] == "copy"]
+    assert len(copies) == 1
+    copy = copies[0]
+    assert (copy["pid"], copy["va"], copy["old_frame"]) == (child, HEAP, old_frame)
+    # The new frame is what the child's tables map now (walked from the TTBR0 `ps` shows).
+    walk = s.gdb.cli(f"va2pa {HEAP:#x} --root {child_ttbr0:#x}")
+    assert int(re.search(r"-> pa (0x[0-9a-f]+)", walk).group(1), 16) == copy["new_frame"] != old_frame
+    fault = events[events.index(copy) + 1]
+    assert (fault["name"], fault["pid"], fault["resolution"]) == ("fault", child, "copy")
+    assert fault["va"] & ~0xFFF == HEAP
+    commands = [e["text"] for e in events if e["name"] == "shell"]
+    assert commands == ["run forkpause 1", "~1", "cont", "~1", "ps"]
+    assert trace(s)["decode_errors"] == 0
+
+
+def test_text_log_lines_name_pid_va_and_frames(traced):
+    s = traced
+    out = s.console.command("run forkwrite", timeout=30)
+    assert "exited with status 0" in out
+    s.gdb.interrupt()
+    text = s.gdb.cli("cow-trace --last 20")
+    assert text.splitlines()[0].startswith("cow-trace is on (not stopping at each event)")
+    assert re.search(r"copy +pid (\d+) va 0x800000: frame 0x[0-9a-f]+ -> 0x[0-9a-f]+ \(copied\)", text)
+    assert re.search(r"reuse +pid \d+ va 0x800000: frame 0x[0-9a-f]+ reused in place \(last sharer\)", text)
+    assert re.search(r"exit +pid \d+ exited with status 0", text)
+
+
+def test_off_is_idempotent_and_stop_mode_stops(traced):
+    s = traced
+    s.gdb.interrupt()
+    assert s.gdb.cli("cow-trace off").startswith("cow-trace off")
+    assert s.gdb.cli("cow-trace off").startswith("cow-trace was already off")
+    seen = trace(s)["events_seen"]
+    s.gdb.resume()
+    s.console.command("run hello", timeout=30)
+    s.gdb.interrupt()
+    assert trace(s)["events_seen"] == seen  # off: nothing logged
+    s.gdb.cli("cow-trace on --stop")
+    s.gdb.resume()
+    s.console.send_line("ps")
+    s.gdb.wait_for_stop(timeout=30)
+    assert s.gdb.read_register("pc") == trace(s, 1)["hook"]
+    assert trace(s, 1)["events"][0]["text"] == "ps"
+
+
+def test_file_reload_keeps_tracing(traced, tinyos_kernel):
+    s = traced
+    s.gdb.interrupt()
+    s.gdb.cli(f"file {tinyos_kernel}")
+    s.gdb.resume()
+    s.console.command("run hello", timeout=30)
+    s.gdb.interrupt()
+    assert [e["name"] for e in trace(s, 3)["events"]] == ["shell", "exit", "done"]
+
+
+def one_line_error(s, command: str) -> str:
+    with pytest.raises(GdbCommandError) as err:
+        s.gdb.cli(command)
+    assert "\n" not in err.value.message.strip() and "Traceback" not in err.value.log
+    return err.value.message
+
+
+def test_missing_hook_or_debug_info_is_one_error_line(tinyos_debug_factory, tinyos_kernel, tmp_path, monkeypatch):
+    # A fresh debug-info cache: it is keyed by build-id, which objcopy keeps.
+    monkeypatch.setenv("TINYOS_CACHE_DIR", str(tmp_path / "cache"))
+    s = tinyos_debug_factory()
+    # The kernel without the hook's symbol (DWARF kept): nothing to break on.
+    no_hook = tmp_path / "tinyos-no-hook"
+    subprocess.run(["llvm-objcopy", "--strip-symbol=tinyos_debug_event", str(tinyos_kernel), str(no_hook)], check=True)
+    s.gdb.cli(f"file {no_hook}")
+    assert one_line_error(s, "cow-trace on") == (
+        f"cow-trace: the kernel ELF {no_hook} has no tinyos_debug_event (not a TinyOS kernel with the "
+        "debugger contract, or a stripped ELF)")
+    assert s.gdb.cli("cow-trace").startswith("cow-trace is off")
+    # A stripped copy: no debug info at all.
+    stripped = tmp_path / "tinyos-stripped"
+    subprocess.run(["llvm-strip", "-o", str(stripped), str(tinyos_kernel)], check=True)
+    s.gdb.cli(f"file {stripped}")
+    assert one_line_error(s, "cow-trace on") == (
+        f"{stripped} has no DWARF debug info (stripped, or built without debug info): load the unstripped kernel ELF")
