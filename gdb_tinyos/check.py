@@ -46,6 +46,7 @@ class PteRef:
     va: Address
     pa: Address
     writable: bool
+    perms: str = ""  # the effective permissions, as Permissions.describe() words them
 
     def describe(self) -> str:
         return f"pid {self.pid} va {self.va} ({'writable' if self.writable else 'read-only'})"
@@ -66,9 +67,9 @@ class MappingIndex:
         index = cls()
         for pid, space in spaces.items():
             for r in space.ranges:
-                writable = r.attrs.perms.writable
+                writable, perms = r.attrs.perms.writable, r.attrs.perms.describe()
                 for offset in range(0, r.size, PAGE_SIZE):
-                    index.add(PteRef(pid, Address(r.va_start + offset), Address(r.pa_start + offset), writable))
+                    index.add(PteRef(pid, Address(r.va_start + offset), Address(r.pa_start + offset), writable, perms))
             index.problems += [f"pid {pid}: {p.describe()}" for p in space.problems]
         return index
 

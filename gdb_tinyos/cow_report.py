@@ -20,15 +20,18 @@ Example::
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import render
+from .aarch64 import Walk
+from .address import Address
+from .check import MappingIndex, PteRef
 from .cow import PAGE_SIZE, CowManagerState, CowPage
 from .errors import TinyOSError
 from .kernel import KernelView
 from .processes import ProcessTable
-from . import render
-from .address import Address
 
 # Lines of pages the shell's `~1` prints before summarising: the same default here.
 DEFAULT_LIMIT = 64
@@ -194,9 +197,13 @@ def memory_efficiency_percent(memory_saved_bytes: int, total_mappings: int) -> i
     return 0 if mapped == 0 else memory_saved_bytes * 100 // mapped
 
 
-def pte_lookup(view: KernelView, table: ProcessTable) -> PteLookup:
-    """``lookup(pid, va)`` walking ``va`` through process ``pid``'s own tables (its TTBR0
-    and ASID, whatever process runs now)."""
+def pte_lookup(view: KernelView, table: ProcessTable, walk_budget: int = 2 * DEFAULT_LIMIT) -> PteLookup:
+    """``lookup(pid, va)`` reading ``va`` in process ``pid``'s own tables (its TTBR0 and
+    ASID, whatever process runs now). The first ``walk_budget`` look-ups of a process walk
+    one VA each; after that its whole user half is dumped once and indexed, so showing
+    thousands of pages costs one dump per process instead of a walk per page."""
+    indexes: dict[int, MappingIndex] = {}
+    walks: Counter[int] = Counter()
 
     def lookup(pid: int, va: int) -> LivePte:
         process = table.by_pid(pid)
@@ -204,16 +211,30 @@ def pte_lookup(view: KernelView, table: ProcessTable) -> PteLookup:
             state = "no such process" if process is None else process.state.lower()
             return LivePte(problem=f"pid {pid} is not live ({state})")
         try:
-            walk = view.walk(va, process)
+            if pid in indexes or walks[pid] >= walk_budget:
+                if pid not in indexes:
+                    indexes[pid] = MappingIndex.build({pid: view.address_space(process)})
+                return _indexed(indexes[pid].lookup(pid, va))
+            walks[pid] += 1
+            return _walked(view.walk(va, process))
         except TinyOSError as exc:
             return LivePte(problem=f"walk failed: {exc}")
-        if walk.mapping is None or walk.fault is not None:
-            reason = f"level {walk.fault.level} {walk.fault.kind.value} fault" if walk.fault else "no mapping"
-            return LivePte(problem=f"not mapped ({reason})")
-        perms = walk.mapping.attrs.perms
-        return LivePte(Address(walk.mapping.pa & ~(PAGE_SIZE - 1)), perms.describe(), perms.writable)
 
     return lookup
+
+
+def _walked(walk: Walk) -> LivePte:
+    if walk.mapping is None or walk.fault is not None:
+        reason = f"level {walk.fault.level} {walk.fault.kind.value} fault" if walk.fault else "no mapping"
+        return LivePte(problem=f"not mapped ({reason})")
+    perms = walk.mapping.attrs.perms
+    return LivePte(Address(walk.mapping.pa & ~(PAGE_SIZE - 1)), perms.describe(), perms.writable)
+
+
+def _indexed(ref: PteRef | None) -> LivePte:
+    if ref is None:
+        return LivePte(problem="not mapped (absent from the process's page tables)")
+    return LivePte(Address(ref.pa & ~(PAGE_SIZE - 1)), ref.perms, ref.writable)
 
 
 def _warnings(cow: CowManagerState):

@@ -6,18 +6,19 @@ check tests; the expected figures are the kernel's formulas applied by hand."""
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
 from gdb_tinyos.check import MappingIndex
 from gdb_tinyos.cow import CowManagerState, Sharer
 from gdb_tinyos.cow_report import (
-    LivePte, build_stats, build_status, memory_efficiency_percent, stats_text, status_text,
+    LivePte, build_stats, build_status, memory_efficiency_percent, pte_lookup, stats_text, status_text,
 )
 from gdb_tinyos.address import Address
 from gdb_tinyos.render import to_plain
 
-from cow_models import HEAP_PA, HEAP_VA, MANAGER_SIZE, RAM, Forked, page_range
+from cow_models import HEAP_PA, HEAP_VA, MANAGER_SIZE, RAM, Forked, attrs, page_range
 
 
 def lookup_from(state: Forked):
@@ -157,3 +158,38 @@ def test_json_face_keeps_addresses_as_hex_strings():
     assert plain["pages"][0]["sharers"][1] == {"va": f"{HEAP_VA:#x}", "pid": 2, "pte": "EL0:R--",
                                                "maps": f"{HEAP_PA:#x}", "flags": []}
     assert plain["figures"]["memory_saved_bytes"] == 4096
+
+
+class StubView:
+    """A KernelView stand-in answering from a Forked state; counts what it was asked."""
+
+    def __init__(self, state: Forked):
+        self.state = state
+        self.index = MappingIndex.build(state.spaces())
+        self.walks = 0
+        self.dumps = []
+
+    def walk(self, va, process):
+        self.walks += 1
+        ref = self.index.lookup(process.pid, va)
+        if ref is None:
+            return SimpleNamespace(mapping=None, fault=SimpleNamespace(level=3, kind=SimpleNamespace(value="translation")))
+        return SimpleNamespace(mapping=SimpleNamespace(pa=ref.pa + (va & 0xFFF), attrs=attrs(ref.writable)), fault=None)
+
+    def address_space(self, process):
+        self.dumps.append(process.pid)
+        return self.state.spaces()[process.pid]
+
+
+def test_pte_lookup_walks_first_then_indexes_each_process_once():
+    state = Forked(heap_pages=4)
+    state.ranges[2][1] = page_range(HEAP_VA, HEAP_PA, writable=True, pages=4)
+    view = StubView(state)
+    lookup = pte_lookup(view, state.table(), walk_budget=2)
+    answers = [lookup(pid, HEAP_VA + i * 4096) for pid in (1, 2) for i in range(4)]
+    assert (view.walks, view.dumps) == (4, [1, 2])  # 2 walks per process, then one dump each
+    expected = [LivePte(Address(HEAP_PA + i * 4096), attrs(pid == 2).perms.describe(), pid == 2)
+                for pid in (1, 2) for i in range(4)]
+    assert answers == expected  # the walked and the indexed answers agree
+    assert lookup(1, 0x5000_0000).problem.startswith("not mapped")
+    assert lookup(7, HEAP_VA).problem == "pid 7 is not live (no such process)"
