@@ -197,3 +197,22 @@ def test_commands_refuse_while_running(tinyos_debug_factory):
             s.gdb.cli(command)
         assert "running" in failure.value.message, command
     assert "COW Pages: 0" in shell(s, "~1")  # the kernel ran on, undisturbed
+
+
+def test_held_lock_still_decodes_with_a_warning(tinyos_debug_factory):
+    s = booted(tinyos_debug_factory)
+    shell(s, "run forkpause 1")
+    s.gdb.interrupt()
+    lock = "tinyos::memory::cow::COW_MANAGER.locked.v.value.0"
+    assert int(s.gdb.evaluate(lock)) == 0
+    s.gdb.cli(f"set var {lock} = 1")  # as if stopped inside a COW operation
+    try:
+        text = s.gdb.cli("cow-status").splitlines()
+        assert text[0] == "warning: tinyos::memory::cow::COW_MANAGER's lock is held: the state may be mid-update"
+        assert "COW Pages: 4" in text  # 1 heap + 1 data + 2 stack pages, decoded all the same
+        assert plugin_json(s, "cow-stats")["lock_held"] is True
+        check = s.gdb.mi("-cow-check")["result"]
+        assert check["ok"] == "true" and any("lock is held" in w for w in check["warnings"])
+    finally:
+        s.gdb.cli(f"set var {lock} = 0")  # the shell would spin on it forever
+    assert "COW Pages: 4" in shell(s, "~1")
