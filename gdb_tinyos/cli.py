@@ -8,7 +8,11 @@
 The serial console: gdb owns the terminal, so QEMU's console is served on a unix socket
 (``/tmp/tinyos-gdb-<uid>/<pid>.sock``) and logged next to it (``<pid>.log``, ``tail -f``
 works). ``tinyos-gdb --console`` attaches to the newest session's socket with the terminal in
-raw mode (Ctrl-] detaches); everything printed since boot is replayed on attach.
+raw mode (Ctrl-] detaches); everything printed since boot is replayed on attach. gdb gets
+the socket's path in ``$TINYOS_CONSOLE``, so a script can type into the console too:
+``python from gdb_tinyos.cli import console_type; console_type("run forkwrite")`` types the
+line as soon as the shell prompts (the walkthrough does this before each ``continue``), and
+``console_expect(text)`` fails unless the console has shown ``text``.
 
 QEMU is started by the harness's :class:`~gdb_tinyos.testing.QemuMachine` (gdbstub on
 127.0.0.1, a free port unless ``--port``) and always ended when gdb exits. gdb runs in its
@@ -26,9 +30,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from gdb_tinyos.errors import ConsoleError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
@@ -38,6 +44,8 @@ SHIPPED_KERNEL = REPO_ROOT / "kernel" / "target" / "aarch64-unknown-none-softflo
 KERNEL_ENV = "TINYOS_KERNEL"
 GDB = "gdb-multiarch"
 DETACH_KEY = b"\x1d"  # Ctrl-]
+CONSOLE_ENV = "TINYOS_CONSOLE"
+PROMPT = "tinyos> "
 _POLL_S = 0.03
 
 
@@ -125,7 +133,8 @@ def debug(kernel: Path, args: argparse.Namespace) -> int:
                     say(f"serial console: `tinyos-gdb --console` in another terminal (log: {log})")
                 scripts = ([WALKTHROUGH] if args.batch else []) + args.scripts
                 argv = gdb_command(kernel, machine.gdb_port, args.batch, scripts, args.gdb_args)
-                status = run_gdb(argv, timeout=args.timeout if args.batch else None)
+                env = {**os.environ, CONSOLE_ENV: str(sock)}
+                status = run_gdb(argv, timeout=args.timeout if args.batch else None, env=env)
                 if args.batch:
                     say("serial console output:\n" + machine.console.transcript.replace("\r\n", "\n").rstrip())
                 return status
@@ -138,12 +147,12 @@ def say(message: str) -> None:
     print(f"tinyos-gdb: {message}", file=sys.stderr, flush=True)
 
 
-def run_gdb(argv: Sequence[str], timeout: float | None) -> int:
+def run_gdb(argv: Sequence[str], timeout: float | None, env: Mapping[str, str] | None = None) -> int:
     """Run gdb as the terminal's foreground job; our own process ignores Ctrl-C meanwhile."""
     tty = _terminal_fd()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        proc = subprocess.Popen(argv, process_group=0 if tty is not None else None)
+        proc = subprocess.Popen(argv, process_group=0 if tty is not None else None, env=env)
         if tty is not None:
             _give_terminal(tty, proc.pid)
         try:
@@ -288,6 +297,72 @@ def newest_console() -> Path | None:
                 continue
         return sock
     return None
+
+
+def console_socket(environ: Mapping[str, str] | None = None) -> Path:
+    """The console socket of the session gdb runs in ($TINYOS_CONSOLE, set by tinyos-gdb)."""
+    path = (os.environ if environ is None else environ).get(CONSOLE_ENV)
+    if not path:
+        raise ConsoleError(f"${CONSOLE_ENV} is not set: start gdb with tinyos-gdb to have a serial console")
+    return Path(path)
+
+
+def _connect(path: Path) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+    except OSError as exc:
+        conn.close()
+        raise ConsoleError(f"cannot connect to the serial console at {path}: {exc}") from exc
+    return conn
+
+
+def _read_until(conn: socket.socket, done: Callable[[str], bool], timeout: float) -> tuple[bool, str]:
+    """Reads (history first, then live output) until ``done(text)``; (reached, text)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not done(data.decode(errors="replace")):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False, data.decode(errors="replace")
+        conn.settimeout(left)
+        try:
+            chunk = conn.recv(4096)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return False, data.decode(errors="replace")
+        data += chunk
+    return True, data.decode(errors="replace")
+
+
+def console_type(line: str, timeout: float = 60.0, environ: Mapping[str, str] | None = None) -> threading.Thread:
+    """Types ``line`` + Enter into the session's console once the shell waits at its prompt.
+
+    Returns at once (the caller then lets the target run, e.g. gdb's ``continue``, which
+    blocks until a breakpoint): a thread waits for the prompt and types."""
+    conn = _connect(console_socket(environ))
+
+    def type_at_prompt() -> None:
+        with conn:
+            reached, text = _read_until(conn, lambda text: text.endswith(PROMPT), timeout)
+            if reached:
+                conn.sendall(line.encode() + b"\r")
+            else:
+                say(f"the shell did not prompt within {timeout:g} s; {line!r} not typed (console ends: {text[-200:]!r})")
+
+    thread = threading.Thread(target=type_at_prompt, daemon=True, name="tinyos-console-type")
+    thread.start()
+    return thread
+
+
+def console_expect(text: str, timeout: float = 10.0, environ: Mapping[str, str] | None = None) -> str:
+    """The console output so far, once it contains ``text``; ConsoleError if it does not in time."""
+    with _connect(console_socket(environ)) as conn:
+        reached, seen = _read_until(conn, lambda seen: text in seen.replace("\r\n", "\n"), timeout)
+    if not reached:
+        raise ConsoleError(f"the serial console did not show {text!r} within {timeout:g} s (it ends: {seen[-300:]!r})")
+    return seen
 
 
 def attach_console(path: Path | None) -> int:

@@ -53,3 +53,7 @@ class TargetStateError(TinyOSError):
 
 class InferiorCallError(TinyOSError):
     """Calling a kernel function from the debugger failed (timeout, signal, refused)."""
+
+
+class ConsoleError(TinyOSError):
+    """The session's serial console is unreachable or did not show what was expected."""
