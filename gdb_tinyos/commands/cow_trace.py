@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 import gdb
 
 from ..cow_events import PAGE_MASK, SHELL_COMMAND, SHELL_DONE, EventLog, TraceEvent
-from ..errors import SymbolError, TinyOSError
+from ..errors import SymbolError, TargetStateError, TinyOSError
 from .base import TinyOSCommand
 from .inferior import HOOK, call_in_progress, keep_enabled
 from .registry import command
 from .session import Session, session
-from .target import breakpoint_stop_context
+from .target import RUNNING, breakpoint_stop_context
 
 FAULT_ENTRY = "tinyos::process::cow_fault::handle_write_fault"
 DEFAULT_CAPACITY = 256
@@ -232,6 +232,7 @@ class CowTrace(TinyOSCommand):
         t = tracer()
         message = ""
         if args.action == "on":
+            _refuse_if_running()
             was = t.active
             _connect_reload()
             t.enable(s, args.stop)
@@ -251,6 +252,14 @@ class CowTrace(TinyOSCommand):
 
     def format_text(self, model: TraceState) -> str:
         return model.describe()
+
+
+def _refuse_if_running() -> None:
+    """Breakpoints cannot be inserted while a connected target runs (gdb's all-stop mode)."""
+    if gdb.selected_inferior().pid != 0:
+        thread = gdb.selected_thread()
+        if thread is not None and thread.is_valid() and thread.is_running():
+            raise TargetStateError(RUNNING)
 
 
 def _address(bp: gdb.Breakpoint | None) -> int | None:

@@ -23,7 +23,7 @@ import gdb
 
 from ..cli import KernelChoice, choose_kernel
 from ..coredump import linear_map_offset
-from ..errors import DebugInfoError
+from ..errors import BuildIdMismatch, DebugInfoError, TinyOSError
 from ..target import CachedTarget
 from .target import KERNEL_OFFSET, GdbTarget
 
@@ -41,6 +41,7 @@ class Session:
         self._kernel: KernelChoice | None = None
         self._debuginfo: DebugInfo | None = None
         self._view: KernelView | None = None
+        self._build_id_checked: tuple[int, int | None] | None = None  # (ELF, connection) verified
 
     @property
     def kernel(self) -> KernelChoice:
@@ -71,11 +72,31 @@ class Session:
             from ..kernel import KernelView  # noqa: PLC0415 - as load_debuginfo: lazy layer import
 
             self._view = KernelView(info, self.target)
+        self._check_build_id(info)
         return self._view
+
+    def _check_build_id(self, info: DebugInfo) -> None:
+        """BuildIdMismatch when the running kernel is not this ELF (its layouts would decode
+        garbage). Checked once per ELF and connection; when the build-id region cannot be
+        read (not connected, running, MMU off) the decoders report their own error."""
+        connection = gdb.selected_inferior().connection
+        key = (id(info), connection.num if connection is not None else None)
+        if connection is None or self._build_id_checked == key:
+            return
+        from ..debuginfo import check_build_id  # noqa: PLC0415 - as load_debuginfo: lazy layer import
+
+        try:
+            check_build_id(info, self.target)
+        except BuildIdMismatch:
+            raise
+        except TinyOSError:
+            return
+        self._build_id_checked = key
 
     def forget_kernel(self) -> None:
         """A different ELF may be loaded now: choose again, reparse on next use."""
         self._kernel = None
+        self._build_id_checked = None
         if self._debuginfo is not None:
             self._debuginfo.close()
             self._debuginfo = None
