@@ -225,3 +225,17 @@ def test_mi_commands_return_the_same_model(booted):
     payload = s.gdb.mi(f"-cow-protect {DATA_VA:#x} --pid 2")["result"]
     assert payload["after"]["refs"] == "1" and payload["after"]["is_cow"] == "true"
     assert payload["call"] == f"tinyos_cow_protect({DATA_VA:#x}, 2)"
+
+
+def test_a_call_that_does_not_return_in_time_is_unwound(booted):
+    s = booted
+    at_prompt(s)
+    pc = s.gdb.read_register("pc")
+    message = error_of(s, "cow-test --timeout 0.3", timeout=60)
+    assert message.startswith("tinyos_cow_run_test did not return within 0.3 s")
+    assert "restored the registers from before the call" in message
+    assert s.gdb.read_register("pc") == pc  # back where the call started
+    assert s.gdb.cli("show language").strip().endswith('"auto; currently rust".')
+    assert "off" in s.gdb.cli("show unwindonsignal")
+    s.gdb.resume()
+    assert "  PID" in shell(s, "ps")  # the shell still answers
