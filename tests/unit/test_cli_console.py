@@ -32,7 +32,8 @@ def test_type_waits_for_the_prompt_then_types_the_line_and_enter(bridged):
 def test_type_at_a_prompt_already_shown(bridged):
     console, env = bridged
     console.transcript += "tinyos> "
-    console_type("ps", timeout=10, environ=env).join(5)
+    console_type("ps", timeout=10, environ=env)
+    assert console.got_input.wait(5)  # the bridge forwards it from its own thread
     assert bytes(console.typed) == b"ps\r"
 
 
