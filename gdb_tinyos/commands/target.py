@@ -57,9 +57,21 @@ def require_stopped() -> gdb.InferiorThread:
     thread = gdb.selected_thread()
     if thread is None or not thread.is_valid():
         raise TargetStateError(NOT_CONNECTED)
-    if thread.is_running() and not _IN_STOP_CALLBACK[0]:
+    if thread.is_running() and not _IN_STOP_CALLBACK[0] and not _evaluating_condition():
         raise TargetStateError(RUNNING)
     return thread
+
+
+def _evaluating_condition() -> bool:
+    """gdb evaluates a breakpoint condition (and the convenience functions in it, e.g.
+    ``break ... if $cow_refs($x1) > 1``) while the thread is still marked running but
+    halted at the breakpoint: a frame exists and memory is readable. Truly running, gdb
+    has no selected frame."""
+    try:
+        gdb.selected_frame()
+    except gdb.error:
+        return False
+    return True
 
 
 @contextmanager

@@ -216,3 +216,24 @@ def test_held_lock_still_decodes_with_a_warning(tinyos_debug_factory):
     finally:
         s.gdb.cli(f"set var {lock} = 0")  # the shell would spin on it forever
     assert "COW Pages: 4" in shell(s, "~1")
+
+
+def test_functions_in_a_breakpoint_condition_see_fresh_memory(tinyos_debug_factory):
+    """The condition is false at the events of `~1` (refs 2) and must turn true at the
+    end of `cont`, after the child's write left the frame with the parent alone: a value
+    cached from an earlier evaluation would never stop."""
+    s = booted(tinyos_debug_factory)
+    shell(s, "run forkpause 2")
+    s.gdb.interrupt()
+    frame = int(s.gdb.evaluate(f"$cow_pa({HEAP:#x}, 1)"), 0)
+    assert int(s.gdb.evaluate(f"$cow_refs({frame:#x})")) == 2
+    s.gdb.cli(f"break *tinyos::debug::tinyos_debug_event if ($x0 & 0xffffffff) == 2 && $cow_refs({frame:#x}) == 1")
+    s.gdb.resume()
+    s.console.send_line("~1")
+    s.console.wait_for_prompt()
+    assert s.gdb.running  # evaluated twice for `~1` (before and after), false both times
+    s.console.send_line("cont")
+    stop = s.gdb.wait_for_stop(60)
+    assert stop.reason == "breakpoint-hit"
+    assert int(s.gdb.evaluate(f"$cow_refs({frame:#x})")) == 1
+    assert int(s.gdb.evaluate(f"$cow_is_shared({frame:#x})")) == 0
