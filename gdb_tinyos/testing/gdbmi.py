@@ -98,8 +98,12 @@ def mi_quote(text: str) -> str:
 
 def default_gdb_command(gdb: str = GDB, extra_args: Sequence[str] = ()) -> list[str]:
     """gdb-multiarch in MI3 mode without any init file; dies with the test process
-    (setpriv --pdeathsig) so a killed runner leaves no gdb behind."""
+    (setpriv --pdeathsig) so a killed runner leaves no gdb behind, and never writes a core
+    file into the test's working directory (prlimit --core=0) when gdb itself aborts."""
     argv = [require_tool(gdb, "gdb-multiarch"), "--nx", "--quiet", "--interpreter=mi3", *extra_args]
+    prlimit = shutil.which("prlimit")
+    if prlimit:
+        argv = [prlimit, "--core=0", "--", *argv]
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
 
