@@ -44,8 +44,12 @@ ensure_venv() {
     fi
 }
 
+# Builds the shipped kernel; TINYOS_KERNEL names it unless the user already points it at
+# another kernel ELF (theirs is the one tests and tinyos-gdb then use).
 build_kernel() {
-    "$ROOT/scripts/build-kernel" --quiet || die "kernel build failed"
+    local built
+    built=$("$ROOT/scripts/build-kernel" --quiet) || die "kernel build failed"
+    export TINYOS_KERNEL=${TINYOS_KERNEL:-$built}
 }
 
 setup_all() {
