@@ -80,9 +80,18 @@ def address(text: str) -> int:
     return value
 
 
+def one_line(message: str) -> str:
+    """``message`` as the single line gdb shows for a failed command.
+
+    gdb's own errors can span lines (an error followed by its context); gdb prints a
+    ``GdbError`` as is, so later lines would read as unrelated output. The first non-empty
+    line carries the sentence."""
+    return next((line.strip() for line in message.splitlines() if line.strip()), message.strip())
+
+
 def unexpected_failure_message(command: str, exc: BaseException) -> str:
     """The one line shown for a bug (an exception no layer expected), with the way to see more."""
-    detail = str(exc).splitlines()[0] if str(exc) else ""
+    detail = one_line(str(exc)) if str(exc) else ""
     what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return (
         f"{command}: internal error ({what}); "

@@ -41,7 +41,7 @@ import gdb
 
 from .. import render
 from ..errors import TinyOSError
-from .args import CommandParser, HelpShown, address, options_help, unexpected_failure_message
+from .args import CommandParser, HelpShown, address, one_line, options_help, unexpected_failure_message
 from .session import Session, session
 
 
@@ -53,11 +53,11 @@ def command_boundary(command: str) -> Iterator[None]:
     except HelpShown:
         return
     except TinyOSError as exc:
-        raise gdb.GdbError(str(exc)) from None
-    except gdb.GdbError:
-        raise
+        raise gdb.GdbError(one_line(str(exc))) from None
+    except gdb.GdbError as exc:
+        raise gdb.GdbError(one_line(str(exc))) from None
     except gdb.error as exc:
-        raise gdb.GdbError(f"{command}: {exc}") from None
+        raise gdb.GdbError(one_line(f"{command}: {exc}")) from None
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - the one place a crash becomes a message
