@@ -56,7 +56,55 @@ def split_path(path: str) -> list[str]:
 
 
 def is_suffix(query: list[str], path: list[str]) -> bool:
-    return len(query) <= len(path) and path[len(path) - len(query) :] == query
+    """Whether ``path`` ends in ``query``; generic arguments may be given by suffix too
+    (``Option<CowPage>`` matches ``core::option::Option<tinyos::memory::cow::CowPage>``),
+    since DWARF spells them in full but a kernel's own reports do not."""
+    if len(query) > len(path):
+        return False
+    return all(_segment_matches(q, p) for q, p in zip(query, path[len(path) - len(query) :]))
+
+
+def _segment_matches(query: str, segment: str) -> bool:
+    if query == segment:
+        return True
+    q_base, q_args = _generic(query)
+    s_base, s_args = _generic(segment)
+    return (q_args is not None and s_args is not None and q_base == s_base and len(q_args) == len(s_args)
+            and all(_argument_matches(q, a) for q, a in zip(q_args, s_args)))
+
+
+def _argument_matches(query: str, argument: str) -> bool:
+    """A path-suffix match of one generic argument; ``&``/``*const`` prefixes must agree
+    (``Option<CowPage>`` is not ``Option<&CowPage>``)."""
+    q_sigil, q_rest = _sigil(query)
+    a_sigil, a_rest = _sigil(argument)
+    return q_sigil == a_sigil and is_suffix(split_path(q_rest), split_path(a_rest))
+
+
+_SIGIL = re.compile(r"^(?:&(?:mut )?|\*(?:const|mut) )*")
+
+
+def _sigil(argument: str) -> tuple[str, str]:
+    prefix = _SIGIL.match(argument).group()
+    return prefix, argument[len(prefix) :]
+
+
+def _generic(segment: str) -> tuple[str, list[str] | None]:
+    """``Name<A, B<C>>`` -> ("Name", ["A", "B<C>"]); no generic arguments -> (segment, None)."""
+    if not segment.endswith(">") or "<" not in segment:
+        return segment, None
+    base, inner = segment[: segment.index("<")], segment[segment.index("<") + 1 : -1]
+    args, depth, start = [], 0, 0
+    for i, c in enumerate(inner):
+        if c in "<([":
+            depth += 1
+        elif c in ">)]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            args.append(inner[start:i].strip())
+            start = i + 1
+    args.append(inner[start:].strip())
+    return base, args
 
 
 class SymbolTable:

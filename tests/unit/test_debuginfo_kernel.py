@@ -14,8 +14,12 @@ LINE = re.compile(
     r"^layout (?P<type>[^ .]+)(?:\.(?P<field>\S+) offset=(?P<offset>\d+) size=(?P<fsize>\d+)"
     r"| size=(?P<size>\d+) align=(?P<align>\d+))$"
 )
-# Types behind the debugger contract's statics (brief: FRAME_ALLOCATOR): always in DWARF.
-REQUIRED = {"FrameAllocator", "Frames"}
+# Types behind the debugger contract's statics (FRAME_ALLOCATOR, COW_MANAGER, PROCESSES):
+# always in DWARF, because the statics hold values of them.
+REQUIRED = {
+    "FrameAllocator", "Frames", "SpinLock<CowManager>", "CowManager", "CowPage", "Option<CowPage>",
+    "CowStatistics", "SimpleVec<u64>", "SimpleVec<usize>", "RegionType", "Process",
+}
 
 
 def test_kernel_layout_report_agrees_with_dwarf(tinyos_kernel, tinyos_machine, tmp_path):

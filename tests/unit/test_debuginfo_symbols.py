@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gdb_tinyos.debuginfo import Symbol, SymbolTable, demangle, split_path
+from gdb_tinyos.debuginfo.symbols import is_suffix
 from gdb_tinyos.errors import SymbolError
 from test_debuginfo_fixture import fixture_elf, fixture_info, nm_address, nm_symbols  # noqa: F401
 
@@ -130,3 +131,18 @@ def test_linker_symbol_at_a_static_address_does_not_steal_its_path(fixture_elf, 
     # __build_id_end marks where .data starts; the static there keeps its own name.
     end = fixture_info.symbol("__build_id_end")
     assert end.path == "__build_id_end" and end.type_offset is None
+
+
+@pytest.mark.parametrize("query, path, expected", [
+    ("Option<CowPage>", "core::option::Option<tinyos::memory::cow::CowPage>", True),
+    ("option::Option<cow::CowPage>", "core::option::Option<tinyos::memory::cow::CowPage>", True),
+    ("Option<CowPage>", "core::option::Option<&tinyos::memory::cow::CowPage>", False),
+    ("Option<&CowPage>", "core::option::Option<&tinyos::memory::cow::CowPage>", True),
+    ("Option<CowPage>", "core::option::Option<tinyos::memory::cow::OtherPage>", False),
+    ("SpinLock<CowManager>", "tinyos::sync::SpinLock<tinyos::memory::cow::CowManager>", True),
+    ("Result<u16, bool>", "core::result::Result<u16, bool>", True),
+    ("Result<u16>", "core::result::Result<u16, bool>", False),
+    ("Outer<Option<CowPage>>", "m::Outer<core::option::Option<t::CowPage>>", True),
+])
+def test_generic_arguments_match_by_path_suffix(query, path, expected):
+    assert is_suffix(split_path(query), split_path(path)) is expected
