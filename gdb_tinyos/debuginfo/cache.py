@@ -2,14 +2,18 @@
 
 ``~/.cache/gdb-tinyos/<build-id>.pickle`` (``$TINYOS_CACHE_DIR`` or ``$XDG_CACHE_HOME``
 move it) holds the ELF symbols, the DWARF name index and every layout converted so far.
-A build-id names the ELF's contents, so a rebuilt kernel gets a new file and a stale one
-is never used. A file that cannot be read back, from another format version, or for
-another build is ignored and rewritten; writes go through a temporary file and a rename,
-so a crash never leaves half a cache.
+A build-id names what the linker produced, so a rebuilt kernel gets a new file. Tools
+that edit an ELF in place (``llvm-objcopy``, ``llvm-strip``) keep its build-id note, so
+each file also records the ELF's *fingerprint* (:func:`fingerprint`: file size and a hash
+of the section header table, which such edits change) and is used only for the same one.
+A file that cannot be read back, from another format version, for another build or
+another fingerprint is ignored and rewritten; writes go through a temporary file and a
+rename, so a crash never leaves half a cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import tempfile
@@ -21,7 +25,7 @@ from .layouts import Type
 from .symbols import Symbol
 
 # Bump when any pickled class changes shape: older files are then ignored.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # What unpickling a damaged or foreign file can raise.
 _LOAD_ERRORS = (
     OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError,
@@ -36,6 +40,7 @@ class CacheData:
     index: DwarfIndex
     layouts: dict[int, Type] = field(default_factory=dict)
     version: int = FORMAT_VERSION
+    fingerprint: str = ""  # of the ELF the data was parsed from (see fingerprint())
 
 
 def default_cache_dir() -> Path:
@@ -49,14 +54,25 @@ def cache_file(directory: Path, key: str) -> Path:
     return directory / f"{key}.pickle"
 
 
-def load(directory: Path, key: str) -> CacheData | None:
-    """The cached data for ``key``, or None when absent, unreadable or not for this build."""
+def fingerprint(fd: int, size: int, shoff: int, shnum: int, shentsize: int) -> str:
+    """What tells two ELFs with one build-id apart: the file ``size`` and a hash of its
+    section header table (``shnum`` entries of ``shentsize`` bytes at ``shoff``), read
+    with one ``pread`` from the open file ``fd`` -- far cheaper than hashing the file."""
+    headers = os.pread(fd, shnum * shentsize, shoff) if shnum and shentsize else b""
+    return f"{size:x}-{hashlib.sha1(headers).hexdigest()[:16]}"
+
+
+def load(directory: Path, key: str, elf_fingerprint: str = "") -> CacheData | None:
+    """The cached data for ``key``, or None when absent, unreadable, not for this build or
+    parsed from an ELF with another fingerprint."""
     try:
         with open(cache_file(directory, key), "rb") as f:
             data = pickle.load(f)
     except _LOAD_ERRORS:
         return None
     if not isinstance(data, CacheData) or data.version != FORMAT_VERSION or data.key != key:
+        return None
+    if data.fingerprint != elf_fingerprint:
         return None
     return data
 

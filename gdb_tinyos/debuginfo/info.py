@@ -1,6 +1,7 @@
 """``DebugInfo``: one kernel ELF's symbols and type layouts, cached by build-id.
 
-Opening reads the ELF header, the build-id and, on a cache hit, nothing else: DWARF is
+Opening reads the ELF header, the build-id, the section header table (the cache entry's
+fingerprint) and, on a cache hit, nothing else: DWARF is
 parsed only for a layout not cached yet. On a miss it reads the symbol table and indexes
 the program's own DWARF units (not the standard library's), then writes the cache.
 
@@ -15,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -63,11 +65,13 @@ class DebugInfo:
         self._reader: LayoutReader | None = None
         self.build_id = read_build_id(elf)
         self.cache_key = self.build_id.hex() if self.build_id else "sha1-" + _file_digest(path)
-        data = cache.load(cache_dir, self.cache_key) if cache_dir else None
+        self.fingerprint = cache.fingerprint(fh.fileno(), os.fstat(fh.fileno()).st_size, elf["e_shoff"],
+                                             elf["e_shnum"], elf["e_shentsize"])
+        data = cache.load(cache_dir, self.cache_key, self.fingerprint) if cache_dir else None
         self.from_cache = data is not None
         if data is None:
             index = self._index(library=False, index=None)
-            data = cache.CacheData(self.cache_key, _elf_symbols(elf), index)
+            data = cache.CacheData(self.cache_key, _elf_symbols(elf), index, fingerprint=self.fingerprint)
             self._dirty = True
         else:
             self._dirty = False
