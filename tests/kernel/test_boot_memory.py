@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from gdb_tinyos.testing import QemuMachine
+from gdb_tinyos.testing.shell import mem
 
 from elf_facts import KERNEL_OFFSET, PAGE, KernelImage
 
@@ -44,18 +45,14 @@ def indices(va: int) -> list[int]:
 
 
 def test_mem_counts_all_ram_except_the_image(shared_machine: QemuMachine, kernel_image: KernelImage) -> None:
-    lines = shared_machine.console.command("mem").splitlines()
-    m = re.fullmatch(r"frames: total=(\d+) free=(\d+) used=(\d+) \(4096 bytes each\)", lines[0])
-    assert m, lines
-    total, free, used = map(int, m.groups())
+    report = mem(shared_machine.console)
+    assert report.frame_bytes == PAGE
     image_frames = (kernel_image.phys_end - kernel_image.phys_start) // PAGE
-    assert total == RAM_SIZE // PAGE - image_frames
+    assert report.total == RAM_SIZE // PAGE - image_frames
     # Nothing is allocated before the shell starts.
-    assert (free, used) == (total, 0)
-    assert lines[1] == (
-        f"ram: {RAM_START:#x}-{RAM_START + RAM_SIZE:#x} "
-        f"kernel image: {kernel_image.phys_start:#x}-{kernel_image.phys_end:#x}"
-    )
+    assert (report.free, report.used) == (report.total, 0)
+    assert report.ram == (RAM_START, RAM_START + RAM_SIZE)
+    assert report.image == (kernel_image.phys_start, kernel_image.phys_end)
 
 
 def test_pt_kernel_text_is_read_only_executable_at_el1_only(shared_machine: QemuMachine, kernel_image: KernelImage) -> None:
@@ -137,9 +134,9 @@ def test_no_image_page_is_writable_and_executable(shared_machine: QemuMachine, k
 
 
 def test_selftest_of_allocator_and_page_table_updates_passes(shared_machine: QemuMachine) -> None:
-    before = shared_machine.console.command("mem").splitlines()[0]
+    before = mem(shared_machine.console)
     out = shared_machine.console.command("selftest", timeout=30)
     assert "FAIL" not in out, out
     m = re.search(r"^selftest: passed=(\d+) failed=(\d+)$", out, re.MULTILINE)
     assert m and int(m[1]) >= 20 and m[2] == "0", out
-    assert shared_machine.console.command("mem").splitlines()[0] == before
+    assert mem(shared_machine.console) == before

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-from cow_serial import PAGE, USER_HEAP_START, cow_statistics, cow_status, frames, ps, run, started_pid
+from user_layout import PAGE, USER_HEAP_START
+
+from gdb_tinyos.testing.shell import cow_statistics, cow_status, mem, ps, run
 
 from gdb_tinyos.testing import QemuMachine
 
@@ -31,27 +33,27 @@ def test_create_with_defaults_starts_two_idle_processes_and_shares_the_heap_page
     tinyos_machine: QemuMachine,
 ) -> None:
     m = tinyos_machine
-    empty = frames(m)
+    empty = mem(m.console)
     out = m.console.command("~3")
     src_va, src_pid, dst_va, dst_pid, pa = created(out)
     assert (src_va, dst_va) == (USER_HEAP_START, DEFAULT_DST_VA)
     assert src_pid < dst_pid
-    assert {r.pid: r.state for r in ps(m)} == {src_pid: "paused", dst_pid: "paused"}
-    page = cow_status(m).tracked[pa]
-    assert page.refs == 2 and page.mappings == {(USER_HEAP_START, src_pid), (DEFAULT_DST_VA, dst_pid)}
-    assert cow_statistics(m).saved == PAGE
+    assert {r.pid: r.state for r in ps(m.console)} == {src_pid: "paused", dst_pid: "paused"}
+    page = cow_status(m.console).pages[pa]
+    assert page.refs == 2 and page.sharers == {(USER_HEAP_START, src_pid), (DEFAULT_DST_VA, dst_pid)}
+    assert cow_statistics(m.console).memory_saved_bytes == PAGE
 
     # Both resume and read their pages (the source's still holds its pid): no fault.
-    before = cow_statistics(m)
-    out = run(m, "cont").output
+    before = cow_statistics(m.console)
+    out = run(m.console, "cont").output
     assert "FAIL" not in out
-    assert cow_statistics(m).faults == before.faults
+    assert cow_statistics(m.console).total_cow_faults == before.total_cow_faults
 
     # Unprotecting a shared page is refused with the reason, by PA and by VA.
     for arg in (f"{pa:#x}", f"{DEFAULT_DST_VA:#x} {dst_pid}"):
         out = m.console.command(f"~5 {arg}")
         assert out.startswith("error: ~5: refusing: ") and "shared by 2 mappings" in out, out
-    assert cow_status(m).tracked[pa].refs == 2
+    assert cow_status(m.console).pages[pa].refs == 2
     # Protecting it again is refused too.
     assert "already copy-on-write" in m.console.command(f"~4 {pa:#x}")
 
@@ -60,37 +62,37 @@ def test_create_with_defaults_starts_two_idle_processes_and_shares_the_heap_page
         f"process {dst_pid} killed",
         f"process {dst_pid} (idle) exited with status 137",
     ]
-    page = cow_status(m).tracked[pa]
-    assert page.refs == 1 and page.mappings == {(USER_HEAP_START, src_pid)}
+    page = cow_status(m.console).pages[pa]
+    assert page.refs == 1 and page.sharers == {(USER_HEAP_START, src_pid)}
     out = m.console.command(f"~5 {USER_HEAP_START:#x}")
     assert out.splitlines() == [f"COW protection removed from page 0x{pa:X}"]
-    assert cow_status(m).tracked == {}
+    assert cow_status(m.console).pages == {}
 
     m.console.command(f"kill {src_pid}")
-    assert ps(m) == []
-    assert frames(m) == empty
+    assert ps(m.console) == []
+    assert mem(m.console) == empty
 
 
 def test_protect_a_private_page_then_its_owner_reuses_it(tinyos_machine: QemuMachine) -> None:
     m = tinyos_machine
-    pid = started_pid(run(m, "run idle"))
+    pid = run(m.console, "run idle").pid
     out = m.console.command(f"~4 {USER_HEAP_START:#x}")
     pa = int(re.fullmatch(r"COW protection enabled for page 0x([0-9A-F]+)", out.strip())[1], 16)
-    page = cow_status(m).tracked[pa]
-    assert page.refs == 1 and page.mappings == {(USER_HEAP_START, pid)}
+    page = cow_status(m.console).pages[pa]
+    assert page.refs == 1 and page.sharers == {(USER_HEAP_START, pid)}
     # One mapping: nothing is saved.
-    assert cow_statistics(m).saved == 0
+    assert cow_statistics(m.console).memory_saved_bytes == 0
     out = m.console.command(f"~5 {pa:#x} ")
     assert out.splitlines() == [f"COW protection removed from page 0x{pa:X}"]
-    assert cow_status(m).pages == 0
+    assert cow_status(m.console).cow_pages == 0
     m.console.command(f"kill {pid}")
 
 
 def test_refusals_change_nothing(tinyos_machine: QemuMachine) -> None:
     m = tinyos_machine
-    first = started_pid(run(m, "run idle"))
-    second = started_pid(run(m, "run idle"))
-    before = (cow_status(m), frames(m))
+    first = run(m.console, "run idle").pid
+    second = run(m.console, "run idle").pid
+    before = (cow_status(m.console), mem(m.console))
     cases = {
         f"~4 {USER_CODE_VA:#x} {first}": "read-only by design",
         "~4 0x12345000": "not mapped by any process",
@@ -107,7 +109,7 @@ def test_refusals_change_nothing(tinyos_machine: QemuMachine) -> None:
     for command, reason in cases.items():
         out = m.console.command(command)
         assert out.startswith("error: ") and reason in out, f"{command}: {out}"
-    assert (cow_status(m), frames(m)) == before
+    assert (cow_status(m.console), mem(m.console)) == before
     m.console.command(f"kill {first}")
     m.console.command(f"kill {second}")
     assert "no live process" in m.console.command(f"kill {first}")

@@ -13,20 +13,11 @@
 
 from __future__ import annotations
 
-from cow_serial import (
-    BASE_WRITABLE_VAS,
-    PAGE,
-    USER_HEAP_START,
-    cow_statistics,
-    cow_status,
-    frames,
-    ps,
-    run,
-    started_pid,
-)
 from elf_facts import KernelImage
+from user_layout import BASE_WRITABLE_VAS, PAGE, USER_HEAP_START
 
 from gdb_tinyos.testing import QemuMachine
+from gdb_tinyos.testing.shell import cow_statistics, cow_status, mem, ps, run
 
 HEAP_PAGES = 4
 HEAP_VAS = [USER_HEAP_START + i * PAGE for i in range(HEAP_PAGES)]
@@ -48,12 +39,12 @@ def test_fork_shares_pages_then_copies_on_write_then_reuses(
     tinyos_machine: QemuMachine, kernel_image: KernelImage
 ) -> None:
     m = tinyos_machine
-    empty = frames(m)
+    empty = mem(m.console)
     assert empty.used == 0
 
     # Step 1: fork, both paused.
-    parent = started_pid(run(m, f"run forkpause {HEAP_PAGES}"))
-    rows = {r.pid: r for r in ps(m)}
+    parent = run(m.console, f"run forkpause {HEAP_PAGES}").pid
+    rows = {r.pid: r for r in ps(m.console)}
     children = [r for r in rows.values() if r.ppid == parent]
     assert len(children) == 1
     child = children[0].pid
@@ -63,59 +54,59 @@ def test_fork_shares_pages_then_copies_on_write_then_reuses(
     assert rows[parent].brk == rows[child].brk == USER_HEAP_START + HEAP_PAGES * PAGE
 
     writable = BASE_WRITABLE_VAS + HEAP_VAS
-    status = cow_status(m)
-    assert status.pages == len(writable) == 7
-    assert (status.faults, status.duplicated) == (0, 0)
-    assert status.saved == 7 * PAGE
-    assert all(p.refs == 2 and p.cow for p in status.tracked.values())
+    status = cow_status(m.console)
+    assert status.cow_pages == len(writable) == 7
+    assert (status.cow_faults, status.pages_duplicated) == (0, 0)
+    assert status.memory_saved_bytes == 7 * PAGE
+    assert all(p.refs == 2 and p.cow for p in status.pages.values())
     for va in writable:
-        page = status.by_va(va, parent)
+        page = status.sharer(va, parent)
         assert page is not None, f"{va:#x} not tracked"
-        assert page.mappings == {(va, parent), (va, child)}
+        assert page.sharers == {(va, parent), (va, child)}
         assert page.pa % PAGE == 0 and 0x4000_0000 <= page.pa < 0x4800_0000
     # Distinct frames: one per page, none tracked twice.
-    assert len({p.pa for p in status.tracked.values()}) == 7
-    stats = cow_statistics(m)
-    assert (stats.pages, stats.saved, stats.peak) == (7, 7 * PAGE, 7)
+    assert len({p.pa for p in status.pages.values()}) == 7
+    stats = cow_statistics(m.console)
+    assert (stats.total_cow_pages, stats.memory_saved_bytes, stats.peak_cow_pages) == (7, 7 * PAGE, 7)
     # 7 sharers saved out of 14 mappings.
-    assert stats.efficiency == 50
-    assert stats.metadata > 0
+    assert stats.memory_efficiency_percent == 50
+    assert stats.metadata_memory_bytes > 0
 
     all_vas = code_vas(kernel_image) + writable
     parent_frames = len(all_vas) + table_frames(all_vas)
     child_frames = table_frames(all_vas)
-    assert frames(m).used == parent_frames + child_frames
+    assert mem(m.console).used == parent_frames + child_frames
 
     # Step 2: the child writes heap page 0.
-    run(m, "cont")
-    page0_before = status.by_va(USER_HEAP_START, parent)
-    status = cow_status(m)
-    assert (status.faults, status.duplicated) == (1, 1)
-    assert status.pages == 7
-    assert status.saved == 6 * PAGE
-    page0 = status.tracked[page0_before.pa]
-    assert page0.refs == 1 and page0.mappings == {(USER_HEAP_START, parent)}
-    assert status.by_va(USER_HEAP_START, child) is None
+    run(m.console, "cont")
+    page0_before = status.sharer(USER_HEAP_START, parent)
+    status = cow_status(m.console)
+    assert (status.cow_faults, status.pages_duplicated) == (1, 1)
+    assert status.cow_pages == 7
+    assert status.memory_saved_bytes == 6 * PAGE
+    page0 = status.pages[page0_before.pa]
+    assert page0.refs == 1 and page0.sharers == {(USER_HEAP_START, parent)}
+    assert status.sharer(USER_HEAP_START, child) is None
     for va in writable[:-HEAP_PAGES] + HEAP_VAS[1:]:
-        assert status.by_va(va, child).refs == 2
-    assert frames(m).used == parent_frames + child_frames + 1
+        assert status.sharer(va, child).refs == 2
+    assert mem(m.console).used == parent_frames + child_frames + 1
 
     # Step 3: the parent writes heap page 0 (last sharer: reused), the child exits.
-    result = run(m, "cont")
+    result = run(m.console, "cont")
     assert result.statuses == {}
-    assert [r.state for r in ps(m) if r.pid == child] == ["zombie"]
-    status = cow_status(m)
-    assert (status.faults, status.duplicated) == (2, 1)
-    assert page0_before.pa not in status.tracked
-    assert status.pages == 6 and status.saved == 0
-    assert all(p.refs == 1 and {pid for _, pid in p.mappings} == {parent} for p in status.tracked.values())
-    assert frames(m).used == parent_frames
+    assert [r.state for r in ps(m.console) if r.pid == child] == ["zombie"]
+    status = cow_status(m.console)
+    assert (status.cow_faults, status.pages_duplicated) == (2, 1)
+    assert page0_before.pa not in status.pages
+    assert status.cow_pages == 6 and status.memory_saved_bytes == 0
+    assert all(p.refs == 1 and {pid for _, pid in p.sharers} == {parent} for p in status.pages.values())
+    assert mem(m.console).used == parent_frames
 
     # Step 4: the parent reaps the child and exits.
-    result = run(m, "cont")
+    result = run(m.console, "cont")
     assert result.statuses == {parent: 0}
-    assert ps(m) == []
-    status = cow_status(m)
-    assert status.pages == 0 and status.tracked == {} and status.saved == 0
-    assert status.peak == 7
-    assert frames(m) == empty
+    assert ps(m.console) == []
+    status = cow_status(m.console)
+    assert status.cow_pages == 0 and status.pages == {} and status.memory_saved_bytes == 0
+    assert status.peak_cow_pages == 7
+    assert mem(m.console) == empty
