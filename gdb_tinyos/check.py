@@ -31,11 +31,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .address import Address
 from .aarch64 import AddressSpace
 from .cow import PAGE_SIZE, CowManagerState, CowPage
 from .frames import FrameAllocatorState
 from .processes import ProcessTable
-from .address import Address
 
 
 @dataclass(frozen=True)
@@ -243,8 +243,7 @@ def _statistics_violations(cow: CowManagerState, manager_size: int | None) -> It
 
 def _frame_violations(cow: CowManagerState, index: MappingIndex, frames: FrameAllocatorState) -> Iterable[Violation]:
     for page in cow.pages:
-        refs = frames.refs(page.physical_addr)
-        if refs == 0:
+        if frames.is_free(page.physical_addr):
             yield Violation("frame-free", Address(page.physical_addr),
                             "tracked by the COW manager but free in the frame allocator (count 0)")
     for pa, ptes in sorted(index.by_frame.items()):
@@ -252,7 +251,7 @@ def _frame_violations(cow: CowManagerState, index: MappingIndex, frames: FrameAl
         if refs is None:
             yield Violation("frame-outside-ram", Address(pa), f"mapped by {len(ptes)} user PTEs but outside RAM",
                             tuple(r.describe() for r in ptes))
-        elif refs == frames.reserved_value:
+        elif frames.is_reserved(pa):
             yield Violation("frame-reserved", Address(pa), "a user PTE maps a frame of the kernel image",
                             tuple(r.describe() for r in ptes))
         elif refs < len(ptes):

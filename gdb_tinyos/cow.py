@@ -18,8 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from .address import Address
 from .debuginfo import DebugInfo, decode, plain
@@ -83,9 +82,6 @@ class CowManagerState:
         """The tracked page holding physical address ``pa`` (any byte of the frame)."""
         frame = pa & ~(PAGE_SIZE - 1)
         return next((p for p in self.pages if p.physical_addr == frame), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- where the manager lives --------------------------------------------------------------

@@ -53,11 +53,6 @@ class FrameAllocatorState:
     def is_reserved(self, pa: int) -> bool:
         return self.refs(pa) == self.reserved_value
 
-    def to_dict(self) -> dict:
-        return {"base_pa": self.base_pa, "frame_count": self.frame_count, "total_frames": self.total_frames,
-                "free_frames": self.free_frames, "lock_held": self.lock_held,
-                "used_frames": self.total_frames - self.free_frames}
-
 
 @dataclass(frozen=True)
 class FramesLocation:

@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .address import Address
 from .debuginfo import DebugInfo, decode
@@ -62,9 +62,6 @@ class ProcessTable:
     @property
     def current(self) -> Process | None:
         return next((p for p in self.processes if p.running), None)
-
-    def to_dict(self) -> dict:
-        return {"lock_held": self.lock_held, "processes": [asdict(p) for p in self.processes]}
 
 
 @dataclass(frozen=True)

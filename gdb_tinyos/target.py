@@ -52,19 +52,6 @@ class Target(ABC):
     def read_register(self, name: str) -> int:
         """Return the register's value by GDB's name (``TTBR1_EL1``, ``SCTLR``...)."""
 
-    def has_register(self, name: str) -> bool:
-        try:
-            self.read_register(name)
-        except RegisterError:
-            return False
-        return True
-
-    def read_u64_physical(self, pa: int) -> int:
-        return struct.unpack("<Q", self.read_physical(pa, 8))[0]
-
-    def read_u64_virtual(self, va: int) -> int:
-        return struct.unpack("<Q", self.read_virtual(va, 8))[0]
-
     def invalidate(self) -> None:
         """Forget cached state; targets without a cache have nothing to do."""
 

@@ -124,10 +124,6 @@ class WalkStep:
     kind: DescriptorKind
     decoded: Descriptor
 
-    @property
-    def entry_address(self) -> int:
-        return self.table + 8 * self.index
-
     def describe(self) -> str:
         return f"L{self.level} index={self.index} table={self.table:#x} desc={self.descriptor:#018x} {self.kind.value}"
 

@@ -153,10 +153,3 @@ def connect_events() -> None:
         if registry is not None:
             registry.connect(new_kernel)
             _HANDLERS.append((registry, new_kernel))
-
-
-def disconnect_events() -> None:
-    """Undo :func:`connect_events` (for tests and reloads)."""
-    while _HANDLERS:
-        registry, handler = _HANDLERS.pop()
-        registry.disconnect(handler)

@@ -202,11 +202,6 @@ class GdbTarget(Target):
             raise RegisterError(f"register {gdb_name} is unavailable in this frame")
         return _as_unsigned(value, arch)
 
-    def register_names(self) -> frozenset[str]:
-        """Every register name gdb knows for the current architecture."""
-        require_stopped()
-        return self._register_names(gdb.newest_frame().architecture())
-
     def _register_names(self, arch: gdb.Architecture) -> frozenset[str]:
         if self._reg_names is None or self._reg_names[0] != arch.name():
             self._reg_names = (arch.name(), frozenset(r.name for r in arch.registers()))

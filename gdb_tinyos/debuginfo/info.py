@@ -162,10 +162,6 @@ class DebugInfo:
             raise LayoutError(f"{pointer.name} points at void: no layout to follow")
         return self.type_at(pointer.target_offset)
 
-    @property
-    def type_names(self) -> list[str]:
-        return sorted(self._data.index.types)
-
     # -- cache ---------------------------------------------------------------------
     def save_cache(self) -> bool:
         """Write what is parsed so far, if anything changed; False if it could not be written."""
