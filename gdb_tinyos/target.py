@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import registers
 from .errors import MemoryReadError, RegisterError
 
 
@@ -50,7 +51,8 @@ class Target(ABC):
 
     @abstractmethod
     def read_register(self, name: str) -> int:
-        """Return the register's value by GDB's name (``TTBR1_EL1``, ``SCTLR``...)."""
+        """Return the register's value by its canonical name (``TTBR1_EL1``, ``SCTLR_EL1``);
+        a backend that spells it differently resolves it with :mod:`gdb_tinyos.registers`."""
 
     def invalidate(self) -> None:
         """Forget cached state; targets without a cache have nothing to do."""
@@ -62,7 +64,8 @@ class FakeTarget(Target):
     Virtual reads go through ``translate`` (a ``va -> pa`` callable) when given, else
     through a fixed linear offset (``pa = va - linear_offset``), like a kernel linear map.
     Only written bytes exist: reading anything else raises MemoryReadError, as an unmapped
-    guest address would.
+    guest address would. Registers may be given in any spelling a backend uses (``SCTLR``
+    for ``SCTLR_EL1``), as :func:`gdb_tinyos.registers.resolve` matches them.
     """
 
     PAGE = 4096
@@ -113,10 +116,10 @@ class FakeTarget(Target):
         return self.read_physical(pa, size)
 
     def read_register(self, name: str) -> int:
-        try:
-            return self.registers[name]
-        except KeyError:
-            raise RegisterError(f"register {name} is not available on this target") from None
+        found = registers.resolve(name, self.registers.keys())
+        if found is None:
+            raise RegisterError(f"register {name} is not available on this target")
+        return self.registers[found]
 
 
 class CachedTarget(Target):

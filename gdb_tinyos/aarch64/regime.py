@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..errors import RegisterError, TranslationError
+from ..errors import TranslationError
 from ..target import Target
 from .granule import MAX_TXSZ, MIN_TXSZ, OA_BITS_MAX, Granule
 from .sysregs import MAIR, SCTLR, TCR
 
-# GDB names SCTLR_EL1 "SCTLR" on QEMU's stub (facts.md); accept either.
-SCTLR_NAMES = ("SCTLR", "SCTLR_EL1")
 TTBR_BADDR_MASK = ((1 << OA_BITS_MAX) - 1) & ~1  # BADDR[47:1]; bit 0 is CnP
 
 
@@ -106,7 +104,7 @@ class TranslationRegime:
         """Read the registers from ``target``; RegisterError if one is unavailable."""
         return cls.from_values(
             tcr=target.read_register("TCR_EL1"),
-            sctlr=_read_sctlr(target),
+            sctlr=target.read_register("SCTLR_EL1"),
             mair=target.read_register("MAIR_EL1"),
             ttbr0=target.read_register("TTBR0_EL1"),
             ttbr1=target.read_register("TTBR1_EL1"),
@@ -175,11 +173,3 @@ def asid_of(ttbr: int, asid16: bool) -> int:
     """ASID field TTBR[63:48]; only bits [55:48] count with 8-bit ASIDs."""
     return (ttbr >> 48) & (0xFFFF if asid16 else 0xFF)
 
-
-def _read_sctlr(target: Target) -> int:
-    for name in SCTLR_NAMES:
-        try:
-            return target.read_register(name)
-        except RegisterError:
-            continue
-    raise RegisterError("neither SCTLR nor SCTLR_EL1 is available on this target")
