@@ -30,20 +30,18 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from . import registers
+from .aarch64 import SCTLR, Translator
 from .errors import DebugInfoError, MemoryReadError, RegisterError, TranslationError
 from .target import Target
 
-if TYPE_CHECKING:
-    from .aarch64 import Translator
-
 SIDECAR_SUFFIX = ".sysregs.json"
 SIDECAR_FORMAT = "tinyos-sysregs/1"
+# The memory-map contract's linear map (kernel VA = PA + KERNEL_OFFSET), for when the
+# kernel ELF does not tell it (none given, or linked at its physical address).
 KERNEL_OFFSET = 0xFFFF_0000_0000_0000
 
 _NT_PRSTATUS = 1
@@ -51,7 +49,6 @@ _NT_PRSTATUS = 1
 _PRSTATUS_PID = 32
 _PRSTATUS_REGS = 112
 _PRSTATUS_SIZE = _PRSTATUS_REGS + 34 * 8
-_SCTLR_M = 1
 _PAGE = 4096  # the smallest granule: a virtual read is split at these boundaries
 
 
@@ -119,6 +116,12 @@ def linear_map_offset(kernel_elf: str | os.PathLike[str]) -> int | None:
     return offsets.pop() if offsets else None
 
 
+def kernel_linear_offset(kernel_elf: str | os.PathLike[str] | None) -> int:
+    """The kernel linear map's VA - PA: from ``kernel_elf``'s load segments, else KERNEL_OFFSET."""
+    offset = linear_map_offset(kernel_elf) if kernel_elf is not None else None
+    return KERNEL_OFFSET if offset is None else offset
+
+
 class CoreTarget(Target):
     """Physical memory and CPU registers of a QEMU guest-memory core.
 
@@ -160,9 +163,7 @@ class CoreTarget(Target):
         self.sysregs = {registers.canonical(k): v for k, v in (sysregs or {}).items()}
         self.translate = translate
         self._translator: Translator | None = None  # built on the first walk: the core never changes
-        if linear_offset is None and kernel_elf is not None:
-            linear_offset = linear_map_offset(kernel_elf)
-        self.linear_offset = KERNEL_OFFSET if linear_offset is None else linear_offset
+        self.linear_offset = kernel_linear_offset(kernel_elf) if linear_offset is None else linear_offset
 
     def close(self) -> None:
         if getattr(self, "_map", None) is not None:
@@ -231,9 +232,6 @@ class CoreTarget(Target):
 
     def _walker(self) -> Translator:
         if self._translator is None:
-            # Imported late: the translation layer is optional for reading a core's RAM.
-            from .aarch64 import Translator  # noqa: PLC0415
-
             self._translator = Translator(self)
         return self._translator
 
@@ -243,7 +241,7 @@ class CoreTarget(Target):
     def mmu_on(self) -> bool:
         """SCTLR_EL1.M from the sidecar; assumed on (a running kernel) when unknown."""
         sctlr = self.sysregs.get("SCTLR_EL1")
-        return True if sctlr is None else bool(sctlr & _SCTLR_M)
+        return True if sctlr is None else SCTLR.decode(sctlr).mmu
 
     # -- registers -----------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import gdb
 
+from ..aarch64 import SCTLR
 from ..errors import BuildIdMismatch, InferiorCallError, SymbolError, TargetStateError
 from .session import Session
 from .target import require_stopped
@@ -63,7 +64,6 @@ HOW_TO_GET_SAFE = (
     "(`tbreak *tinyos_debug_event` and continue)"
 )
 DEFAULT_TIMEOUT = 10.0
-_SCTLR_M = 1
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _require_el1_mmu_on(s: Session) -> None:
     if el != 1:
         raise TargetStateError(
             f"the CPU is at EL{el} (boot code, before the kernel dropped to EL1): continue to the shell prompt first")
-    if not s.target.read_register("SCTLR_EL1") & _SCTLR_M:
+    if not SCTLR.decode(s.target.read_register("SCTLR_EL1")).mmu:
         raise TargetStateError(
             "the MMU is off (SCTLR_EL1.M = 0): the kernel is still booting; continue to the shell prompt first")
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import gdb
 
 from .. import __version__, render
+from ..aarch64 import SCTLR
 from ..errors import BuildIdMismatch, TinyOSError
 from ..render import Address
 from ..target import Target
@@ -19,9 +20,6 @@ from .base import TinyOSCommand
 from .registry import command
 from .session import Session
 from .target import require_stopped
-
-_SCTLR_M = 1
-
 
 @dataclass
 class MmuState:
@@ -112,7 +110,7 @@ def _mmu_state(s: Session) -> MmuState:
             return None
 
     cpsr, sctlr = reg("cpsr"), reg("SCTLR_EL1")
-    mmu = "unknown (SCTLR_EL1 unreadable)" if sctlr is None else ("on" if sctlr & _SCTLR_M else "off")
+    mmu = "unknown (SCTLR_EL1 unreadable)" if sctlr is None else ("on" if SCTLR.decode(sctlr).mmu else "off")
     return MmuState(
         exception_level=(cpsr >> 2) & 3 if cpsr is not None else None,
         mmu=mmu,
@@ -121,13 +119,6 @@ def _mmu_state(s: Session) -> MmuState:
         ttbr0=reg("TTBR0_EL1"),
         ttbr1=reg("TTBR1_EL1"),
     )
-
-
-def _mmu_on(s: Session) -> bool:
-    try:
-        return bool(s.target.read_register("SCTLR_EL1") & _SCTLR_M)
-    except TinyOSError:
-        return True
 
 
 class _LinearView(Target):
@@ -161,7 +152,7 @@ def _build_id_state(s: Session, connected: bool) -> str:
     if not connected:
         return f"{expected} (running kernel not checked: not connected)"
     try:
-        check_build_id(info, s.target if _mmu_on(s) else _LinearView(s.target, s.gdb_target.linear_offset))
+        check_build_id(info, s.target if s.gdb_target.mmu_on() else _LinearView(s.target, s.gdb_target.linear_offset))
     except BuildIdMismatch as exc:
         return f"MISMATCH: {exc}"
     except TinyOSError as exc:

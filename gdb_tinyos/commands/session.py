@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import gdb
 
 from ..cli import KernelChoice, choose_kernel
-from ..coredump import linear_map_offset
+from ..coredump import kernel_linear_offset
 from ..errors import BuildIdMismatch, DebugInfoError, TinyOSError
 from ..target import CachedTarget
-from .target import KERNEL_OFFSET, GdbTarget
+from .target import GdbTarget
 
 if TYPE_CHECKING:
     from ..debuginfo import DebugInfo
@@ -104,9 +104,7 @@ class Session:
         self.target.invalidate()
 
     def _linear_offset(self) -> int:
-        path = self.kernel.path
-        offset = linear_map_offset(path) if path is not None else None
-        return KERNEL_OFFSET if offset is None else offset
+        return kernel_linear_offset(self.kernel.path)
 
 
 def load_debuginfo(path: Path) -> DebugInfo:

@@ -22,13 +22,13 @@ from contextlib import contextmanager
 import gdb
 
 from .. import registers
+from ..aarch64 import SCTLR
+from ..coredump import KERNEL_OFFSET
 from ..errors import MemoryReadError, RegisterError, TargetStateError
 from ..target import Target
 
 NOT_CONNECTED = "not connected to a target: use `target remote 127.0.0.1:PORT`"
 RUNNING = "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
-KERNEL_OFFSET = 0xFFFF_0000_0000_0000
-_SCTLR_M = 1
 
 PHYS_QEMU = "qemu-phymem"
 PHYS_IDENTITY = "identity (MMU off)"
@@ -138,7 +138,7 @@ class GdbTarget(Target):
         """How physical reads are served when QEMU's mode is missing, None when it is present."""
         if self.has_physical_mode():
             return None
-        return PHYS_IDENTITY if not self._mmu_on() else f"{PHYS_LINEAR} (VA = PA + {self.linear_offset:#x})"
+        return PHYS_IDENTITY if not self.mmu_on() else f"{PHYS_LINEAR} (VA = PA + {self.linear_offset:#x})"
 
     @property
     def linear_offset(self) -> int:
@@ -156,7 +156,7 @@ class GdbTarget(Target):
         return reply in (b"0", b"1")
 
     def _read_physical_fallback(self, pa: int, size: int) -> bytes:
-        if not self._mmu_on():
+        if not self.mmu_on():
             self.physical_access = PHYS_IDENTITY
             return self._read_memory(pa, size, "physical")
         self.physical_access = PHYS_LINEAR
@@ -168,9 +168,10 @@ class GdbTarget(Target):
             )
         return self._read_memory(pa + self.linear_offset, size, "physical")
 
-    def _mmu_on(self) -> bool:
+    def mmu_on(self) -> bool:
+        """SCTLR_EL1.M; assumed on (a running kernel) when the register is unreadable."""
         try:
-            return bool(self.read_register("SCTLR_EL1") & _SCTLR_M)
+            return SCTLR.decode(self.read_register("SCTLR_EL1")).mmu
         except RegisterError:
             return True  # unknown: assume the usual state of a running kernel
 
