@@ -24,7 +24,7 @@ from .address import Address
 from .debuginfo import DebugInfo, decode, plain
 from .debuginfo.layouts import ArrayType, RustEnumType, StructType, Type
 from .errors import CorruptStructure, LayoutError
-from .locate import Found, find_struct, has_members, member
+from .locate import Found, find_struct, has_members, member, uint
 from .target import Target
 
 PAGE_SIZE = 4096
@@ -193,13 +193,7 @@ def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | N
                 lock_held=where.found.lock_held(data, where.symbol))
     if not where.found.present(data, where.symbol):
         return CowManagerState(initialised=False, **base)
-    m, manager = where.found.offset, where.found.struct
-
-    def field_int(name: str) -> int:
-        off, t = member(manager, name)
-        return int.from_bytes(data[m + off : m + off + t.size], "little")
-
-    active_pages = field_int("active_pages")
+    active_pages = where.found.member_int(data, "active_pages")
     capacity = where.page_fields.count
     if active_pages > capacity:
         raise CorruptStructure(
@@ -209,8 +203,8 @@ def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | N
     pages = tuple(_pages(data, where, ram))
     return CowManagerState(
         initialised=True, active_pages=active_pages,
-        next_process_id=field_int("next_process_id"),
-        memory_manager=_plain_address(data, m, manager),
+        next_process_id=where.found.member_int(data, "next_process_id"),
+        memory_manager=_plain_address(data, where.found.offset, where.found.struct),
         statistics=stats, pages=pages, **base,
     )
 
@@ -241,13 +235,9 @@ def _pages(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None):
         yield _page(data, at, slot, f, where.symbol, ram)
 
 
-def _u(data: bytes, at: int, size: int) -> int:
-    return int.from_bytes(data[at : at + size], "little")
-
-
 def _page(data: bytes, at: int, slot: int, f: _PageFields, symbol: str, ram) -> CowPage:
     where = f"{symbol}.cow_pages[{slot}]"
-    pa = _u(data, at + f.pa[0], f.pa[1])
+    pa = uint(data, at + f.pa[0], f.pa[1])
     if ram is not None and not ram[0] <= pa < ram[1]:
         raise CorruptStructure(f"{where}.physical_addr is {pa:#x}, outside RAM {ram[0]:#x}-{ram[1]:#x}")
     if pa % PAGE_SIZE:
@@ -264,7 +254,7 @@ def _page(data: bytes, at: int, slot: int, f: _PageFields, symbol: str, ram) -> 
         raise CorruptStructure(
             f"{where}: {len(vas)} virtual addresses but {len(pids)} process ids")
     return CowPage(
-        slot=slot, physical_addr=Address(pa), ref_count=_u(data, at + f.refs[0], f.refs[1]),
+        slot=slot, physical_addr=Address(pa), ref_count=uint(data, at + f.refs[0], f.refs[1]),
         is_cow=bool(is_cow), original_permissions=perms_name,
         sharers=tuple(Sharer(Address(va), pid) for va, pid in zip(vas, pids)),
     )
@@ -272,8 +262,8 @@ def _page(data: bytes, at: int, slot: int, f: _PageFields, symbol: str, ram) -> 
 
 def _simple_vec(data: bytes, at: int, shape: tuple[int, int, int, int, int], where: str) -> list[int]:
     data_off, size, capacity, len_off, len_size = shape
-    length = _u(data, at + len_off, len_size)
+    length = uint(data, at + len_off, len_size)
     if length > capacity:
         raise CorruptStructure(f"{where}.len is {length}, more than its capacity {capacity}")
-    return [_u(data, at + data_off + i * size, size) for i in range(length)]
+    return [uint(data, at + data_off + i * size, size) for i in range(length)]
 

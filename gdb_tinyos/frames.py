@@ -20,7 +20,7 @@ from .address import Address
 from .debuginfo import DebugInfo
 from .debuginfo.layouts import ArrayType
 from .errors import CorruptStructure, LayoutError
-from .locate import Found, find_struct, has_members, member
+from .locate import Found, find_struct, has_members, member, uint
 from .target import Target
 
 PAGE_SIZE = 4096
@@ -81,7 +81,7 @@ def read_frames(target: Target, where: FramesLocation) -> FrameAllocatorState:
     data = target.read_virtual(where.address, where.size)
     if not where.found.present(data, where.symbol):
         raise CorruptStructure(f"{where.symbol} is not initialised")
-    values = {name: _field(data, where.found, name) for name in _FIELDS}
+    values = {name: where.found.member_int(data, name) for name in _FIELDS}
     if values["frame_count"] > where.capacity:
         raise CorruptStructure(
             f"{where.symbol}.frame_count is {values['frame_count']}, more than ref_counts holds ({where.capacity})")
@@ -101,12 +101,4 @@ def _unsigned_array(data: bytes, start: int, size: int, count: int) -> tuple[int
     code = {1: "B", 2: "H", 4: "I", 8: "Q"}.get(size)
     if code is not None:
         return struct.unpack_from(f"<{count}{code}", data, start)
-    return tuple(int.from_bytes(data[start + i * size : start + (i + 1) * size], "little") for i in range(count))
-
-
-def _field(data: bytes, found: Found, name: str) -> int:
-    offset, t = member(found.struct, name)
-    at = found.offset + offset
-    return int.from_bytes(data[at : at + t.size], "little")
-
-
+    return tuple(uint(data, start + i * size, size) for i in range(count))

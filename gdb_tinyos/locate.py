@@ -59,6 +59,16 @@ class Found:
             raise CorruptStructure(f"{what}: lock word at +{self.lock_offset:#x} holds {value}, not 0 or 1")
         return bool(value)
 
+    def member_int(self, data: bytes, name: str) -> int:
+        """Member ``name`` of the found struct as an unsigned integer, from the static's bytes."""
+        offset, t = member(self.struct, name)
+        return uint(data, self.offset + offset, t.size)
+
+
+def uint(data: bytes, at: int, size: int) -> int:
+    """The little-endian unsigned ``size``-byte integer at ``at``."""
+    return int.from_bytes(data[at : at + size], "little")
+
 
 def has_members(t: Type, *names: str) -> bool:
     return isinstance(t, StructType) and all(any(m.name == n for m in t.members) for n in names)
