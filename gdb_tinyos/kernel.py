@@ -34,8 +34,14 @@ class KernelView:
 
     # -- locations (from DWARF, once) ---------------------------------------------------
     @cached_property
-    def _cow_at(self) -> ManagerLocation:
+    def cow_location(self) -> ManagerLocation:
+        """Where the COW manager lives and how it is laid out (also what the printers decode)."""
         return locate_manager(self.info)
+
+    @property
+    def manager_size(self) -> int:
+        """``size_of::<CowManager>()`` from DWARF: what ``metadata_memory_bytes`` should hold."""
+        return self.cow_location.found.struct.size
 
     @cached_property
     def _frames_at(self) -> FramesLocation:
@@ -50,7 +56,7 @@ class KernelView:
         return read_frames(self.target, self._frames_at)
 
     def cow(self) -> CowManagerState:
-        return read_manager(self.target, self._cow_at, ram=self.frames().ram)
+        return read_manager(self.target, self.cow_location, ram=self.frames().ram)
 
     def processes(self) -> ProcessTable:
         return read_processes(self.target, self._processes_at)

@@ -18,7 +18,6 @@ import gdb
 from .. import render
 from ..check import CheckReport, MappingIndex, check_cow
 from .base import TinyOSCommand
-from .cow_view import manager_size
 from .registry import command
 from .session import Session
 from .target import require_stopped
@@ -33,7 +32,7 @@ def run_check(s: Session) -> CheckReport:
     table = view.processes()
     frames = view.frames()
     index = MappingIndex.build({p.pid: view.address_space(p) for p in table.live()})
-    return check_cow(cow, table, index, frames=frames, manager_size=manager_size(view.info))
+    return check_cow(cow, table, index, frames=frames, manager_size=view.manager_size)
 
 
 @command

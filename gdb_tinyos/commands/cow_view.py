@@ -9,24 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..cow import locate_manager
 from ..cow_report import DEFAULT_LIMIT, CowStats, CowStatus, build_stats, build_status, pte_lookup, stats_text, status_text
-from ..debuginfo import DebugInfo
 from .base import TinyOSCommand, gdb_address
 from .registry import command
 from .session import Session
 from .target import require_stopped
-
-_MANAGER_SIZES: dict[int, int] = {}
-
-
-def manager_size(info: DebugInfo) -> int:
-    """``size_of::<CowManager>()`` from DWARF: what ``metadata_memory_bytes`` should hold."""
-    key = id(info)
-    if key not in _MANAGER_SIZES:
-        _MANAGER_SIZES[key] = locate_manager(info).found.struct.size
-    return _MANAGER_SIZES[key]
-
 
 @command
 class CowStatusCommand(TinyOSCommand):
@@ -79,7 +66,7 @@ class CowStatsCommand(TinyOSCommand):
     def run(self, s: Session, args: argparse.Namespace) -> CowStats:
         require_stopped()
         view = s.kernel_view()
-        return build_stats(view.cow(), manager_size(view.info))
+        return build_stats(view.cow(), view.manager_size)
 
     def format_text(self, model: CowStats) -> str:
         return stats_text(model)

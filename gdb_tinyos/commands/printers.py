@@ -30,8 +30,8 @@ from typing import Any
 import gdb
 import gdb.printing
 
-from ..cow import CowManagerState, CowPage, ManagerLocation, decode_manager, locate_manager
-from ..debuginfo import DebugInfo, EnumValue, StructValue, decode
+from ..cow import CowManagerState, CowPage, ManagerLocation, decode_manager
+from ..debuginfo import EnumValue, StructValue, decode
 from ..errors import TinyOSError
 from ..locate import Found
 from .args import unexpected_failure_message
@@ -42,14 +42,9 @@ _MANAGER = re.compile(r"(^|::|<)CowManager>*$")
 _PAGE_OPTION = re.compile(r"^(core::option::)?Option<(.*::)?CowPage>$")
 _DECODED = ("CowPage", "CowStatistics", "SimpleVec")  # by name, generics aside
 _MANAGER_SYMBOL = "tinyos::memory::cow::COW_MANAGER"
-_LOCATIONS: dict[int, ManagerLocation] = {}
 
 
 # -- decoding helpers (the session's target, our layouts) ---------------------------------
-
-def _info() -> DebugInfo:
-    return session().debuginfo()
-
 
 def _address(val: gdb.Value) -> int:
     if val.address is None:
@@ -61,10 +56,8 @@ def _read(address: int, size: int) -> bytes:
     return session().target.read_virtual(address, size)
 
 
-def _location(info: DebugInfo) -> ManagerLocation:
-    if id(info) not in _LOCATIONS:
-        _LOCATIONS[id(info)] = locate_manager(info)
-    return _LOCATIONS[id(info)]
+def _location() -> ManagerLocation:
+    return session().kernel_view().cow_location
 
 
 def _ram() -> tuple[int, int] | None:
@@ -173,8 +166,7 @@ class ManagerPrinter(_Printer):
     """The COW manager, whatever wraps it (decoded through gdb_tinyos.cow)."""
 
     def text(self) -> str:
-        info = _info()
-        where = _location(info)
+        where = _location()
         address = _address(self.val)
         if address not in (where.address, where.address + where.found.offset):
             where = _rebased(where, address, self.val.type.strip_typedefs().sizeof)
@@ -198,7 +190,7 @@ class SlotsPrinter(_Printer):
     """``[Option<CowPage>; N]``: the occupied slots only."""
 
     def text(self) -> str:
-        where = _location(_info())
+        where = _location()
         address = _address(self.val)
         if address != where.address + where.pages_offset:
             raise TinyOSError("only the kernel manager's cow_pages array can be decoded")
@@ -213,7 +205,7 @@ class DecodedPrinter(_Printer):
     with their DWARF layout from the bytes at the value's address."""
 
     def text(self) -> str:
-        layout = _info().type(self.name)
+        layout = session().debuginfo().type(self.name)
         value = decode(layout, _read(_address(self.val), layout.size), 0, self.name)
         return value_text(value, self.name)
 
