@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from .aarch64 import AddressSpace, TranslationRegime, Translator, Walk, dump_range
+from .aarch64 import KERNEL_HALF, USER_HALF, AddressSpace, TranslationRegime, Translator, Walk, dump_range
 from .cow import CowManagerState, ManagerLocation, locate_manager, read_manager
 from .debuginfo import DebugInfo
 from .errors import NoSuchProcess, TranslationError
@@ -24,7 +24,7 @@ from .frames import FrameAllocatorState, FramesLocation, locate_frames, read_fra
 from .processes import Process, ProcessesLocation, ProcessTable, locate_processes, read_processes
 from .target import Target
 
-USER_HALF, KERNEL_HALF = 0, 1
+__all__ = ["KERNEL_HALF", "USER_HALF", "KernelView"]
 
 
 class KernelView:

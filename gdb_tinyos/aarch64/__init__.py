@@ -16,12 +16,12 @@ JSON and MI faces of the model come from :func:`gdb_tinyos.render.to_plain` (add
 from .granule import GRANULE_4K, GRANULE_16K, GRANULE_64K, Granule
 from .model import Attributes, Fault, FaultKind, Mapping, Permissions, Walk, WalkStep
 from .ranges import FILTERS, AddressSpace, Problem, ProblemKind, Range, dump, dump_range, make_filter
-from .regime import TranslationRegime, VaRange, asid_of
+from .regime import KERNEL_HALF, USER_HALF, TranslationRegime, VaRange, asid_of
 from .sysregs import ESR, MAIR, SCTLR, TCR, MemoryAttribute
 from .walker import TableReader, Translator, translate, walk
 
 __all__ = [
-    "ESR", "FILTERS", "GRANULE_16K", "GRANULE_4K", "GRANULE_64K", "MAIR", "SCTLR", "TCR",
+    "ESR", "FILTERS", "KERNEL_HALF", "USER_HALF", "GRANULE_16K", "GRANULE_4K", "GRANULE_64K", "MAIR", "SCTLR", "TCR",
     "AddressSpace", "Attributes", "Fault", "FaultKind", "Granule", "Mapping", "MemoryAttribute",
     "Permissions", "Problem", "ProblemKind", "Range", "TableReader", "TranslationRegime", "Translator",
     "VaRange", "Walk", "WalkStep", "asid_of", "dump", "dump_range", "make_filter",

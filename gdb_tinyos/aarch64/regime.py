@@ -22,6 +22,8 @@ from .granule import MAX_TXSZ, MIN_TXSZ, OA_BITS_MAX, Granule
 from .sysregs import MAIR, SCTLR, TCR
 
 TTBR_BADDR_MASK = ((1 << OA_BITS_MAX) - 1) & ~1  # BADDR[47:1]; bit 0 is CnP
+# The two VA ranges by the TTBR that maps them: va_range(USER_HALF) / va_range(KERNEL_HALF).
+USER_HALF, KERNEL_HALF = 0, 1
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import render
-from ..aarch64 import FILTERS, AddressSpace, Translator, Walk, dump_range, make_filter
+from ..aarch64 import FILTERS, KERNEL_HALF, USER_HALF, AddressSpace, Translator, Walk, dump_range, make_filter
 from ..aarch64.ranges import human_size
 from ..errors import DebugInfoError, LayoutError, SymbolError, TranslationError
 from ..target import Target
@@ -25,7 +25,6 @@ from .target import require_stopped
 if TYPE_CHECKING:  # the decoders behind --pid load lazily, as the debug info does (session.py)
     from ..processes import Process
 
-USER_HALF, KERNEL_HALF = 0, 1  # the TTBR0 and TTBR1 ranges (as gdb_tinyos.kernel names them)
 # What stops the process table from being decoded: then `pt` shows the live registers' halves.
 _NO_PROCESS_TABLE = (DebugInfoError, LayoutError, SymbolError)
 
