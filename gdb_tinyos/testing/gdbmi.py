@@ -13,6 +13,7 @@ target runs, so the test can type on the serial console and then wait for the st
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import time
 from collections import deque
@@ -52,7 +53,7 @@ class MiResponse:
     command: str
     message: str  # done, running, connected, exit or error
     payload: dict[str, Any]
-    console: str = ""  # console stream (~"...") - what a CLI command prints
+    console: str = ""  # console (~"...") and target (@"...") streams - what a CLI command prints
     log: str = ""  # log stream (&"...") - gdb's own diagnostics, Python tracebacks
 
 
@@ -190,8 +191,34 @@ class GdbSession:
         return self.execute(command, timeout).payload
 
     def cli(self, command: str, timeout: float | None = None) -> str:
-        """Runs a CLI command (``-interpreter-exec console``); returns what it printed."""
+        """Runs a CLI command (``-interpreter-exec console``); returns what it printed
+        (gdb's console stream and the target's, e.g. ``monitor`` replies)."""
         return self.execute(f"-interpreter-exec console {mi_quote(command)}", timeout).console
+
+    def cli_json(self, command: str, timeout: float | None = None) -> Any:
+        """Runs a CLI command that prints one JSON document (e.g. ``cow-status --json``); its value."""
+        return json.loads(self.cli(command, timeout))
+
+    def python_value(self, expression: str, timeout: float | None = None) -> Any:
+        """Evaluates a Python expression inside gdb (``gdb`` is importable there); its
+        value, which must be JSON-encodable, carried back as JSON."""
+        out = self.cli(f"python import json; print(json.dumps({expression}))", timeout)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def expect_one_line_error(self, command: str, timeout: float = 30.0) -> str:
+        """Runs a CLI command that must fail with a one-line message and no Python
+        traceback (the plugin's error contract); returns gdb's message, stripped.
+        Anything else raises AssertionError: the scenario's expectation failed."""
+        try:
+            self.cli(command, timeout)
+        except GdbCommandError as err:
+            message = err.message.strip()
+            if "\n" in message:
+                raise AssertionError(f"{command}: the error is more than one line: {message!r}") from err
+            if "Traceback" in message or "Traceback" in err.log:
+                raise AssertionError(f"{command}: the error carries a Python traceback: {err.log or message}") from err
+            return message
+        raise AssertionError(f"{command}: succeeded, an error was expected")
 
     def submit(self, command: str) -> int:
         """Sends an MI command without waiting; returns its token for ``collect``.
@@ -226,7 +253,9 @@ class GdbSession:
             kind = record.get("type")
             if kind == "result" and record.get("token") in self._pending:
                 self._results[record["token"]] = record
-            elif kind == "console":
+            elif kind in ("console", "target"):
+                # The target stream carries what the remote stub prints, e.g. QEMU's
+                # answer to `monitor ...`: part of what the command printed.
                 console.append(record.get("payload") or "")
             elif kind in ("log", "output"):
                 log.append(record.get("payload") or "")
@@ -332,13 +361,23 @@ class GdbSession:
             self.mi("-exec-interrupt", timeout)
         return self.wait_for_stop(timeout)
 
-    def break_insert(self, location: str, temporary: bool = False) -> str:
-        """Sets a breakpoint at a linespec (``kernel_main``, ``*0x40080000``...); returns its number."""
+    def break_insert(self, location: str, temporary: bool = False, condition: str = "") -> str:
+        """Sets a breakpoint at a linespec (``kernel_main``, ``*0x40080000``...), stopping
+        only when ``condition`` (a gdb expression) holds, if given; returns its number."""
         flags = "-t " if temporary else ""
+        if condition:
+            flags += f"-c {mi_quote(condition)} "
         return self.mi(f"-break-insert {flags}{mi_quote(location)}")["bkpt"]["number"]
 
-    def run_to(self, location: str, timeout: float | None = None, action: Callable[[], None] | None = None) -> Stop:
-        """Continues until a temporary breakpoint at ``location`` is hit and returns that stop.
+    def run_to(
+        self,
+        location: str,
+        timeout: float | None = None,
+        action: Callable[[], None] | None = None,
+        condition: str = "",
+    ) -> Stop:
+        """Continues until a temporary breakpoint at ``location`` is hit (when ``condition``
+        holds, if given) and returns that stop.
 
         ``action`` runs once the target is running (e.g. typing a shell command that
         reaches ``location``). A running target is interrupted first (gdb cannot insert
@@ -346,7 +385,7 @@ class GdbSession:
         (the breakpoint is then removed)."""
         if self._running:
             self.interrupt(timeout)
-        number = self.break_insert(location, temporary=True)
+        number = self.break_insert(location, temporary=True, condition=condition)
         self.resume()
         if action is not None:
             action()

@@ -8,6 +8,7 @@
 - ``tinyos_gdb``: a DebugSession: QEMU halted at reset, gdb-multiarch connected with the
   kernel's symbols and the gdb_tinyos plugin loaded (``.gdb``, ``.console``, ``.machine``).
 - ``tinyos_debug_factory``: more debug sessions with options (``el=2``, ``plugin=None``...).
+- ``tinyos_booted``: a DebugSession whose kernel booted to its shell prompt and runs on.
 
 A missing qemu-system-aarch64, gdb-multiarch or kernel is a test error (ToolMissing), never a skip."""
 
@@ -79,3 +80,12 @@ def tinyos_debug_factory(tinyos_kernel: Path) -> Iterator[Callable[..., DebugSes
 def tinyos_gdb(tinyos_debug_factory: Callable[..., DebugSession]) -> DebugSession:
     """QEMU halted at the kernel's first instruction, gdb attached, plugin loaded."""
     return tinyos_debug_factory()
+
+
+@pytest.fixture
+def tinyos_booted(tinyos_debug_factory: Callable[..., DebugSession]) -> DebugSession:
+    """A debug session whose kernel booted to its shell prompt, running (gdb attached,
+    plugin loaded): ``s.shell("ps")``, ``s.stop_before_command("~1")``..."""
+    session = tinyos_debug_factory()
+    session.boot_to_prompt()
+    return session

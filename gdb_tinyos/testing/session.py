@@ -13,14 +13,17 @@ detaches), then ends QEMU."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 
 import gdb_tinyos
 from gdb_tinyos.testing.console import PROMPT, SerialConsole
-from gdb_tinyos.testing.gdbmi import GdbSession
+from gdb_tinyos.testing.errors import HarnessError
+from gdb_tinyos.testing.gdbmi import GdbSession, Stop
 from gdb_tinyos.testing.qemu import QemuMachine
 
 PLUGIN_LOADER = Path(gdb_tinyos.__file__).resolve().parent / "gdbinit.py"
@@ -31,9 +34,40 @@ def default_plugin() -> Path | None:
     return PLUGIN_LOADER if PLUGIN_LOADER.is_file() else None
 
 
+# The kernel's debugger hook (kernel/src/debug.rs): `tinyos_debug_event(kind, a, b)`,
+# never inlined. Spelled with its full path: stopped in Rust code, gdb does not find the
+# bare symbol.
+DEBUG_EVENT = "*tinyos::debug::tinyos_debug_event"
+
+
+class DebugEvent(IntEnum):
+    """The ``kind`` argument of tinyos_debug_event (kernel/src/debug.rs)."""
+
+    SHELL_COMMAND = 1  # a = VA of the command line, b = its length; raised before it runs
+    SHELL_DONE = 2
+    FAULT_RECOVERED = 3
+    HALT = 4
+    COW_FAULT = 16  # a = pid, b = fault address
+    PAGE_DUPLICATED = 17  # a = page VA, b = the new frame
+    PAGE_REUSED = 18
+    FORK = 19  # a = parent pid, b = child pid
+    PROCESS_EXIT = 20
+    PROCESS_KILLED = 21
+
+
+def event_condition(*kinds: int) -> str:
+    """A breakpoint condition true at the hook for any of ``kinds`` (kind is a u32: only
+    w0, the low half of x0, is defined)."""
+    return " || ".join(f"($x0 & 0xffffffff) == {int(kind)}" for kind in kinds)
+
+
 @dataclass
 class DebugSession:
-    """QEMU and gdb of one session; ``plugin_output`` is what loading the plugin printed."""
+    """QEMU and gdb of one session; ``plugin_output`` is what loading the plugin printed.
+
+    Besides ``.gdb`` (GdbSession) and ``.console`` (SerialConsole), the steps a scenario
+    takes over and over: boot to the prompt, run a shell command, stop gdb just before
+    a command runs and let it finish, and ask QEMU's monitor."""
 
     machine: QemuMachine
     gdb: GdbSession
@@ -42,6 +76,65 @@ class DebugSession:
     @property
     def console(self) -> SerialConsole:
         return self.machine.console
+
+    # -- the kernel's shell -----------------------------------------------------------------
+
+    def boot_to_prompt(self, timeout: float = 60.0) -> str:
+        """Lets the kernel run (if gdb holds it) until its first prompt; returns the banner.
+        The kernel is left running."""
+        if not self.gdb.running:
+            self.gdb.resume()
+        return self.console.wait_for_prompt(timeout)
+
+    def shell(self, line: str, timeout: float = 60.0) -> str:
+        """Runs a shell command with the kernel running (resumed first if gdb holds it);
+        its output as ``console.command`` returns it. The kernel is left running."""
+        if not self.gdb.running:
+            self.gdb.resume()
+        return self.console.command(line, timeout=timeout)
+
+    def run_to_event(
+        self, *kinds: int, action: Callable[[], None] | None = None, timeout: float = 60.0
+    ) -> Stop:
+        """Runs until the kernel raises one of the debugger events ``kinds`` (DebugEvent)
+        and returns that stop, at the hook's first instruction (x0 = kind, x1 = a,
+        x2 = b). ``action`` runs once the kernel runs, e.g. typing a command."""
+        return self.gdb.run_to(DEBUG_EVENT, timeout=timeout, action=action, condition=event_condition(*kinds))
+
+    def stop_before_command(self, line: str, timeout: float = 60.0) -> Stop:
+        """Types ``line`` at the shell and stops at the event the shell raises just before
+        running it: the kernel's state is the one the command will report."""
+        return self.run_to_event(DebugEvent.SHELL_COMMAND, action=lambda: self.console.send_line(line), timeout=timeout)
+
+    def finish_command(self, line: str, timeout: float = 60.0) -> str:
+        """Lets the command ``stop_before_command(line)`` stopped at run; its output (as
+        ``console.command`` returns it). The kernel is left running."""
+        self.gdb.resume()
+        self.console.expect(re.compile(re.escape(line) + r"\r?\n"), timeout)
+        return self.console.read_until_prompt(timeout)
+
+    # -- QEMU's monitor -------------------------------------------------------------------
+
+    def monitor(self, command: str, timeout: float | None = None) -> str:
+        """A QEMU monitor command (``monitor ...`` through gdb); its reply."""
+        return self.gdb.cli(f"monitor {command}", timeout)
+
+    def xp(self, pa: int, count: int = 1) -> list[int]:
+        """``count`` 64-bit words at physical address ``pa``, as QEMU reads them (``xp /Ngx``):
+        no page table or plugin involved."""
+        reply = self.monitor(f"xp /{count}gx {pa:#x}")
+        words = [int(word, 16) for word in re.findall(r"\b0x([0-9a-f]{16})\b", reply)]
+        if len(words) != count:
+            raise HarnessError(f"QEMU's xp gave {len(words)} of {count} words at {pa:#x}: {reply!r}")
+        return words
+
+    def gva2gpa(self, va: int) -> int:
+        """The physical address QEMU translates ``va`` to, with the CPU's current tables."""
+        reply = self.monitor(f"gva2gpa {va:#x}")
+        m = re.search(r"gpa: 0x([0-9a-f]+)", reply)
+        if m is None:
+            raise HarnessError(f"QEMU did not translate {va:#x}: {reply.strip()!r}")
+        return int(m.group(1), 16)
 
 
 _DEFAULT = object()

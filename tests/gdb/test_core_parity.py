@@ -48,12 +48,10 @@ def offline_snapshot(core: CoreTarget, kernel) -> dict:
         return json.loads(namespace["snapshot"](KernelView(info, core)))
 
 
-def test_core_dump_decodes_to_the_live_model(tinyos_debug_factory, tinyos_kernel, tmp_path):
-    s = tinyos_debug_factory()
-    s.gdb.resume()
-    s.console.wait_for_prompt(timeout=30)
-    s.console.command(f"run forkpause {HEAP_PAGES}", timeout=30)
-    assert "resumed 2 process(es)" in s.console.command("cont", timeout=30)
+def test_core_dump_decodes_to_the_live_model(tinyos_booted, tinyos_kernel, tmp_path):
+    s = tinyos_booted
+    s.shell(f"run forkpause {HEAP_PAGES}", timeout=30)
+    assert "resumed 2 process(es)" in s.shell("cont", timeout=30)
     s.gdb.interrupt()
 
     live_json, script = tmp_path / "live.json", tmp_path / "live_snapshot.py"

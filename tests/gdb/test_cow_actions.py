@@ -11,58 +11,32 @@ with the COW bit; `~4` tracks a private writable page with 1 ref; `~5` is refuse
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from gdb_tinyos.testing import GdbCommandError
+from gdb_tinyos.testing import DebugEvent
+from gdb_tinyos.testing.shell import CowPage, parse_cow_statistics, parse_cow_status, parse_mem
 
 HEAP, SHARED_VA, DATA_VA = 0x1000_0000, 0x3000_0000, 0x80_0000
-PAGE_LINE = re.compile(r"^\s+0x([0-9A-F]+) refs=(\d+) cow=(yes|no)((?: va=0x[0-9A-F]+/pid=\d+)*)$", re.M)
 
 
-def cow_pages(shell_output: str) -> dict[int, tuple[int, bool, set[tuple[int, int]]]]:
-    """`~1`'s page lines: pa -> (refs, cow, {(va, pid)})."""
-    pages = {}
-    for m in PAGE_LINE.finditer(shell_output):
-        maps = {(int(va, 16), int(pid)) for va, pid in re.findall(r"va=0x([0-9A-F]+)/pid=(\d+)", m.group(4))}
-        pages[int(m.group(1), 16)] = (int(m.group(2)), m.group(3) == "yes", maps)
-    return pages
+def cow_pages(s) -> dict[int, CowPage]:
+    """The kernel's own `~1` (run with the kernel running): its pages by PA."""
+    return parse_cow_status(s.shell("~1")).pages
 
 
-def shell(s, command: str, timeout: float = 30) -> str:
-    """A shell command with the kernel running; leaves it running at the prompt."""
-    return s.console.command(command, timeout=timeout)
-
-
-def at_prompt(s) -> None:
-    """Stop the CPU while the shell waits for input (a safe point)."""
-    s.gdb.interrupt()
-
-
-def run_json(s, command: str, timeout: float = 30) -> dict:
-    return json.loads(s.gdb.cli(f"{command} --json", timeout=timeout))
-
-
-def error_of(s, command: str, timeout: float = 30) -> str:
-    with pytest.raises(GdbCommandError) as err:
-        s.gdb.cli(command, timeout=timeout)
-    message = err.value.message
-    assert "\n" not in message.strip() and "Traceback" not in message + err.value.log
-    return message
+def page(pa: int, refs: int, *sharers: tuple[int, int]) -> CowPage:
+    return CowPage(pa, refs, True, frozenset(sharers))
 
 
 @pytest.fixture
-def booted(tinyos_debug_factory):
+def booted(tinyos_booted):
     """The kernel at its prompt with two idle processes (pids 1 and 2), running."""
-    s = tinyos_debug_factory()
-    s.gdb.run_to("*kernel_main", timeout=30)
-    s.gdb.resume()
-    s.console.wait_for_prompt(timeout=30)
-    assert "process 1 (idle) started" in shell(s, "run idle")
-    assert "process 2 (idle) started" in shell(s, "run idle")
+    s = tinyos_booted
+    assert "process 1 (idle) started" in s.shell("run idle")
+    assert "process 2 (idle) started" in s.shell("run idle")
     return s
 
 
@@ -72,8 +46,8 @@ def mapping(page: dict, pid: int, va: int) -> dict:
 
 def test_cow_create_with_the_shells_defaults(booted):
     s = booted
-    at_prompt(s)
-    result = run_json(s, "cow-create")
+    s.gdb.interrupt()  # the shell waits for input: a safe point
+    result = s.gdb.cli_json("cow-create --json")
     assert result["call"] == f"tinyos_cow_create(1, {HEAP:#x}, 2, {SHARED_VA:#x})"
     before, after = result["before"], result["after"]
     pa = before["pa"]
@@ -85,48 +59,48 @@ def test_cow_create_with_the_shells_defaults(booted):
         assert pte["pa"] == pa and not pte["writable"] and pte["cow_bit"]
         assert "EL0:R--" in pte["perms"]
     s.gdb.resume()
-    assert cow_pages(shell(s, "~1")) == {pa: (2, True, {(HEAP, 1), (SHARED_VA, 2)})}
+    assert cow_pages(s) == {pa: page(pa, 2, (HEAP, 1), (SHARED_VA, 2))}
 
 
 def test_cow_protect_then_unprotect_confirmed_by_the_shell(booted):
     s = booted
-    at_prompt(s)
-    protected = run_json(s, f"cow-protect {DATA_VA:#x} --pid 1")
+    s.gdb.interrupt()
+    protected = s.gdb.cli_json(f"cow-protect {DATA_VA:#x} --pid 1 --json")
     pa = protected["after"]["pa"]
     assert protected["before"]["tracked"] is False and mapping(protected["before"], 1, DATA_VA)["writable"]
     assert (protected["after"]["refs"], protected["after"]["is_cow"]) == (1, True)
     pte = mapping(protected["after"], 1, DATA_VA)
     assert (pte["pa"], pte["writable"], pte["cow_bit"]) == (pa, False, True)
     s.gdb.resume()
-    assert cow_pages(shell(s, "~1")) == {pa: (1, True, {(DATA_VA, 1)})}
+    assert cow_pages(s) == {pa: page(pa, 1, (DATA_VA, 1))}
 
-    at_prompt(s)
+    s.gdb.interrupt()
     text = s.gdb.cli(f"cow-unprotect {pa:#x}")  # by physical address this time
     assert text.startswith(f"COW protection removed from page {pa:#x}")
-    state = json.loads(s.gdb.cli(f"cow-protect {pa:#x} --json"))["before"]  # protect again: before = unprotected
+    state = s.gdb.cli_json(f"cow-protect {pa:#x} --json")["before"]  # protect again: before = unprotected
     assert state["tracked"] is False and mapping(state, 1, DATA_VA)["writable"] and not mapping(state, 1, DATA_VA)["cow_bit"]
     s.gdb.resume()
-    assert cow_pages(shell(s, "~1")) == {pa: (1, True, {(DATA_VA, 1)})}
+    assert cow_pages(s) == {pa: page(pa, 1, (DATA_VA, 1))}
 
 
 def test_refusals_carry_the_kernels_reason(booted):
     s = booted
-    at_prompt(s)
+    s.gdb.interrupt()
     s.gdb.cli("cow-create")
-    shared = error_of(s, f"cow-unprotect {HEAP:#x} --pid 1")
+    shared = s.gdb.expect_one_line_error(f"cow-unprotect {HEAP:#x} --pid 1")
     assert shared.startswith("cow-unprotect: refused: page 0x") and "is shared by 2 mappings" in shared
-    again = error_of(s, f"cow-create {HEAP:#x} {SHARED_VA:#x} --src-pid 1 --dst-pid 2")
+    again = s.gdb.expect_one_line_error(f"cow-create {HEAP:#x} {SHARED_VA:#x} --src-pid 1 --dst-pid 2")
     assert again == f"cow-create: refused: 0x{SHARED_VA:X} is already mapped in pid 2"
-    unaligned = error_of(s, f"cow-create {HEAP + 8:#x} 0x40000000 --src-pid 1 --dst-pid 2")
+    unaligned = s.gdb.expect_one_line_error(f"cow-create {HEAP + 8:#x} 0x40000000 --src-pid 1 --dst-pid 2")
     assert unaligned == f"cow-create: bad argument: 0x{HEAP + 8:X} is not a page-aligned user address"
-    no_process = error_of(s, "cow-protect 0x800000 --pid 9")
+    no_process = s.gdb.expect_one_line_error("cow-protect 0x800000 --pid 9")
     assert no_process == "cow-protect: bad argument: no live process with pid 9"
-    usage = error_of(s, "cow-create 0x10000000")
+    usage = s.gdb.expect_one_line_error("cow-create 0x10000000")
     assert usage.startswith("cow-create: give both SRC_VA and DST_VA")
     # Nothing changed: the shared page is as cow-create left it.
     s.gdb.resume()
-    pages = cow_pages(shell(s, "~1"))
-    assert [v for v in pages.values()] == [(2, True, {(HEAP, 1), (SHARED_VA, 2)})]
+    pages = cow_pages(s)
+    assert [(p.refs, p.cow, p.sharers) for p in pages.values()] == [(2, True, {(HEAP, 1), (SHARED_VA, 2)})]
 
 
 def lock_address(s, static: str) -> int:
@@ -142,39 +116,38 @@ def poke(s, address: int, byte: int) -> None:
 
 def test_a_held_lock_is_refused_before_any_call_and_nothing_changes(booted):
     s = booted
-    at_prompt(s)
+    s.gdb.interrupt()
     for static, name in (("COW_MANAGER", "COW_MANAGER"), ("process::PROCESSES", "PROCESSES")):
         lock = lock_address(s, static)
         poke(s, lock, 1)
-        message = error_of(s, f"cow-protect {DATA_VA:#x} --pid 1")
+        message = s.gdb.expect_one_line_error(f"cow-protect {DATA_VA:#x} --pid 1")
         assert message.startswith(f"{name} is locked: the kernel was stopped inside an update")
         poke(s, lock, 0)
-    assert run_json(s, f"cow-protect {DATA_VA:#x} --pid 1")["after"]["refs"] == 1
+    assert s.gdb.cli_json(f"cow-protect {DATA_VA:#x} --pid 1 --json")["after"]["refs"] == 1
     s.gdb.resume()
-    assert [refs for refs, _, _ in cow_pages(shell(s, "~1")).values()] == [1]
+    assert [p.refs for p in cow_pages(s).values()] == [1]
 
 
 def test_running_target_and_unsafe_stops_are_refused_and_gdb_stays_usable(booted):
     s = booted
-    assert error_of(s, "cow-test") == "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
-    at_prompt(s)  # gdb still works
+    assert s.gdb.expect_one_line_error("cow-test") == "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
+    s.gdb.interrupt()  # gdb still works
     # A stop inside the kernel that is not a quiet place: the fault handler's entry.
     s.gdb.resume()
     stop = s.gdb.run_to("*tinyos::process::cow_fault::handle_write_fault",
                         action=lambda: s.console.send_line("run forkwrite"), timeout=30)
     assert stop.func == "tinyos::process::cow_fault::handle_write_fault"
-    message = error_of(s, "cow-protect 0x800000 --pid 1")
+    message = s.gdb.expect_one_line_error("cow-protect 0x800000 --pid 1")
     assert message.startswith("not at a safe point for a kernel call: the CPU is stopped in "
                               "tinyos::process::cow_fault::handle_write_fault")
     # The hook while a process is on the CPU (the child's exit): a quiet place, but not the
     # shell's context.
-    s.gdb.cli("tbreak *tinyos::debug::tinyos_debug_event if $x0 == 20")
-    s.gdb.continue_and_wait_stop(timeout=30)
-    message = error_of(s, "cow-protect 0x800000 --pid 1")
+    s.run_to_event(DebugEvent.PROCESS_EXIT, timeout=30)
+    message = s.gdb.expect_one_line_error("cow-protect 0x800000 --pid 1")
     assert re.fullmatch(r"process \d+ \(forkwrite\) is on the CPU: the kernel changes mappings from the "
                         r"shell's context only.*", message)
     s.gdb.resume()
-    s.console.wait_for_prompt(timeout=30)
+    s.console.read_until_prompt(timeout=30)  # the prompt after the typed command's output
     assert "process 3 (forkwrite) exited with status 0" in s.console.transcript
 
 
@@ -189,39 +162,33 @@ def user_entry(kernel, program: str) -> int:
 
 def test_at_el0_the_call_is_refused(booted, tinyos_kernel):
     s = booted
-    s.gdb.interrupt()
-    s.gdb.cli(f"tbreak *{user_entry(tinyos_kernel, 'hello'):#x}")
-    s.gdb.resume()
-    s.console.send_line("run hello")
-    s.gdb.wait_for_stop(timeout=30)
+    s.gdb.run_to(f"*{user_entry(tinyos_kernel, 'hello'):#x}", action=lambda: s.console.send_line("run hello"), timeout=30)
     assert s.gdb.read_register("cpsr") & 0b1100 == 0
-    message = error_of(s, "cow-create")
+    message = s.gdb.expect_one_line_error("cow-create")
     assert message.startswith("the CPU is stopped at EL0 (a process's user code)")
     s.gdb.resume()
-    s.console.wait_for_prompt(timeout=30)
+    s.console.read_until_prompt(timeout=30)  # the prompt after the typed command's output
 
 
 def test_cow_test_runs_the_suite_without_deadlock(booted):
     s = booted
-    shell(s, "mem")
-    at_prompt(s)
-    result = run_json(s, "cow-test", timeout=600)
+    s.shell("mem")
+    s.gdb.interrupt()
+    result = s.gdb.cli_json("cow-test --json", timeout=600)
     assert result["failed"] == 0
     assert result["before"]["free_frames"] == result["after"]["free_frames"]
     assert result["after"]["locks_free"] is True
     s.gdb.resume()
     summary = re.search(r"Test Summary:\nPassed: (\d+)\nFailed: (\d+)", s.console.transcript.replace("\r\n", "\n"))
     assert summary is not None and int(summary.group(1)) > 0 and summary.group(2) == "0"
-    free = int(re.search(r"free=(\d+)", shell(s, "mem")).group(1))
-    assert free == result["after"]["free_frames"]
-    stats = shell(s, "~2")
-    faults = int(re.search(r"Total COW Faults: (\d+)", stats).group(1))
+    assert parse_mem(s.shell("mem")).free == result["after"]["free_frames"]
+    faults = parse_cow_statistics(s.shell("~2")).total_cow_faults
     assert faults == result["after"]["statistics"]["cow_faults_handled"] > 0
 
 
 def test_mi_commands_return_the_same_model(booted):
     s = booted
-    at_prompt(s)
+    s.gdb.interrupt()
     payload = s.gdb.mi(f"-cow-protect {DATA_VA:#x} --pid 2")["result"]
     assert payload["after"]["refs"] == "1" and payload["after"]["is_cow"] == "true"
     assert payload["call"] == f"tinyos_cow_protect({DATA_VA:#x}, 2)"
@@ -229,13 +196,13 @@ def test_mi_commands_return_the_same_model(booted):
 
 def test_a_call_that_does_not_return_in_time_is_unwound(booted):
     s = booted
-    at_prompt(s)
+    s.gdb.interrupt()
     pc = s.gdb.read_register("pc")
-    message = error_of(s, "cow-test --timeout 0.3", timeout=60)
+    message = s.gdb.expect_one_line_error("cow-test --timeout 0.3", timeout=60)
     assert message.startswith("tinyos_cow_run_test did not return within 0.3 s")
     assert "restored the registers from before the call" in message
     assert s.gdb.read_register("pc") == pc  # back where the call started
     assert s.gdb.cli("show language").strip().endswith('"auto; currently rust".')
     assert "off" in s.gdb.cli("show unwindonsignal")
     s.gdb.resume()
-    assert "  PID" in shell(s, "ps")  # the shell still answers
+    assert "  PID" in s.shell("ps")  # the shell still answers

@@ -12,10 +12,9 @@ import json
 
 import pytest
 
-from gdb_tinyos.testing import GdbCommandError
+from gdb_tinyos.testing.shell import parse_cow_status, parse_ps
 
-from cow_shell import PAGE, booted, shell, shell_pages
-
+PAGE = 4096
 HEAP = 0x1000_0000
 RAM = 0x4000_0000
 LINEAR = 0xFFFF_0000_0000_0000  # kernel VA = PA + KERNEL_OFFSET (the contract's linear map)
@@ -26,12 +25,12 @@ AP2_READ_ONLY = 1 << 7  # descriptor AP[2]: 1 = read-only at every EL
 
 
 @pytest.fixture
-def forked(tinyos_debug_factory):
+def forked(tinyos_booted):
     """Stopped after `run forkpause 3`; also the kernel's own `~1` and `ps` of that state."""
-    s = booted(tinyos_debug_factory)
-    shell(s, "run forkpause 3")
-    s.status = shell(s, "~1")
-    s.ps = shell(s, "ps")
+    s = tinyos_booted
+    s.shell("run forkpause 3")
+    s.status = parse_cow_status(s.shell("~1"))
+    s.ps = parse_ps(s.shell("ps"))
     s.gdb.interrupt()
     return s
 
@@ -42,9 +41,7 @@ def violations(s) -> list[dict]:
 
 
 def assert_fails_with(s, count: int) -> None:
-    with pytest.raises(GdbCommandError) as failure:
-        s.gdb.cli("cow-check")
-    assert failure.value.message == f"cow-check: {count} violation{'s' if count != 1 else ''}"
+    assert s.gdb.expect_one_line_error("cow-check") == f"cow-check: {count} violation{'s' if count != 1 else ''}"
     assert int(s.gdb.evaluate("$cow_violations()")) == count
 
 
@@ -59,10 +56,9 @@ def poke(s, address: int, value: int) -> None:
 
 def child_ttbr0(s) -> tuple[int, int]:
     """(child pid, its L0 table PA) from the kernel's `ps`."""
-    rows = [line.split() for line in s.ps.splitlines()[1:]]
-    parent = next(r for r in rows if r[1] == "0")
-    child = next(r for r in rows if r[1] == parent[0])
-    return int(child[0]), int(child[4], 16)
+    parent = next(r for r in s.ps if r.ppid == 0)
+    child = next(r for r in s.ps if r.ppid == parent.pid)
+    return child.pid, child.ttbr0
 
 
 def test_healthy_fork_is_clean(forked):
@@ -77,7 +73,7 @@ def test_healthy_fork_is_clean(forked):
 
 def test_corrupted_ref_count(forked):
     s = forked
-    pa = min(shell_pages(s.status))  # any tracked frame; the kernel indexes slots by frame
+    pa = min(s.status.pages)  # any tracked frame; the kernel indexes slots by frame
     slot = (pa - RAM) // PAGE
     field = f"{MANAGER}.cow_pages[{slot}].0.ref_count"
     assert int(s.gdb.evaluate(field)) == 2
@@ -119,7 +115,7 @@ def test_corrupted_pte_made_writable(forked):
 
 def test_corrupted_frame_allocator_count(forked):
     s = forked
-    pa = max(shell_pages(s.status))
+    pa = max(s.status.pages)
     counter = f"{FRAMES}.ref_counts[{(pa - RAM) // PAGE}]"
     assert int(s.gdb.evaluate(counter)) == 2  # fork counted the second mapping
     s.gdb.cli(f"set var {counter} = 0")

@@ -29,6 +29,9 @@ import re
 
 from elftools.elf.elffile import ELFFile
 
+from gdb_tinyos.testing import DEBUG_EVENT, DebugEvent, event_condition
+from gdb_tinyos.testing.shell import processes
+
 HEAP = 0x1000_0000  # the first sbrk page (the user layout of the design's memory map)
 PAGE = 4096
 PARENT_VALUE, CHILD_VALUE = 1, 0xC0DE  # forkpause: heap page i holds i + 1; the child stores 0xC0DE
@@ -49,27 +52,12 @@ SW_COW = 1 << 55  # software bit the kernel documents as its COW mark (debug.rs)
 OUTPUT_ADDRESS = 0x0000_FFFF_FFFF_F000
 TTBR_BADDR = 0x0000_FFFF_FFFF_FFFE
 
-EVENT_PAGE_DUPLICATED, EVENT_COW_FAULT = 17, 16  # kernel/src/debug.rs
-
-
-def ps(console) -> dict[int, dict[str, int]]:
-    """The kernel's process table as `ps` prints it: pid -> ppid, asid, ttbr0."""
-    table = {}
-    for line in console.command("ps", timeout=30).splitlines()[1:]:
-        pid, ppid, _state, asid, ttbr0, _brk, _name = line.split()
-        table[int(pid)] = {"ppid": int(ppid), "asid": int(asid), "ttbr0": int(ttbr0, 16)}
-    return table
-
-
-def monitor(s, command: str) -> str:
-    """A QEMU monitor command's output (gdb sends monitor output to a stream MI hides)."""
-    out = s.gdb.cli(f"python import json; print(json.dumps(gdb.execute({('monitor ' + command)!r}, to_string=True)))")
-    return json.loads(out.strip().splitlines()[-1])
+EVENT_PAGE_DUPLICATED, EVENT_COW_FAULT = DebugEvent.PAGE_DUPLICATED, DebugEvent.COW_FAULT
 
 
 def physical_word(s, pa: int) -> int:
     """The 64-bit word at physical ``pa``, as QEMU's monitor reads it."""
-    return int(re.search(r":\s*0x([0-9a-f]{16})", monitor(s, f"xp /1gx {pa:#x}")).group(1), 16)
+    return s.xp(pa)[0]
 
 
 def leaf_entry(s, ttbr0: int, va: int) -> tuple[int, int]:
@@ -148,23 +136,18 @@ class FrameCounts:
 
 def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
     s = tinyos_debug_factory(timeout=60)
-    s.gdb.resume()
-    s.console.wait_for_prompt(timeout=60)
-    assert re.search(r"process \d+ \(forkpause\) started", s.console.command("run forkpause 1", timeout=30))
-    table = ps(s.console)
-    parent = next(pid for pid, p in table.items() if p["ppid"] == 0)
-    child = next(pid for pid, p in table.items() if p["ppid"] == parent)
-    asid, ttbr0 = table[child]["asid"], table[child]["ttbr0"]
-    assert asid != table[parent]["asid"]
+    s.boot_to_prompt(timeout=60)
+    assert re.search(r"process \d+ \(forkpause\) started", s.shell("run forkpause 1", timeout=30))
+    table = processes(s.console, timeout=30)
+    parent = next(pid for pid, p in table.items() if p.ppid == 0)
+    child = next(pid for pid, p in table.items() if p.ppid == parent)
+    asid, ttbr0 = table[child].asid, table[child].ttbr0
+    assert asid != table[parent].asid
 
     # -- stop in the fault path, for the child's write only
-    s.gdb.interrupt()
-    s.gdb.cli(f"break *tinyos::process::cow_fault::resolve_locked if $x1 == {child}")
-    s.gdb.resume()
-    s.console.send_line("cont")
-    stop = s.gdb.wait_for_stop(60)
-    assert stop.reason == "breakpoint-hit" and stop.func == "tinyos::process::cow_fault::resolve_locked", stop.payload
-    s.gdb.cli("delete")
+    stop = s.gdb.run_to("*tinyos::process::cow_fault::resolve_locked", condition=f"$x1 == {child}",
+                        action=lambda: s.console.send_line("cont"), timeout=60)
+    assert stop.func == "tinyos::process::cow_fault::resolve_locked", stop.payload
 
     esr, far = s.gdb.read_register("ESR_EL1"), s.gdb.read_register("FAR_EL1")
     assert esr >> 26 == EC_DATA_ABORT_LOWER_EL, hex(esr)
@@ -173,12 +156,12 @@ def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
     assert s.gdb.read_register("TTBR0_EL1") == (asid << 48) | ttbr0  # the child's space, tagged with its ASID
 
     slot, before = leaf_entry(s, ttbr0, HEAP)
-    parent_slot, parent_before = leaf_entry(s, table[parent]["ttbr0"], HEAP)
+    parent_slot, parent_before = leaf_entry(s, table[parent].ttbr0, HEAP)
     shared = parent_before & OUTPUT_ADDRESS
     assert_cow_entry(before, shared)
     assert_cow_entry(parent_before, shared)
     assert s.gdb.read_register("x4") == before  # resolve_locked's `desc` argument: the kernel read the same
-    assert int(monitor(s, f"gva2gpa {HEAP:#x}").split()[-1], 16) == shared
+    assert s.gva2gpa(HEAP) == shared
     walk = json.loads(s.gdb.cli(f"va2pa {HEAP:#x} --pid {child} --json"))
     assert int(walk["steps"][-1]["table"], 16) + 8 * walk["steps"][-1]["index"] == slot
     assert int(walk["steps"][-1]["descriptor"], 16) == before and int(walk["mapping"]["pa"], 16) == shared
@@ -196,8 +179,7 @@ def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
     remove_mapping = function_address(tinyos_kernel, "cow", "CowManager", "remove_mapping")
     s.gdb.cli(f"break *{remove_mapping:#x} if $x1 == {shared} && $x2 == {HEAP} && $x3 == {child}")
     s.gdb.cli(f"break *tinyos::memory::frame::dec_ref if $x0 == {shared}")
-    s.gdb.cli(f"break *tinyos::debug::tinyos_debug_event if ($x0 & 0xffffffff) == {EVENT_PAGE_DUPLICATED}"
-              f" || ($x0 & 0xffffffff) == {EVENT_COW_FAULT}")
+    s.gdb.break_insert(DEBUG_EVENT, condition=event_condition(EVENT_PAGE_DUPLICATED, EVENT_COW_FAULT))
 
     seen = []
     operand = (asid << 48) | (HEAP >> 12)
@@ -243,7 +225,7 @@ def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
     # when the copy is announced: old frame 1 reference (the parent), the copy 1 and a
     # byte-for-byte copy of the page (the child's store has not been retried yet)
     assert duplicated_at == (1, 1, PARENT_VALUE, parent_before)
-    assert int(monitor(s, f"gva2gpa {HEAP:#x}").split()[-1], 16) == new
+    assert s.gva2gpa(HEAP) == new
     assert int(s.gdb.evaluate(f"$cow_refs({shared:#x})")) == 1
 
     # -- the child retries its store into its own copy; the parent's page is untouched
@@ -252,6 +234,6 @@ def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
     s.console.read_until_prompt(timeout=30)
     s.gdb.interrupt()
     assert leaf_entry(s, ttbr0, HEAP) == (slot, writable)
-    assert leaf_entry(s, table[parent]["ttbr0"], HEAP) == (parent_slot, parent_before)
+    assert leaf_entry(s, table[parent].ttbr0, HEAP) == (parent_slot, parent_before)
     assert physical_word(s, new) == CHILD_VALUE and physical_word(s, shared) == PARENT_VALUE
     assert (counts[shared], counts[new]) == (1, 1)

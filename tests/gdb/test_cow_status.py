@@ -19,16 +19,15 @@ At every step each plugin figure must equal the kernel's output at the same stop
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-import pytest
 from elftools.elf.elffile import ELFFile
 
-from gdb_tinyos.testing import GdbCommandError
+from gdb_tinyos.testing import DEBUG_EVENT, DebugEvent, DebugSession
+from gdb_tinyos.testing.shell import CowPage, labelled_figures, parse_cow_status, parse_ps
 
-from cow_shell import (
-    EVENT_FORK, PAGE, SLOTS, booted, compare_at_same_stop, figures, json_pages, plugin_json, shell, shell_pages,
-)
-
+PAGE = 4096
+SLOTS = 128 * 1024 * 1024 // PAGE  # one slot per frame of QEMU's 128 MiB (issue 3's table)
 HEAP = 0x1000_0000
 DATA = 0x80_0000
 STACK_TOP = 0x7FFF_FFFF_0000
@@ -41,14 +40,54 @@ STATS_LABELS = ["Total COW Pages", "Total COW Faults", "Pages Duplicated", "Memo
                 "Metadata Memory", "Peak COW Pages", "Memory Efficiency"]
 
 
+@dataclass
+class SameStop:
+    """The plugin's answers and the kernel's output for ``~1`` and ``~2``, each pair
+    taken at one stop: gdb stopped just before the shell runs the command."""
+
+    status_text: str
+    status: dict
+    shell_status: str
+    stats_text: str
+    stats: dict
+    shell_stats: str
+    check: str
+
+
+def compare_at_same_stop(s: DebugSession) -> SameStop:
+    s.stop_before_command("~1")
+    status_text = s.gdb.cli("cow-status --limit 0")
+    status = s.gdb.cli_json("cow-status --limit 0 --json")
+    check = s.gdb.cli("cow-check")
+    shell_status = s.finish_command("~1")
+    s.stop_before_command("~2")
+    stats_text = s.gdb.cli("cow-stats")
+    stats = s.gdb.cli_json("cow-stats --json")
+    shell_stats = s.finish_command("~2")
+    return SameStop(status_text, status, shell_status, stats_text, stats, shell_stats, check)
+
+
+def json_pages(status: dict) -> dict[int, CowPage]:
+    """cow-status --json pages in the shape the kernel's ``~1`` parses to."""
+    return {
+        int(p["pa"], 16): CowPage(int(p["pa"], 16), p["refs"], p["cow"],
+                                  frozenset((int(s["va"], 16), s["pid"]) for s in p["sharers"]))
+        for p in status["pages"]
+    }
+
+
+def shell_pages(text: str) -> dict[int, CowPage]:
+    return parse_cow_status(text).pages
+
+
 def expect_figures(same, pages: int, faults: int, duplicated: int, saved: int, peak: int, efficiency: int) -> None:
     """The hand-derived figures, then equality with the kernel's own output."""
-    shell_status, shell_stats = figures(same.shell_status), figures(same.shell_stats)
+    shell_status, shell_stats = labelled_figures(same.shell_status), labelled_figures(same.shell_stats)
     assert [shell_status[k] for k in STATUS_LABELS] == [pages, faults, duplicated, saved, peak]
     assert [shell_stats[k] for k in STATS_LABELS if k != "Metadata Memory"] == \
         [pages, faults, duplicated, saved, peak, efficiency]
     # every figure of the plugin's text equals the kernel's, label for label
-    ours_status, ours_stats = figures(same.status_text), figures(same.stats_text)
+    ours_status, ours_stats = labelled_figures(same.status_text), labelled_figures(same.stats_text)
     assert {k: ours_status[k] for k in STATUS_LABELS} == {k: shell_status[k] for k in STATUS_LABELS}
     assert {k: ours_stats[k] for k in STATS_LABELS} == {k: shell_stats[k] for k in STATS_LABELS}
     # the JSON faces carry the same numbers as the text faces
@@ -72,16 +111,16 @@ def live_ptes(status: dict) -> dict[tuple[int, int], tuple[str, int, list]]:
             for p in status["pages"] for x in p["sharers"]}
 
 
-def pids(s) -> tuple[int, int]:
+def pids(s: DebugSession) -> tuple[int, int]:
     """(parent, child) from the kernel's `ps` (the child's PPID is the parent)."""
-    rows = [line.split() for line in shell(s, "ps").splitlines()[1:]]
-    parent = next(int(r[0]) for r in rows if r[-1] == "forkpause" and r[1] == "0")
-    child = next(int(r[0]) for r in rows if r[1] == str(parent))
+    rows = parse_ps(s.shell("ps"))
+    parent = next(r.pid for r in rows if r.name == "forkpause" and r.ppid == 0)
+    child = next(r.pid for r in rows if r.ppid == parent)
     return parent, child
 
 
-def test_boot_state_is_empty_and_equals_the_shell(tinyos_debug_factory):
-    s = booted(tinyos_debug_factory)
+def test_boot_state_is_empty_and_equals_the_shell(tinyos_booted):
+    s = tinyos_booted
     same = compare_at_same_stop(s)
     expect_figures(same, pages=0, faults=0, duplicated=0, saved=0, peak=0, efficiency=0)
     assert same.status["pages"] == [] and shell_pages(same.shell_status) == {}
@@ -89,9 +128,9 @@ def test_boot_state_is_empty_and_equals_the_shell(tinyos_debug_factory):
     assert same.check.strip() == "cow-check: OK (0 pages, 0 mappings checked)"
 
 
-def test_fork_child_write_reuse_exit(tinyos_debug_factory):
-    s = booted(tinyos_debug_factory)
-    assert re.search(r"process \d+ \(forkpause\) started", shell(s, f"run forkpause {HEAP_PAGES}"))
+def test_fork_child_write_reuse_exit(tinyos_booted):
+    s = tinyos_booted
+    assert re.search(r"process \d+ \(forkpause\) started", s.shell(f"run forkpause {HEAP_PAGES}"))
     parent, child = pids(s)
 
     # step 1: forked, nobody wrote
@@ -106,7 +145,7 @@ def test_fork_child_write_reuse_exit(tinyos_debug_factory):
     shared_heap0 = frames[HEAP].pop()
 
     # step 2: the child writes heap page 0 -> copied for it
-    shell(s, "cont")
+    s.shell("cont")
     same = compare_at_same_stop(s)
     expect_figures(same, pages=SHARED, faults=1, duplicated=1, saved=(SHARED - 1) * PAGE, peak=SHARED,
                    efficiency=(SHARED - 1) * PAGE * 100 // ((2 * SHARED - 1) * PAGE))
@@ -121,7 +160,7 @@ def test_fork_child_write_reuse_exit(tinyos_debug_factory):
     assert int(s.gdb.evaluate(f"$cow_refs_va({HEAP + PAGE:#x}, {child})")) == 2
 
     # step 3: the parent, last sharer of heap page 0, writes it (reuse); the child exits
-    shell(s, "cont")
+    s.shell("cont")
     same = compare_at_same_stop(s)
     expect_figures(same, pages=SHARED - 1, faults=2, duplicated=1, saved=0, peak=SHARED, efficiency=0)
     assert shared_heap0 not in json_pages(same.status)
@@ -129,7 +168,7 @@ def test_fork_child_write_reuse_exit(tinyos_debug_factory):
     assert {pid for (_va, pid) in live_ptes(same.status)} == {parent}
 
     # step 4: the parent exits
-    shell(s, "cont")
+    s.shell("cont")
     same = compare_at_same_stop(s)
     expect_figures(same, pages=0, faults=2, duplicated=1, saved=0, peak=SHARED, efficiency=0)
 
@@ -144,17 +183,12 @@ def code_pages(kernel) -> int:
     return -(-(end - start) // PAGE)
 
 
-def test_stop_at_the_fork_event(tinyos_debug_factory, tinyos_kernel):
+def test_stop_at_the_fork_event(tinyos_booted, tinyos_kernel):
     """At the kernel's fork event itself (mid-`run`, shell busy): both halves read-only."""
-    s = booted(tinyos_debug_factory)
-    s.gdb.interrupt()
-    s.gdb.cli(f"tbreak *tinyos::debug::tinyos_debug_event if ($x0 & 0xffffffff) == {EVENT_FORK}")
-    s.gdb.resume()
-    s.console.send_line("run forkpause 2")
-    stop = s.gdb.wait_for_stop(60)
-    assert stop.reason == "breakpoint-hit"
+    s = tinyos_booted
+    s.run_to_event(DebugEvent.FORK, action=lambda: s.console.send_line("run forkpause 2"))
     parent, child = s.gdb.read_register("x1"), s.gdb.read_register("x2")
-    status = plugin_json(s, "cow-status")
+    status = s.gdb.cli_json("cow-status --json")
     pages = json_pages(status)
     assert len(pages) == 2 + 1 + 2 and {p.refs for p in pages.values()} == {2}
     assert all(sorted(pid for _va, pid in p.sharers) == sorted([parent, child]) for p in pages.values())
@@ -164,21 +198,21 @@ def test_stop_at_the_fork_event(tinyos_debug_factory, tinyos_kernel):
     assert int(s.gdb.evaluate(f"$cow_refs_va({HEAP:#x}, {child})")) == 2
 
 
-def test_filters_limit_mi_and_json(tinyos_debug_factory):
-    s = booted(tinyos_debug_factory)
-    shell(s, f"run forkpause {HEAP_PAGES}")
+def test_filters_limit_mi_and_json(tinyos_booted):
+    s = tinyos_booted
+    s.shell(f"run forkpause {HEAP_PAGES}")
     parent, child = pids(s)
-    shell(s, "cont")  # the child now has a private heap page 0
+    s.shell("cont")  # the child now has a private heap page 0
     s.gdb.interrupt()
-    everything = plugin_json(s, "cow-status --limit 0")
-    only_child = plugin_json(s, f"cow-status --pid {child}")
+    everything = s.gdb.cli_json("cow-status --limit 0 --json")
+    only_child = s.gdb.cli_json(f"cow-status --pid {child} --json")
     assert [p["pa"] for p in only_child["pages"]] == \
         [p["pa"] for p in everything["pages"] if any(x["pid"] == child for x in p["sharers"])]
     assert len(only_child["pages"]) == SHARED - 1
     first = everything["pages"][0]
-    by_pa = plugin_json(s, f"cow-status --pa {int(first['pa'], 16) + 0x123:#x}")
+    by_pa = s.gdb.cli_json(f"cow-status --pa {int(first['pa'], 16) + 0x123:#x} --json")
     assert by_pa["pages"] == [first]
-    limited = plugin_json(s, "cow-status --limit 2")
+    limited = s.gdb.cli_json("cow-status --limit 2 --json")
     assert (len(limited["pages"]), limited["omitted"], limited["matched"]) == (2, SHARED - 2, SHARED)
     assert f"... {SHARED - 2} more page(s)" in s.gdb.cli("cow-status --limit 2")
 
@@ -190,18 +224,16 @@ def test_filters_limit_mi_and_json(tinyos_debug_factory):
     assert stats["pages_duplicated"] == "1" and stats["total_cow_faults"] == "1"
 
 
-def test_commands_refuse_while_running(tinyos_debug_factory):
-    s = booted(tinyos_debug_factory)
+def test_commands_refuse_while_running(tinyos_booted):
+    s = tinyos_booted
     for command in ("cow-status", "cow-stats", "cow-check", "print $cow_refs(0x40000000)"):
-        with pytest.raises(GdbCommandError) as failure:
-            s.gdb.cli(command)
-        assert "running" in failure.value.message, command
-    assert "COW Pages: 0" in shell(s, "~1")  # the kernel ran on, undisturbed
+        assert "running" in s.gdb.expect_one_line_error(command), command
+    assert "COW Pages: 0" in s.shell("~1")  # the kernel ran on, undisturbed
 
 
-def test_held_lock_still_decodes_with_a_warning(tinyos_debug_factory):
-    s = booted(tinyos_debug_factory)
-    shell(s, "run forkpause 1")
+def test_held_lock_still_decodes_with_a_warning(tinyos_booted):
+    s = tinyos_booted
+    s.shell("run forkpause 1")
     s.gdb.interrupt()
     lock = "tinyos::memory::cow::COW_MANAGER.locked.v.value.0"
     assert int(s.gdb.evaluate(lock)) == 0
@@ -210,24 +242,24 @@ def test_held_lock_still_decodes_with_a_warning(tinyos_debug_factory):
         text = s.gdb.cli("cow-status").splitlines()
         assert text[0] == "warning: tinyos::memory::cow::COW_MANAGER's lock is held: the state may be mid-update"
         assert "COW Pages: 4" in text  # 1 heap + 1 data + 2 stack pages, decoded all the same
-        assert plugin_json(s, "cow-stats")["lock_held"] is True
+        assert s.gdb.cli_json("cow-stats --json")["lock_held"] is True
         check = s.gdb.mi("-cow-check")["result"]
         assert check["ok"] == "true" and any("lock is held" in w for w in check["warnings"])
     finally:
         s.gdb.cli(f"set var {lock} = 0")  # the shell would spin on it forever
-    assert "COW Pages: 4" in shell(s, "~1")
+    assert "COW Pages: 4" in s.shell("~1")
 
 
-def test_functions_in_a_breakpoint_condition_see_fresh_memory(tinyos_debug_factory):
+def test_functions_in_a_breakpoint_condition_see_fresh_memory(tinyos_booted):
     """The condition is false at the events of `~1` (refs 2) and must turn true at the
     end of `cont`, after the child's write left the frame with the parent alone: a value
     cached from an earlier evaluation would never stop."""
-    s = booted(tinyos_debug_factory)
-    shell(s, "run forkpause 2")
+    s = tinyos_booted
+    s.shell("run forkpause 2")
     s.gdb.interrupt()
     frame = int(s.gdb.evaluate(f"$cow_pa({HEAP:#x}, 1)"), 0)
     assert int(s.gdb.evaluate(f"$cow_refs({frame:#x})")) == 2
-    s.gdb.cli(f"break *tinyos::debug::tinyos_debug_event if ($x0 & 0xffffffff) == 2 && $cow_refs({frame:#x}) == 1")
+    s.gdb.cli(f"break {DEBUG_EVENT} if ($x0 & 0xffffffff) == {DebugEvent.SHELL_DONE:d} && $cow_refs({frame:#x}) == 1")
     s.gdb.resume()
     s.console.send_line("~1")
     s.console.wait_for_prompt()

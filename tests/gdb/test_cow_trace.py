@@ -9,29 +9,23 @@ the child writes heap page 0 — a copy into a new frame — then both pause aga
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 
 import pytest
 
-from gdb_tinyos.testing import GdbCommandError
+from gdb_tinyos.testing.shell import cow_status, processes, run
 
 HEAP = 0x1000_0000
-PAGE_LINE = re.compile(r"^\s+0x([0-9A-F]+) refs=(\d+) cow=yes((?: va=0x[0-9A-F]+/pid=\d+)*)$", re.M)
 
 
-def tracked(shell_output: str) -> dict[tuple[int, int], tuple[int, int]]:
-    """`~1` as (va, pid) -> (pa, refs)."""
-    found = {}
-    for m in PAGE_LINE.finditer(shell_output):
-        for va, pid in re.findall(r"va=0x([0-9A-F]+)/pid=(\d+)", m.group(3)):
-            found[(int(va, 16), int(pid))] = (int(m.group(1), 16), int(m.group(2)))
-    return found
+def tracked(console) -> dict[tuple[int, int], tuple[int, int]]:
+    """The kernel's `~1` as (va, pid) -> (pa, refs)."""
+    return {sharer: (page.pa, page.refs) for sharer, page in cow_status(console).sharers.items()}
 
 
 def trace(s, last: int = 50) -> dict:
-    return json.loads(s.gdb.cli(f"cow-trace --last {last} --json"))
+    return s.gdb.cli_json(f"cow-trace --last {last} --json")
 
 
 @pytest.fixture
@@ -40,24 +34,23 @@ def traced(tinyos_debug_factory):
     s.gdb.run_to("*kernel_main", timeout=30)
     assert s.gdb.cli("cow-trace on").startswith("cow-trace on: breakpoint on tinyos_debug_event at *0x")
     assert s.gdb.cli("cow-trace on").startswith("cow-trace already on")  # idempotent
-    s.gdb.resume()
-    s.console.wait_for_prompt(timeout=30)
+    s.boot_to_prompt(timeout=30)
     return s
 
 
 def test_fork_and_child_copy_are_logged_without_stopping(traced):
     s = traced
-    out = s.console.command("run forkpause 1", timeout=30)  # completes: gdb never stopped the kernel
-    parent = int(re.search(r"process (\d+) \(forkpause\) started", out).group(1))
-    shared = tracked(s.console.command("~1"))
+    parent = run(s.console, "run forkpause 1", timeout=30).pid  # completes: gdb never stopped the kernel
+    shared = tracked(s.console)
     child = next(pid for (va, pid) in shared if va == HEAP and pid != parent)
     old_frame, refs = shared[(HEAP, parent)]
     assert refs == 2 and shared[(HEAP, child)] == (old_frame, 2)
 
     s.console.command("cont", timeout=30)  # step 2: the child writes its heap page
-    after = tracked(s.console.command("~1"))
-    child_ttbr0 = int(re.search(rf"^\s*{child}\s+{parent}\s+\w+\s+\d+\s+0x([0-9A-F]+)",
-                                s.console.command("ps"), re.M).group(1), 16)
+    after = tracked(s.console)
+    child_row = processes(s.console)[child]
+    assert child_row.ppid == parent
+    child_ttbr0 = child_row.ttbr0
     assert after[(HEAP, parent)] == (old_frame, 1) and (HEAP, child) not in after
 
     s.gdb.interrupt()
@@ -119,13 +112,6 @@ def test_file_reload_keeps_tracing(traced, tinyos_kernel):
     assert [e["name"] for e in trace(s, 3)["events"]] == ["shell", "exit", "done"]
 
 
-def one_line_error(s, command: str) -> str:
-    with pytest.raises(GdbCommandError) as err:
-        s.gdb.cli(command)
-    assert "\n" not in err.value.message.strip() and "Traceback" not in err.value.log
-    return err.value.message
-
-
 def test_missing_hook_or_debug_info_is_one_error_line(tinyos_debug_factory, tinyos_kernel, tmp_path, monkeypatch):
     # A fresh debug-info cache: it is keyed by build-id, which objcopy keeps.
     monkeypatch.setenv("TINYOS_CACHE_DIR", str(tmp_path / "cache"))
@@ -134,7 +120,7 @@ def test_missing_hook_or_debug_info_is_one_error_line(tinyos_debug_factory, tiny
     no_hook = tmp_path / "tinyos-no-hook"
     subprocess.run(["llvm-objcopy", "--strip-symbol=tinyos_debug_event", str(tinyos_kernel), str(no_hook)], check=True)
     s.gdb.cli(f"file {no_hook}")
-    assert one_line_error(s, "cow-trace on") == (
+    assert s.gdb.expect_one_line_error("cow-trace on") == (
         f"cow-trace: the kernel ELF {no_hook} has no tinyos_debug_event (not a TinyOS kernel with the "
         "debugger contract, or a stripped ELF)")
     assert s.gdb.cli("cow-trace").startswith("cow-trace is off")
@@ -142,5 +128,5 @@ def test_missing_hook_or_debug_info_is_one_error_line(tinyos_debug_factory, tiny
     stripped = tmp_path / "tinyos-stripped"
     subprocess.run(["llvm-strip", "-o", str(stripped), str(tinyos_kernel)], check=True)
     s.gdb.cli(f"file {stripped}")
-    assert one_line_error(s, "cow-trace on") == (
+    assert s.gdb.expect_one_line_error("cow-trace on") == (
         f"{stripped} has no DWARF debug info (stripped, or built without debug info): load the unstripped kernel ELF")

@@ -18,22 +18,12 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import gdb_tinyos
-from gdb_tinyos.testing import GdbCommandError
 from gdb_tinyos.testing.gdbmi import GdbSession
 
 LOADER = Path(gdb_tinyos.__file__).resolve().parent / "gdbinit.py"
 NOT_CONNECTED = "not connected to a target: use `target remote 127.0.0.1:PORT`"
 RUNNING = "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
 SESSION = "from gdb_tinyos.commands.session import session"
-
-
-def one_line_error(g: GdbSession, command: str, timeout: float = 30) -> str:
-    with pytest.raises(GdbCommandError) as err:
-        g.cli(command, timeout=timeout)
-    message = err.value.message.strip()
-    assert "\n" not in message, f"{command}: more than one line: {message!r}"
-    assert "Traceback" not in err.value.log and "Traceback" not in message, f"{command}: traceback"
-    return message
 
 
 def still_usable(g: GdbSession) -> None:
@@ -53,19 +43,15 @@ def test_not_connected(tinyos_kernel):
         g.source(LOADER)
         for command in ("cow-status", "cow-stats", "pt", "va2pa 0xffff000040080000", "cow-create",
                         "cow-protect 0x10000000", "cow-test", "print $va2pa(0)"):
-            assert one_line_error(g, command).endswith(NOT_CONNECTED), command
+            assert g.expect_one_line_error(command).endswith(NOT_CONNECTED), command
             still_usable(g)
 
 
 @pytest.fixture
-def at_prompt(tinyos_debug_factory):
+def at_prompt(tinyos_booted):
     """The kernel booted, stopped while its shell waits for input (MMU on, a safe point)."""
-    s = tinyos_debug_factory()
-    s.gdb.run_to("*kernel_main", timeout=30)
-    s.gdb.resume()
-    s.console.wait_for_prompt(timeout=30)
-    s.gdb.interrupt()
-    return s
+    tinyos_booted.gdb.interrupt()
+    return tinyos_booted
 
 
 def test_target_running(at_prompt):
@@ -73,7 +59,7 @@ def test_target_running(at_prompt):
     s.gdb.resume()
     for command in ("cow-status", "cow-check", "pt --kernel", "va2pa 0xffff000040080000", "cow-create",
                     "cow-unprotect 0x10000000", "cow-test", "cow-trace on --stop"):
-        assert one_line_error(s.gdb, command).endswith(RUNNING), command
+        assert s.gdb.expect_one_line_error(command).endswith(RUNNING), command
     s.gdb.interrupt()
     still_usable(s.gdb)
     assert "refs" not in s.gdb.cli("cow-status")  # nothing tracked at boot, but it decodes
@@ -86,7 +72,7 @@ def test_stripped_elf(at_prompt, tinyos_kernel, tmp_path):
     s.gdb.cli(f"file {stripped}")
     expected = f"{stripped} has no DWARF debug info (stripped, or built without debug info): load the unstripped kernel ELF"
     for command in ("cow-status", "cow-stats", "cow-check", "cow-create", "cow-test", "cow-trace on"):
-        assert one_line_error(s.gdb, command) == expected, command
+        assert s.gdb.expect_one_line_error(command) == expected, command
     still_usable(s.gdb)
     # Page tables need no ELF: pt still works on a stripped kernel.
     assert "TTBR1" in s.gdb.cli("pt --kernel") or "ranges" in s.gdb.cli("pt --kernel")
@@ -101,9 +87,9 @@ def test_wrong_elf_without_the_kernels_symbols(at_prompt, tinyos_kernel, tmp_pat
     strip = [f"--strip-symbol={name}" for name in ("tinyos_debug_event", "tinyos_cow_create", "tinyos_cow_run_test")]
     subprocess.run(["llvm-objcopy", *strip, str(tinyos_kernel), str(wrong)], check=True)
     s.gdb.cli(f"file {wrong}")
-    message = one_line_error(s.gdb, "cow-trace on")
+    message = s.gdb.expect_one_line_error("cow-trace on")
     assert message.startswith(f"cow-trace: the kernel ELF {wrong} has no tinyos_debug_event")
-    message = one_line_error(s.gdb, "cow-test")
+    message = s.gdb.expect_one_line_error("cow-test")
     assert "tinyos_debug_event" in message or "tinyos_cow_run_test" in message
     still_usable(s.gdb)
 
@@ -128,7 +114,7 @@ def test_build_id_mismatch(at_prompt, tinyos_kernel, tmp_path):
     new_id = build_id_changed(Path(tinyos_kernel), other, tmp_path)
     s.gdb.cli(f"file {other}")
     for command in ("cow-status", "cow-stats", "cow-check", "cow-create", "cow-protect 0x10000000", "cow-test"):
-        message = one_line_error(s.gdb, command)
+        message = s.gdb.expect_one_line_error(command)
         assert "is not the ELF" in message and new_id.hex() in message, command
     still_usable(s.gdb)
     assert "MISMATCH" in s.gdb.cli("tinyos-info")
@@ -138,9 +124,9 @@ def test_mmu_off_at_the_first_instruction(tinyos_debug_factory):
     s = tinyos_debug_factory()  # QEMU halted at reset: EL1, MMU off
     assert s.gdb.read_register("SCTLR") & 1 == 0
     for command in ("cow-create", "cow-protect 0x10000000", "cow-test"):
-        assert one_line_error(s.gdb, command).startswith("the MMU is off (SCTLR_EL1.M = 0)"), command
+        assert s.gdb.expect_one_line_error(command).startswith("the MMU is off (SCTLR_EL1.M = 0)"), command
     for command in ("cow-status", "cow-check"):
-        message = one_line_error(s.gdb, command)
+        message = s.gdb.expect_one_line_error(command)
         assert "MMU" in message or "cannot read" in message, (command, message)
     still_usable(s.gdb)
 
@@ -152,7 +138,7 @@ def test_memory_that_does_not_read_as_the_kernel(at_prompt):
     # the plugin notices from the build-id region instead of decoding garbage.
     assert s.gdb.cli("maint packet Qqemu.PhyMemMode:1").strip().endswith('"OK"')
     for command in ("cow-status", "cow-stats", "cow-create", "cow-test"):
-        message = one_line_error(s.gdb, command)
+        message = s.gdb.expect_one_line_error(command)
         assert "the running kernel (no build-id note at 0xffff" in message, (command, message)
     s.gdb.cli("maint packet Qqemu.PhyMemMode:0")
     still_usable(s.gdb)
@@ -172,7 +158,7 @@ def test_corrupted_structure(at_prompt):
     original = s.gdb.read_memory(active, 8)
     s.gdb.cli(f"python gdb.selected_inferior().write_memory({active:#x}, (10**9).to_bytes(8, 'little'))")
     for command in ("cow-status", "cow-stats", "cow-check", "cow-create"):
-        message = one_line_error(s.gdb, command)
+        message = s.gdb.expect_one_line_error(command)
         assert "active_pages is 1000000000" in message, (command, message)
     still_usable(s.gdb)
     s.gdb.cli(f"python gdb.selected_inferior().write_memory({active:#x}, bytes.fromhex({original.hex()!r}))")

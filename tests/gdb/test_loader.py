@@ -30,12 +30,6 @@ def python(g: GdbSession, statement: str) -> str:
     return g.cli(f"python {statement}")
 
 
-def error_of(g: GdbSession, command: str) -> GdbCommandError:
-    with pytest.raises(GdbCommandError) as err:
-        g.cli(command)
-    return err.value
-
-
 def test_loading_says_which_kernel_it_reads(gdb, tinyos_kernel):
     lines = gdb.loaded.strip().splitlines()
     assert len(lines) == 1
@@ -64,9 +58,7 @@ def test_help_is_the_docstring_with_usage_and_options(gdb):
 
 def test_commands_needing_a_target_say_how_to_connect_in_one_line(gdb):
     for command in ("pt", "va2pa 0xffff000040080000", "tinyos-dump /tmp/never.core"):
-        err = error_of(gdb, command)
-        assert err.message == NOT_CONNECTED
-        assert "Traceback" not in err.log
+        assert gdb.expect_one_line_error(command) == NOT_CONNECTED
 
 
 def test_info_works_without_a_target(gdb):
@@ -75,10 +67,9 @@ def test_info_works_without_a_target(gdb):
 
 
 def test_bad_arguments_are_one_usage_line(gdb):
-    err = error_of(gdb, "pt --bogus")
-    assert err.message == "pt: unrecognized arguments: --bogus (see `help pt`)"
-    err = error_of(gdb, "va2pa nowhere")
-    assert err.message.startswith("va2pa: argument va: not an address or expression: 'nowhere'")
+    assert gdb.expect_one_line_error("pt --bogus") == "pt: unrecognized arguments: --bogus (see `help pt`)"
+    message = gdb.expect_one_line_error("va2pa nowhere")
+    assert message.startswith("va2pa: argument va: not an address or expression: 'nowhere'")
 
 
 def test_help_flag_prints_usage_and_is_not_an_error(gdb):
@@ -97,15 +88,14 @@ def test_an_unexpected_crash_is_one_line_with_the_way_to_the_traceback(gdb, tmp_
         "Broken()\n"
     )
     gdb.source(broken)
-    err = error_of(gdb, "tinyos-broken")
-    assert err.message == (
+    assert gdb.expect_one_line_error("tinyos-broken") == (
         "tinyos-broken: internal error (ZeroDivisionError: integer division or modulo by zero); "
         "`set python print-stack full` and rerun for the traceback"
     )
-    assert "Traceback" not in err.log
     gdb.cli("set python print-stack full")
-    err = error_of(gdb, "tinyos-broken")
-    assert "Traceback" in err.log  # now the user asked for it
+    with pytest.raises(GdbCommandError) as err:
+        gdb.cli("tinyos-broken")
+    assert "Traceback" in err.value.log  # now the user asked for it
 
 
 def test_mi_commands_return_the_model(gdb, tinyos_kernel):

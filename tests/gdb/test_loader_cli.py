@@ -5,25 +5,16 @@ Expected values: the build-id read from the ELF with pyelftools, the shell's boo
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from cli_runner import tinyos_gdb
 from elftools.elf.elffile import ELFFile
-
-TINYOS_GDB = Path(sys.executable).with_name("tinyos-gdb")
 
 
 def build_id(elf: Path) -> str:
     with open(elf, "rb") as f:
         note = next(n for n in ELFFile(f).get_section_by_name(".note.gnu.build-id").iter_notes())
     return note["n_desc"]
-
-
-def tinyos_gdb(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(TINYOS_GDB), *args], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env=os.environ)
 
 
 def test_batch_walkthrough_reaches_the_shell_and_exits_0(tinyos_kernel):

@@ -16,12 +16,12 @@ child share everything; in step 2 the child writes heap page 0 (duplicated)."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from gdb_tinyos.testing import GdbCommandError
+from gdb_tinyos.testing import DebugEvent
+from gdb_tinyos.testing.shell import cow_status, processes
 
 PAGE = 4096
 CODE_VA, DATA_VA, HEAP_VA, STACK_TOP = 0x40_0000, 0x80_0000, 0x1000_0000, 0x7FFF_FFFF_0000
@@ -29,26 +29,11 @@ STACK_PAGES = 2
 HEAP_PAGES = 3
 CHILD_MARK = 0xC0DE  # what forkpause's child writes into heap page 0 in step 2
 PARENT, CHILD = 1, 2  # the first program started after boot is pid 1, its fork pid 2
-COW_FAULT_EVENT = 16  # kernel/src/debug.rs EVENT_COW_FAULT
-
-
-def py(s, expression: str):
-    out = s.gdb.cli(f"python import json; print(json.dumps({expression}))")
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def monitor(s, command: str) -> str:
-    return py(s, f"gdb.execute({('monitor ' + command)!r}, to_string=True)")
-
-
-def gva2gpa(s, va: int) -> int:
-    return int(monitor(s, f"gva2gpa {va:#x}").split()[-1], 16)
 
 
 def xp(s, pa: int, count: int) -> bytes:
     """``count`` 64-bit words at physical ``pa`` as QEMU's monitor reads them."""
-    words = [int(w, 16) for w in re.findall(r"0x[0-9a-f]{16}", monitor(s, f"xp /{count}gx {pa:#x}"))][:count]
-    return b"".join(w.to_bytes(8, "little") for w in words)
+    return b"".join(w.to_bytes(8, "little") for w in s.xp(pa, count))
 
 
 def user_image(kernel) -> bytes:
@@ -64,22 +49,9 @@ def user_image(kernel) -> bytes:
     raise AssertionError("the user image is not in a loaded segment")
 
 
-def ps(console) -> dict[int, dict]:
-    """The kernel's `ps`: pid -> state, ASID, TTBR0 and BRK."""
-    rows = {}
-    for line in console.command("ps").splitlines()[1:]:
-        pid, _ppid, state, asid, ttbr0, brk, _name = line.split()
-        rows[int(pid)] = dict(state=state, asid=int(asid), ttbr0=int(ttbr0, 16), brk=int(brk, 16))
-    return rows
-
-
 def cow_frames(console) -> dict[tuple[int, int], int]:
     """The kernel's `~1`: (pid, va) -> the tracked frame it records for that mapping."""
-    frames = {}
-    for pa, sharers in re.findall(r"^\s+0x([0-9A-F]+) refs=\d+ cow=\w+ (.*)$", console.command("~1"), re.M):
-        for va, pid in re.findall(r"va=0x([0-9A-F]+)/pid=(\d+)", sharers):
-            frames[(int(pid), int(va, 16))] = int(pa, 16)
-    return frames
+    return {(pid, va): page.pa for (va, pid), page in cow_status(console).sharers.items()}
 
 
 def layout_pages(image_size: int, brk: int) -> list[int]:
@@ -101,12 +73,10 @@ def pt_pages(space: dict) -> list[int]:
 
 
 @pytest.fixture
-def forkpause(tinyos_debug_factory):
+def forkpause(tinyos_booted):
     """forkpause 3 after step 1 (both paused, everything shared); the console at the prompt."""
-    s = tinyos_debug_factory()
-    s.gdb.resume()
-    s.console.wait_for_prompt(timeout=30)
-    assert "process 1 (forkpause) started" in s.console.command(f"run forkpause {HEAP_PAGES}", timeout=30)
+    s = tinyos_booted
+    assert "process 1 (forkpause) started" in s.shell(f"run forkpause {HEAP_PAGES}", timeout=30)
     return s
 
 
@@ -124,19 +94,19 @@ def expected_content(pid: int, va: int, image: bytes) -> bytes | None:
 
 def test_every_page_of_every_process_matches_the_kernel_and_the_memory(forkpause, tinyos_kernel):
     s = forkpause
-    assert "resumed 2 process(es)" in s.console.command("cont", timeout=30)  # step 2: the child's write
-    table, recorded = ps(s.console), cow_frames(s.console)
+    assert "resumed 2 process(es)" in s.shell("cont", timeout=30)  # step 2: the child's write
+    table, recorded = processes(s.console), cow_frames(s.console)
     image = user_image(tinyos_kernel)
     s.gdb.interrupt()
-    assert sorted(table) == [PARENT, CHILD] and all(p["state"] == "paused" for p in table.values())
+    assert sorted(table) == [PARENT, CHILD] and all(p.state == "paused" for p in table.values())
     checked = 0
     for pid, row in table.items():
-        pages = layout_pages(len(image), row["brk"])
+        pages = layout_pages(len(image), row.brk)
         assert len(pages) == 2 + 1 + HEAP_PAGES + STACK_PAGES
         space = json.loads(s.gdb.cli(f"pt --pid {pid} --json"))
         assert [sp["name"] for sp in space["spaces"]] == ["TTBR0"] and space["process"]["pid"] == pid
         user = space["spaces"][0]
-        assert (int(user["root_table"], 16), user["asid"]) == (row["ttbr0"], row["asid"])
+        assert (int(user["root_table"], 16), user["asid"]) == (row.ttbr0, row.asid)
         assert pt_pages(user) == pages  # every mapped page, and nothing else
         for va in pages:
             pa = va2pa(s, va, f"--pid {pid}")
@@ -147,7 +117,7 @@ def test_every_page_of_every_process_matches_the_kernel_and_the_memory(forkpause
             if content is not None:
                 assert xp(s, pa, len(content) // 8) == content, (pid, hex(va), hex(pa))
             checked += 1
-        assert va2pa(s, pages[0], f"--asid {row['asid']}") == va2pa(s, pages[0], f"--pid {pid}")
+        assert va2pa(s, pages[0], f"--asid {row.asid}") == va2pa(s, pages[0], f"--pid {pid}")
     assert checked == 2 * len(pages)
     # the child's heap page 0 was duplicated, the rest of the heap is still shared
     assert va2pa(s, HEAP_VA, f"--pid {PARENT}") != va2pa(s, HEAP_VA, f"--pid {CHILD}")
@@ -156,41 +126,36 @@ def test_every_page_of_every_process_matches_the_kernel_and_the_memory(forkpause
 
 def test_the_process_on_the_cpu_agrees_with_qemu_gva2gpa(forkpause, tinyos_kernel):
     s = forkpause
-    table = ps(s.console)
+    table = processes(s.console)
     image_size = len(user_image(tinyos_kernel))
-    s.gdb.interrupt()
-    s.gdb.mi(f'-break-insert -t -c "$x0 == {COW_FAULT_EVENT}" tinyos_debug_event')
-    s.gdb.resume()
-    s.console.send_line("cont")  # step 2: the child's write fault, resolved, then the event
-    stop = s.gdb.wait_for_stop(timeout=30)
-    assert stop.reason == "breakpoint-hit" and s.gdb.read_register("x1") == CHILD
-    assert s.gdb.read_register("TTBR0_EL1") >> 48 == table[CHILD]["asid"]  # the child is on the CPU
-    for va in layout_pages(image_size, table[CHILD]["brk"]):
-        qemu = gva2gpa(s, va)
-        assert va2pa(s, va, f"--pid {CHILD}") == qemu == va2pa(s, va, f"--asid {table[CHILD]['asid']}"), hex(va)
+    # step 2: the child's write fault, resolved, then the event
+    s.run_to_event(DebugEvent.COW_FAULT, action=lambda: s.console.send_line("cont"), timeout=30)
+    assert s.gdb.read_register("x1") == CHILD
+    assert s.gdb.read_register("TTBR0_EL1") >> 48 == table[CHILD].asid  # the child is on the CPU
+    for va in layout_pages(image_size, table[CHILD].brk):
+        qemu = s.gva2gpa(va)
+        assert va2pa(s, va, f"--pid {CHILD}") == qemu == va2pa(s, va, f"--asid {table[CHILD].asid}"), hex(va)
         assert va2pa(s, va, "") == qemu
     default = json.loads(s.gdb.cli("pt --json"))  # default: the running process's user half
     assert default["process"]["pid"] == CHILD and [sp["name"] for sp in default["spaces"]] == ["TTBR0"]
     assert default["spaces"] == json.loads(s.gdb.cli(f"pt --pid {CHILD} --json"))["spaces"]
-    assert s.gdb.cli("pt").startswith(f"pid {CHILD} (forkpause) TTBR0 root {table[CHILD]['ttbr0']:#x}")
+    assert s.gdb.cli("pt").startswith(f"pid {CHILD} (forkpause) TTBR0 root {table[CHILD].ttbr0:#x}")
     both = json.loads(s.gdb.cli(f"pt --pid {PARENT} --kernel --json"))
     assert [sp["name"] for sp in both["spaces"]] == ["TTBR0", "TTBR1"] and both["process"]["pid"] == PARENT
 
 
 def test_unknown_and_dead_pids_are_one_error_listing_the_live_ones(forkpause):
     s = forkpause
-    s.console.command("cont", timeout=30)
-    s.console.command("cont", timeout=30)  # step 3: the child exits (a zombie until step 4)
-    table = ps(s.console)
-    assert table[CHILD]["state"] == "zombie" and table[PARENT]["state"] == "paused"
+    s.shell("cont", timeout=30)
+    s.shell("cont", timeout=30)  # step 3: the child exits (a zombie until step 4)
+    table = processes(s.console)
+    assert table[CHILD].state == "zombie" and table[PARENT].state == "paused"
     s.gdb.interrupt()
-    live = f"live pids: {PARENT} (ASID {table[PARENT]['asid']})"
+    live = f"live pids: {PARENT} (ASID {table[PARENT].asid})"
     for command, message in (
         (f"va2pa 0x400000 --pid {CHILD}", f"pid {CHILD} is zombie: it has no address space; {live}"),
         ("pt --pid 9", f"no process has pid 9; {live}"),
         ("va2pa 0x400000 --asid 200", f"no process has ASID 200; {live}"),
     ):
-        with pytest.raises(GdbCommandError) as err:
-            s.gdb.cli(command)
-        assert err.value.message == message
+        assert s.gdb.expect_one_line_error(command) == message
     assert s.gdb.cli("pt").startswith("TTBR1 root")  # no process on the CPU: the kernel half

@@ -13,27 +13,27 @@ import re
 import pytest
 
 from gdb_tinyos.testing import GdbError
+from gdb_tinyos.testing.shell import parse_cow_status
 
-from cow_shell import PAGE, SLOTS, booted, figures, shell, shell_pages
-
+PAGE = 4096
+SLOTS = 128 * 1024 * 1024 // PAGE  # one slot per frame of QEMU's 128 MiB (issue 3's table)
 MANAGER = "tinyos::memory::cow::COW_MANAGER"
 RAM = 0x4000_0000
 
 
 @pytest.fixture
-def forked(tinyos_debug_factory):
-    s = booted(tinyos_debug_factory)
-    shell(s, "run forkpause 2")
-    s.status = shell(s, "~1")
+def forked(tinyos_booted):
+    s = tinyos_booted
+    s.shell("run forkpause 2")
+    s.status = parse_cow_status(s.shell("~1"))
     s.gdb.interrupt()
     return s
 
 
 def test_without_the_printers_gdb_dies_on_the_manager(tinyos_debug_factory):
     s = tinyos_debug_factory(plugin=None)
-    s.gdb.resume()
-    s.console.wait_for_prompt(timeout=60)
-    shell(s, "run forkpause 2")  # Some pages: the niche-encoded slots gdb 13 cannot print
+    s.boot_to_prompt()
+    s.shell("run forkpause 2")  # Some pages: the niche-encoded slots gdb 13 cannot print
     s.gdb.interrupt()
     s.gdb.cli("set max-value-size unlimited")
     with pytest.raises(GdbError, match="gdb exited"):
@@ -43,11 +43,10 @@ def test_without_the_printers_gdb_dies_on_the_manager(tinyos_debug_factory):
 def test_print_manager_summarises_it(forked):
     s = forked
     out = s.gdb.cli(f"print {MANAGER}", timeout=60)
-    kernel = shell_pages(s.status)
-    stats = figures(s.status)
+    kernel = s.status.pages
     assert f"lock free, {len(kernel)}/{SLOTS} slots used" in out
-    assert f"cow_pages_count {stats['COW Pages']}," in out
-    assert f"memory_saved_bytes {stats['Memory Saved']}," in out
+    assert f"cow_pages_count {s.status.cow_pages}," in out
+    assert f"memory_saved_bytes {s.status.memory_saved_bytes}," in out
     lines = {int(m.group(2), 16): (int(m.group(1)), int(m.group(3)))
              for m in re.finditer(r"\[(\d+)\] 0x([0-9a-f]+) refs=(\d+) cow=yes", out)}
     # same frames and refs as the kernel's ~1; slot i holds frame RAM + i*4096 (issue 3)
@@ -58,7 +57,7 @@ def test_print_manager_summarises_it(forked):
 
 def test_print_parts_of_the_manager(forked):
     s = forked
-    kernel = shell_pages(s.status)
+    kernel = s.status.pages
     pa = min(kernel)
     slot = (pa - RAM) // PAGE
     page = s.gdb.cli(f"print {MANAGER}.data.value.cow_pages[{slot}]")
@@ -78,7 +77,7 @@ def test_print_parts_of_the_manager(forked):
 
 def test_printer_reports_undecodable_bytes_instead_of_failing(forked):
     s = forked
-    kernel = shell_pages(s.status)
+    kernel = s.status.pages
     slot = (min(kernel) - RAM) // PAGE
     vec = f"{MANAGER}.data.value.cow_pages[{slot}].0.process_ids"
     s.gdb.cli(f"set var {vec}.len = 99")  # more than the capacity of 8

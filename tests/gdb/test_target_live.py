@@ -8,12 +8,10 @@ gdb's own register values ($SCTLR...), the kernel ELF's bytes, and the stub's an
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from gdb_tinyos.testing import GdbCommandError
 
 SHELL_LOOP = "tinyos::shell::run"
 TARGET = "__import__('gdb_tinyos.commands.session', fromlist=['x']).session()"
@@ -27,12 +25,6 @@ def live(tinyos_debug_factory):
     return s
 
 
-def py(s, expression: str):
-    """Evaluate a Python expression inside gdb; its JSON-encoded value."""
-    out = s.gdb.cli(f"python import json; print(json.dumps({expression}))")
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def script(s, tmp_path, code: str) -> str:
     """Run a Python snippet inside gdb (sourced from a file); what it printed."""
     path = tmp_path / f"snippet{len(list(tmp_path.iterdir()))}.py"
@@ -40,19 +32,8 @@ def script(s, tmp_path, code: str) -> str:
     return s.gdb.source(path)
 
 
-def monitor(s, command: str) -> str:
-    """A QEMU monitor command's reply (the harness's cli() keeps only the console stream)."""
-    return py(s, f"gdb.execute({('monitor ' + command)!r}, to_string=True)")
-
-
 def sp(s) -> int:
-    return py(s, "int(gdb.parse_and_eval('$sp')) & (2**64 - 1)")
-
-
-def xp(s, pa: int, count: int) -> list[int]:
-    """``count`` 64-bit words at ``pa`` as QEMU's monitor reads physical memory."""
-    text = monitor(s, f"xp /{count}gx {pa:#x}")
-    return [int(w, 16) for w in re.findall(r"0x[0-9a-f]{16}", text)][:count]
+    return s.gdb.python_value("int(gdb.parse_and_eval('$sp')) & (2**64 - 1)")
 
 
 def phy_mem_mode(s) -> str:
@@ -66,9 +47,9 @@ def kernel_text_pa(elf_path) -> int:
 
 def test_physical_reads_equal_qemu_xp(live, tinyos_kernel):
     pa = kernel_text_pa(tinyos_kernel)
-    data = bytes.fromhex(py(live, f"{TARGET}.target.read_physical({pa}, 32).hex()"))
+    data = bytes.fromhex(live.gdb.python_value(f"{TARGET}.target.read_physical({pa}, 32).hex()"))
     words = [int.from_bytes(data[i : i + 8], "little") for i in range(0, 32, 8)]
-    assert words == xp(live, pa, 4)
+    assert words == live.xp(pa, 4)
     assert phy_mem_mode(live) == 'received: "0"'
 
 
@@ -102,9 +83,9 @@ except MemoryReadError as e:
 def test_canonical_register_names_reach_gdbs_spelling(live):
     for canonical, gdb_name in [("SCTLR_EL1", "SCTLR"), ("VBAR_EL1", "VBAR"), ("TTBR1_EL1", "TTBR1_EL1"),
                                 ("TCR_EL1", "TCR_EL1"), ("PSTATE", "cpsr")]:
-        value = py(live, f"{TARGET}.target.read_register({canonical!r})")
+        value = live.gdb.python_value(f"{TARGET}.target.read_register({canonical!r})")
         assert value == live.gdb.read_register(gdb_name), canonical
-    assert py(live, f"{TARGET}.target.read_register('SCTLR_EL1')") & 1 == 1  # M: the kernel runs with the MMU on
+    assert live.gdb.python_value(f"{TARGET}.target.read_register('SCTLR_EL1')") & 1 == 1  # M: the kernel runs with the MMU on
 
 
 def test_unknown_registers_are_typed_errors(live, tmp_path):
@@ -120,26 +101,25 @@ except RegisterError as e:
 
 def test_a_running_target_is_refused_in_one_line(live):
     live.gdb.resume()
-    with pytest.raises(GdbCommandError) as err:
-        live.gdb.cli("pt --kernel")
-    assert err.value.message == "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
+    message = live.gdb.expect_one_line_error("pt --kernel")
+    assert message == "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
     live.gdb.interrupt()
 
 
 def test_reads_are_cached_until_memory_changes(live):
     va = sp(live) - 64  # below the live stack: free to scribble on
     read = f"{TARGET}.target.read_virtual({va}, 8).hex()"
-    py(live, read)
-    reads = py(live, f"{TARGET}.target.stats.reads")
-    py(live, read)
-    assert py(live, f"{TARGET}.target.stats.reads") == reads  # second read served from the cache
+    live.gdb.python_value(read)
+    reads = live.gdb.python_value(f"{TARGET}.target.stats.reads")
+    live.gdb.python_value(read)
+    assert live.gdb.python_value(f"{TARGET}.target.stats.reads") == reads  # second read served from the cache
     live.gdb.cli(f"set *({va:#x} as *mut u64) = 0x1122334455667788")  # Rust syntax: the frame is Rust
-    assert py(live, read) == "8877665544332211"  # memory_changed dropped the cache
+    assert live.gdb.python_value(read) == "8877665544332211"  # memory_changed dropped the cache
 
 
 def test_fallback_without_physical_mode_reads_through_the_linear_map_and_says_so(live, tinyos_kernel):
     pa = kernel_text_pa(tinyos_kernel)
-    expected = xp(live, pa, 2)
+    expected = live.xp(pa, 2)
     out = live.gdb.cli(
         f"python t = {TARGET}.gdb_target; c = gdb.selected_inferior().connection; t._phys_probe = (c.num, False); "
         f"print(t.read_physical({pa}, 16).hex()); t.read_physical({pa}, 8); print(t.physical_fallback)"
@@ -157,8 +137,7 @@ def test_fallback_without_physical_mode_reads_through_the_linear_map_and_says_so
 def test_va2pa_agrees_with_qemu_gva2gpa(live):
     for va in (0xFFFF_0000_4008_0000, 0xFFFF_0000_0900_0000, sp(live)):
         walk = json.loads(live.gdb.cli(f"va2pa {va:#x} --json"))
-        qemu = monitor(live, f"gva2gpa {va:#x}")
-        assert walk["mapping"]["pa"] == hex(int(qemu.split()[-1], 16)), (va, qemu)
+        assert walk["mapping"]["pa"] == hex(live.gva2gpa(va)), va
 
 
 def test_pt_kernel_ranges_match_the_contract(live):

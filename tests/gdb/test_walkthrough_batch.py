@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from test_loader_cli import tinyos_gdb
+from cli_runner import tinyos_gdb
 
 DATA = 0x80_0000
 VA2PA = re.compile(r"^va 0x([0-9a-f]+) -> pa 0x([0-9a-f]+) (EL1:\S+) (EL0:\S+)", re.M)

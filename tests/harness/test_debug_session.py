@@ -201,3 +201,33 @@ def test_tinyos_gdb_fixture_is_connected_and_halted(tinyos_gdb, tinyos_kernel):
     entry, _ = elf_entry_and_first_bytes(tinyos_kernel, 4)
     assert tinyos_gdb.gdb.read_register("pc") == physical(entry)
     assert not tinyos_gdb.gdb.running
+
+
+def test_tinyos_booted_runs_at_the_prompt_and_its_shell_answers(tinyos_booted):
+    s = tinyos_booted
+    assert s.gdb.running and s.console.banner.startswith("TinyOS ")
+    assert s.shell("frobnicate") == "error: unknown command 'frobnicate' (try 'help')\n"
+    s.gdb.interrupt()
+    assert s.shell("frobnicate") == "error: unknown command 'frobnicate' (try 'help')\n"  # resumed for it
+    assert s.gdb.running
+
+
+def test_stop_before_command_stops_before_it_runs_and_finish_returns_its_output(tinyos_booted, tinyos_kernel):
+    s = tinyos_booted
+    stop = s.stop_before_command("frobnicate")
+    assert stop.addr == elf_symbol(tinyos_kernel, "tinyos_debug_event")
+    kind, line, length = (s.gdb.read_register(r) for r in ("x0", "x1", "x2"))
+    assert (kind & 0xFFFF_FFFF, s.gdb.read_memory(line, length)) == (1, b"frobnicate")
+    assert "unknown command" not in s.console.transcript
+    assert s.finish_command("frobnicate") == "error: unknown command 'frobnicate' (try 'help')\n"
+    assert s.gdb.running
+
+
+def test_monitor_xp_and_gva2gpa_answer_as_qemu(tinyos_booted, tinyos_kernel):
+    s = tinyos_booted
+    s.gdb.interrupt()
+    assert s.monitor("info status").startswith("VM status: paused")
+    entry, first = elf_entry_and_first_bytes(tinyos_kernel, 16)
+    assert b"".join(word.to_bytes(8, "little") for word in s.xp(physical(entry), 2)) == first
+    kernel_main = elf_symbol(tinyos_kernel, "kernel_main")  # linked in the upper half: VA = PA + offset
+    assert s.gva2gpa(kernel_main) == kernel_main - KERNEL_OFFSET

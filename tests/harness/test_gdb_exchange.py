@@ -136,6 +136,74 @@ def test_cli_returns_the_console_stream_joined():
     assert controller.written[-1].endswith('-interpreter-exec console "info registers \\"pc\\""')
 
 
+def target(text: str) -> dict:
+    return {"type": "target", "message": None, "payload": text, "stream": "stdout"}
+
+
+def error(token: int, message: str) -> dict:
+    return result(token, "error", {"msg": message})
+
+
+def test_cli_includes_the_target_stream_monitor_replies_come_on():
+    def script(token: int, command: str):
+        if command.startswith("-interpreter-exec console"):
+            return [[target("gpa: 0x40080000\r\n"), result(token)]]
+        return None
+
+    session, _ = session_with(script)
+    assert session.cli("monitor gva2gpa 0xffff000040080000") == "gpa: 0x40080000\r\n"
+
+
+def test_json_and_python_values_are_decoded():
+    def script(token: int, command: str):
+        if "cow-stats --json" in command:
+            return [[console('{"total_cow_pages": 7}\n'), result(token)]]
+        if "python import json" in command:
+            return [[console("noise\n"), console("[1, 2]\n"), result(token)]]
+        return None
+
+    session, controller = session_with(script)
+    assert session.cli_json("cow-stats --json") == {"total_cow_pages": 7}
+    assert session.python_value("[1, 1 + 1]") == [1, 2]
+    assert "print(json.dumps([1, 1 + 1]))" in controller.written[-1]
+
+
+def test_expect_one_line_error_returns_the_message_or_says_what_was_wrong():
+    def script(token: int, command: str):
+        if "one-line" in command:
+            return [[error(token, "cow-status: the target is running\n")]]
+        if "two-lines" in command:
+            return [[error(token, "first\nsecond")]]
+        if "traceback" in command:
+            log = {"type": "log", "message": None, "payload": "Traceback (most recent call last):\n", "stream": "stdout"}
+            return [[log, error(token, "boom")]]
+        return None
+
+    session, _ = session_with(script)
+    assert session.expect_one_line_error("one-line") == "cow-status: the target is running"
+    with pytest.raises(AssertionError, match="more than one line"):
+        session.expect_one_line_error("two-lines")
+    with pytest.raises(AssertionError, match="traceback"):
+        session.expect_one_line_error("traceback")
+    with pytest.raises(AssertionError, match="succeeded, an error was expected"):
+        session.expect_one_line_error("print 1")
+
+
+def test_run_to_with_a_condition_inserts_a_conditional_temporary_breakpoint():
+    def script(token: int, command: str):
+        if command.startswith("-break-insert"):
+            return [[result(token, payload={"bkpt": {"number": "3"}})]]
+        if command == "-exec-continue":
+            return [[result(token, "running"), notify("running"),
+                     notify("stopped", {"reason": "breakpoint-hit", "bkptno": "3", "frame": {"func": "hook"}})]]
+        return None
+
+    session, controller = session_with(script)
+    stop = session.run_to("*hook", condition="($x0 & 0xffffffff) == 1")
+    assert stop.func == "hook"
+    assert any(line.endswith('-break-insert -t -c "($x0 & 0xffffffff) == 1" "*hook"') for line in controller.written)
+
+
 def test_error_result_raises_with_gdbs_message_and_log():
     def script(token: int, command: str):
         if command == "-frobnicate":
