@@ -1,4 +1,5 @@
-"""Addresses as a type: integers that render as hex everywhere (text, JSON, MI).
+"""Addresses as a type: integers that render as hex everywhere (text, JSON, MI), and the
+4 KiB page (TinyOS's frame and page size) an address falls in.
 
 The one JSON rule of gdb-tinyos: virtual and physical addresses, table addresses,
 descriptors and register values are ``"0x..."`` strings in ``--json`` and MI output,
@@ -28,6 +29,15 @@ class Address(int):
         return f"{int(self):#x}"
 
     __repr__ = __str__
+
+
+# TinyOS maps and tracks memory in 4 KiB frames (the contract's 4 KiB granule).
+PAGE_SIZE = 4096
+
+
+def page_base(addr: int) -> int:
+    """The start of the 4 KiB page holding ``addr`` (a frame's PA, or a page's VA)."""
+    return addr & ~(PAGE_SIZE - 1)
 
 
 def hexs(value: int | None, width: int = 0) -> str:

@@ -31,9 +31,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .address import Address
+from .address import PAGE_SIZE, Address, page_base
 from .aarch64 import AddressSpace
-from .cow import PAGE_SIZE, CowManagerState, CowPage
+from .cow import CowManagerState, CowPage
 from .frames import FrameAllocatorState
 from .processes import ProcessTable
 
@@ -74,14 +74,14 @@ class MappingIndex:
         return index
 
     def add(self, ref: PteRef) -> None:
-        self.by_frame[_frame(ref.pa)].append(ref)
-        self.by_page[(ref.pid, _frame(ref.va))] = ref
+        self.by_frame[page_base(ref.pa)].append(ref)
+        self.by_page[(ref.pid, page_base(ref.va))] = ref
 
     def at(self, pa: int) -> list[PteRef]:
-        return self.by_frame.get(_frame(pa), [])
+        return self.by_frame.get(page_base(pa), [])
 
     def lookup(self, pid: int, va: int) -> PteRef | None:
-        return self.by_page.get((pid, _frame(va)))
+        return self.by_page.get((pid, page_base(va)))
 
     @property
     def mappings(self) -> int:
@@ -178,9 +178,9 @@ def _page_violations(page: CowPage, ptes: list[PteRef], live: set[int], index: M
             yield Violation("duplicate-sharer", pa, f"va {Address(sharer.va)} pid {sharer.pid} is recorded {times} times")
     for sharer in page.sharers:
         yield from _sharer_violations(pa, sharer.va, sharer.pid, live, index)
-    recorded_pairs = {(s.pid, _frame(s.va)) for s in page.sharers}
+    recorded_pairs = {(s.pid, page_base(s.va)) for s in page.sharers}
     for ref in ptes:
-        if (ref.pid, _frame(ref.va)) not in recorded_pairs:
+        if (ref.pid, page_base(ref.va)) not in recorded_pairs:
             yield Violation("unrecorded-mapping", pa, f"{ref.describe()} maps the frame but is not a recorded sharer",
                             tuple(recorded))
         if ref.writable and page.is_cow:
@@ -200,8 +200,8 @@ def _sharer_violations(pa: Address, va: int, pid: int, live: set[int], index: Ma
     ref = index.lookup(pid, va)
     if ref is None:
         yield Violation("stale-sharer", pa, f"recorded sharer {where}: the VA is not mapped in pid {pid}")
-    elif _frame(ref.pa) != pa:
-        yield Violation("stale-sharer", pa, f"recorded sharer {where}: the VA maps frame {Address(_frame(ref.pa))} instead",
+    elif page_base(ref.pa) != pa:
+        yield Violation("stale-sharer", pa, f"recorded sharer {where}: the VA maps frame {Address(page_base(ref.pa))} instead",
                         (f"PTE: {ref.describe()} -> {Address(ref.pa)}",))
 
 
@@ -219,11 +219,10 @@ def _statistics_violations(cow: CowManagerState, manager_size: int | None) -> It
     if stats is None:
         return
     occupied = len(cow.pages)
-    saved = sum(max(p.ref_count - 1, 0) for p in cow.pages) * PAGE_SIZE
     expected = [
         ("statistics.cow_pages_count", stats.cow_pages_count, occupied, "occupied slots"),
         ("active_pages", cow.active_pages, occupied, "occupied slots"),
-        ("statistics.memory_saved_bytes", stats.memory_saved_bytes, saved, "Σ(ref_count − 1) × 4096 over the pages"),
+        ("statistics.memory_saved_bytes", stats.memory_saved_bytes, cow.saved_bytes, "Σ(ref_count − 1) × 4096 over the pages"),
     ]
     if manager_size is not None:
         expected.append(("statistics.metadata_memory_bytes", stats.metadata_memory_bytes, manager_size,
@@ -258,7 +257,3 @@ def _frame_violations(cow: CowManagerState, index: MappingIndex, frames: FrameAl
             yield Violation("frame-refs", Address(pa),
                             f"the frame allocator counts {refs} reference(s) but {len(ptes)} user PTEs map it",
                             tuple(r.describe() for r in ptes))
-
-
-def _frame(addr: int) -> int:
-    return addr & ~(PAGE_SIZE - 1)

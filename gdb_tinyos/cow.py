@@ -20,15 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .address import Address
+from .address import PAGE_SIZE, Address, page_base
 from .debuginfo import DebugInfo, decode, plain
 from .debuginfo.layouts import ArrayType, RustEnumType, StructType, Type
 from .errors import CorruptStructure, LayoutError
 from .locate import Found, find_struct, has_members, member, uint
 from .target import Target
-
-PAGE_SIZE = 4096
-
 
 # -- the model ----------------------------------------------------------------------------
 
@@ -80,8 +77,14 @@ class CowManagerState:
 
     def page(self, pa: int) -> CowPage | None:
         """The tracked page holding physical address ``pa`` (any byte of the frame)."""
-        frame = pa & ~(PAGE_SIZE - 1)
+        frame = page_base(pa)
         return next((p for p in self.pages if p.physical_addr == frame), None)
+
+    @property
+    def saved_bytes(self) -> int:
+        """Σ (ref_count − 1) × 4096 over the pages: what ``statistics.memory_saved_bytes``
+        holds when the bookkeeping is right (each extra sharer is a frame not copied)."""
+        return sum(max(p.ref_count - 1, 0) for p in self.pages) * PAGE_SIZE
 
 
 # -- where the manager lives --------------------------------------------------------------

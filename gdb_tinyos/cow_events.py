@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-PAGE_MASK = ~0xFFF
+from .address import page_base
 
 SHELL_COMMAND, SHELL_DONE, FAULT_RECOVERED, HALT = 1, 2, 3, 4
 COW_FAULT, PAGE_DUPLICATED, PAGE_REUSED, FORK, PROCESS_EXIT, PROCESS_KILLED = 16, 17, 18, 19, 20, 21
@@ -109,7 +109,7 @@ class EventLog:
 
     def before_fault(self, pid: int | None, va: int, old_frame: int | None) -> None:
         """A write fault is about to be handled: remember what the page mapped."""
-        self._pending = (pid, va & PAGE_MASK, old_frame)
+        self._pending = (pid, page_base(va), old_frame)
         self._resolution = None
 
     def record(self, kind: int, a: int, b: int, pid: int | None = None, text: str | None = None) -> TraceEvent:
@@ -149,7 +149,7 @@ class EventLog:
         if self._pending is None:
             return None
         pending_pid, pending_va, frame = self._pending
-        same = pending_va == va & PAGE_MASK and (pid is None or pending_pid in (None, pid))
+        same = pending_va == page_base(va) and (pid is None or pending_pid in (None, pid))
         return frame if same else None
 
 

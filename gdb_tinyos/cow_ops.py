@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .cow import PAGE_SIZE, CowStatistics
+from .address import page_base
+from .cow import CowStatistics
 from .errors import MemoryReadError, TinyOSError, TranslationError
 from .kernel import KernelView
 from .processes import Process
@@ -118,13 +119,13 @@ def pte_state(view: KernelView, process: Process, va: int) -> PteState:
     leaf = walk.steps[-1].decoded
     software = getattr(leaf, "software", 0)
     perms = walk.mapping.attrs.perms
-    return PteState(process.pid, va, walk.pa & ~(PAGE_SIZE - 1), perms.describe(), perms.el0_write,
+    return PteState(process.pid, va, page_base(walk.pa), perms.describe(), perms.el0_write,
                     bool(software & SW_COW))
 
 
 def mappings_of(view: KernelView, pa: int) -> list[tuple[int, int]]:
     """(pid, va) of every user mapping of frame ``pa`` in every live process's tables."""
-    frame = pa & ~(PAGE_SIZE - 1)
+    frame = page_base(pa)
     found = []
     for process in view.processes().live():
         space = view.address_space(process)
@@ -137,7 +138,7 @@ def mappings_of(view: KernelView, pa: int) -> list[tuple[int, int]]:
 def page_state(view: KernelView, pa: int, extra: Iterable[tuple[int, int]] = ()) -> PageState:
     """Frame ``pa`` now: the manager's page (if tracked) and the live PTE of each sharer it
     records, of each (pid, va) in ``extra`` and of every other mapping found in the tables."""
-    frame = pa & ~(PAGE_SIZE - 1)
+    frame = page_base(pa)
     page = view.cow().page(frame)
     table = view.processes()
     pairs: list[tuple[int, int]] = []
@@ -166,10 +167,10 @@ def resolve_frame(view: KernelView, addr: int, pid: int | None) -> int | None:
     None when that cannot be told (the kernel then gives its own reason)."""
     start, end = view.frames().ram
     if start <= addr < end:
-        return addr & ~(PAGE_SIZE - 1)
+        return page_base(addr)
     table = view.processes()
     processes = [table.by_pid(pid)] if pid is not None else list(table.live())
-    frames = {p.pid: pte_state(view, p, addr & ~(PAGE_SIZE - 1)).pa for p in processes if p is not None and p.live}
+    frames = {p.pid: pte_state(view, p, page_base(addr)).pa for p in processes if p is not None and p.live}
     found = {f for f in frames.values() if f is not None}
     return found.pop() if len(found) == 1 else None
 

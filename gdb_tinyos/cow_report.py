@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 from . import render
 from .aarch64 import Walk
-from .address import Address
+from .address import PAGE_SIZE, Address, page_base
 from .check import MappingIndex, PteRef
-from .cow import PAGE_SIZE, CowManagerState, CowPage
+from .cow import CowManagerState, CowPage
 from .errors import TinyOSError
 from .kernel import KernelView
 from .processes import ProcessTable
@@ -170,11 +170,10 @@ def build_stats(cow: CowManagerState, manager_size: int | None = None) -> CowSta
         return CowStats(cow.symbol, False, cow.lock_held, capacity=cow.capacity, warnings=warnings)
     s = cow.statistics
     mappings = sum(p.ref_count for p in cow.pages)
-    saved = sum(max(p.ref_count - 1, 0) for p in cow.pages) * PAGE_SIZE
     checks = [
         CrossCheck("cow_pages_count", s.cow_pages_count, len(cow.pages), "occupied slots"),
         CrossCheck("active_pages", cow.active_pages, len(cow.pages), "occupied slots"),
-        CrossCheck("memory_saved_bytes", s.memory_saved_bytes, saved, "Σ(ref_count − 1) × 4096"),
+        CrossCheck("memory_saved_bytes", s.memory_saved_bytes, cow.saved_bytes, "Σ(ref_count − 1) × 4096"),
         CrossCheck("peak_cow_pages", s.peak_cow_pages, max(s.peak_cow_pages, len(cow.pages)), "≥ occupied slots"),
     ]
     if manager_size is not None:
@@ -228,13 +227,13 @@ def _walked(walk: Walk) -> LivePte:
         reason = f"level {walk.fault.level} {walk.fault.kind.value} fault" if walk.fault else "no mapping"
         return LivePte(problem=f"not mapped ({reason})")
     perms = walk.mapping.attrs.perms
-    return LivePte(Address(walk.mapping.pa & ~(PAGE_SIZE - 1)), perms.describe(), perms.writable)
+    return LivePte(Address(page_base(walk.mapping.pa)), perms.describe(), perms.writable)
 
 
 def _indexed(ref: PteRef | None) -> LivePte:
     if ref is None:
         return LivePte(problem="not mapped (absent from the process's page tables)")
-    return LivePte(Address(ref.pa & ~(PAGE_SIZE - 1)), ref.perms, ref.writable)
+    return LivePte(Address(page_base(ref.pa)), ref.perms, ref.writable)
 
 
 def _warnings(cow: CowManagerState):
@@ -243,7 +242,7 @@ def _warnings(cow: CowManagerState):
 
 
 def _selected(page: CowPage, pid: int | None, pa: int | None) -> bool:
-    if pa is not None and page.physical_addr != pa & ~(PAGE_SIZE - 1):
+    if pa is not None and page.physical_addr != page_base(pa):
         return False
     return pid is None or any(s.pid == pid for s in page.sharers)
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .address import Address
+from .address import PAGE_SIZE, Address
 from .debuginfo import DebugInfo
 from .debuginfo.layouts import ArrayType
 from .errors import CorruptStructure, LayoutError
 from .locate import Found, find_struct, has_members, member, uint
 from .target import Target
 
-PAGE_SIZE = 4096
 _FIELDS = ("base_pa", "frame_count", "total_frames", "free_frames")
 
 

@@ -18,6 +18,7 @@ the command shows the number of failures and the figures before and after.
 from __future__ import annotations
 
 import argparse
+from ..address import page_base
 from ..cow_ops import (
     DEFAULT_DST_VA,
     DEFAULT_SRC_VA,
@@ -139,7 +140,7 @@ class _ProtectCommand(_CowAction):
 def _tracked_frame_of(view, va: int, pid: int | None) -> int | None:
     """The tracked frame one of whose sharers is ``va`` (in ``pid``), after a protect."""
     for page in view.cow().pages:
-        if any(sh.va == va & ~0xFFF and (pid is None or sh.pid == pid) for sh in page.sharers):
+        if any(sh.va == page_base(va) and (pid is None or sh.pid == pid) for sh in page.sharers):
             return page.physical_addr
     return None
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import gdb
 
-from ..cow_events import PAGE_MASK, SHELL_COMMAND, SHELL_DONE, EventLog, TraceEvent
+from ..address import page_base
+from ..cow_events import SHELL_COMMAND, SHELL_DONE, EventLog, TraceEvent
 from ..errors import SymbolError, TargetStateError, TinyOSError
 from .base import TinyOSCommand
 from .inferior import HOOK, call_in_progress, keep_enabled
@@ -143,7 +144,7 @@ class Tracer:
             far = s.target.read_register("FAR_EL1")
             old = view.walk(far, current).pa if current is not None else None
             self.log.before_fault(current.pid if current else None, far,
-                                  old & PAGE_MASK if old is not None else None)
+                                  page_base(old) if old is not None else None)
         except (TinyOSError, gdb.error) as exc:
             self._failed(exc)
 
