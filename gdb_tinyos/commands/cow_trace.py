@@ -37,26 +37,25 @@ DEFAULT_CAPACITY = 256
 _MAX_LINE = 256
 
 
-class _Hook(gdb.Breakpoint):
-    """The event breakpoint: decode, log, stop only when asked."""
+class _TracerBreakpoint(gdb.Breakpoint):
+    """An internal, silent breakpoint at ``address`` reporting to ``tracer``."""
 
     def __init__(self, tracer: Tracer, address: int) -> None:
         super().__init__(f"*{address:#x}", gdb.BP_BREAKPOINT, internal=True)
         self.silent = True
         self.tracer = tracer
+
+
+class _Hook(_TracerBreakpoint):
+    """The event breakpoint: decode, log, stop only when asked."""
 
     def stop(self) -> bool:
         with breakpoint_stop_context():
             return self.tracer.on_event()
 
 
-class _FaultEntry(gdb.Breakpoint):
+class _FaultEntry(_TracerBreakpoint):
     """Entry of the fault handler: remember the faulting page's frame; never stops."""
-
-    def __init__(self, tracer: Tracer, address: int) -> None:
-        super().__init__(f"*{address:#x}", gdb.BP_BREAKPOINT, internal=True)
-        self.silent = True
-        self.tracer = tracer
 
     def stop(self) -> bool:
         with breakpoint_stop_context():

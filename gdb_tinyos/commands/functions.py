@@ -15,7 +15,6 @@ a false condition and the next halt, so the stop-invalidated cache cannot be tru
 
 from __future__ import annotations
 
-from ..errors import TranslationError
 from ..kernel import KernelView
 from .base import TinyOSFunction
 from .cow_check import run_check
@@ -40,10 +39,7 @@ def _refs(view: KernelView, pa: int) -> int:
 
 
 def _pa_in(view: KernelView, va: int, pid: int) -> int:
-    process = view.processes().by_pid(pid)
-    if process is None or not process.live:
-        raise TranslationError(f"pid {pid} is not a live process")
-    return view.walk(va, process).pa or 0
+    return view.walk(va, view.process(pid=pid)).pa or 0
 
 
 @command
