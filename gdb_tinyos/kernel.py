@@ -28,6 +28,8 @@ __all__ = ["KERNEL_HALF", "USER_HALF", "KernelView"]
 
 
 class KernelView:
+    """The kernel's state behind ``info``'s symbols, read through ``target`` at each call."""
+
     def __init__(self, info: DebugInfo, target: Target) -> None:
         self.info = info
         self.target = target

@@ -14,10 +14,10 @@ Writing a command::
             parser.add_argument("va", type=address)
 
         def run(self, s: Session, args) -> Walk:          # a dataclass model
-            return walk(s.target, args.va)
+            return s.kernel_view().walk(args.va)
 
         def format_text(self, model: Walk) -> str:
-            return render.table(model.levels, ["level", "index", "desc"])
+            return model.describe()
 
 ``--json`` is added to every parser and prints :func:`render.to_json` of the same model.
 Typed errors (``TinyOSError``) and gdb errors become one ``gdb.GdbError`` line at
@@ -173,7 +173,10 @@ class TinyOSFunction(gdb.Function):
 class CowPrefix(gdb.Command):
     """Copy-on-write commands of TinyOS: decode the COW manager, check it, drive it.
 
-    Each `cow NAME` is also available as `cow-NAME`. Every command takes --json."""
+    Each `cow NAME` is also available as `cow-NAME`. Every command takes --json.
+    Example:
+      (gdb) cow status --pid 2
+      (gdb) cow-check"""
 
     def __init__(self) -> None:
         super().__init__("cow", gdb.COMMAND_USER, gdb.COMPLETE_COMMAND, prefix=True)
