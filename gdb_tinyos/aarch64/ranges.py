@@ -240,7 +240,8 @@ class _Dumper:
     ) -> None:
         r = self.r
         shift = r.granule.level_shift(level)
-        # only the entries whose span meets the [lo, hi) window
+        # A --range dump visits only the entries whose span meets [lo, hi), so it reads
+        # only the tables below them.
         first = (self.lo - prefix) >> shift if self.lo > prefix else 0
         last = min(len(entries) - 1, (self.hi - 1 - prefix) >> shift)
         groups_checked: set[int] = set()

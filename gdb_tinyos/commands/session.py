@@ -8,7 +8,7 @@ share reads.
 Example (inside gdb)::
 
     s = session()
-    s.kernel.path, s.kernel.source      # ('/.../tinyos', 'gdb objfile')
+    s.kernel.path, s.kernel.source      # (PosixPath('/.../tinyos'), "gdb's loaded file")
     s.target.read_register("TTBR1_EL1")
 """
 

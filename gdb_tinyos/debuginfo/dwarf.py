@@ -38,7 +38,8 @@ _REF_FORMS = {"DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8", "D
 _DW_OP_ADDR = 0x03
 _DW_OP_PLUS_UCONST = 0x23
 _DW_DSC_RANGE = 1
-# Exceptions pyelftools raises on malformed input; turned into LayoutError at the seam.
+# Exceptions pyelftools raises on malformed input: callers of pyelftools catch these and
+# raise a typed error (LayoutError for one type, DebugInfoError for the whole ELF).
 PARSE_ERRORS = (DWARFError, ELFParseError, KeyError, IndexError, ValueError, AssertionError)
 
 
