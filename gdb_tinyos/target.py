@@ -136,17 +136,16 @@ class CachedTarget(Target):
         self._regs: dict[str, int] = {}
 
     def read_physical(self, pa: int, size: int) -> bytes:
-        key = ("p", pa, size)
-        if key not in self._mem:
-            self.stats.count(size)
-            self._mem[key] = self.inner.read_physical(pa, size)
-        return self._mem[key]
+        return self._cached("p", pa, size, self.inner.read_physical)
 
     def read_virtual(self, va: int, size: int) -> bytes:
-        key = ("v", va, size)
+        return self._cached("v", va, size, self.inner.read_virtual)
+
+    def _cached(self, space: str, address: int, size: int, read: Callable[[int, int], bytes]) -> bytes:
+        key = (space, address, size)
         if key not in self._mem:
             self.stats.count(size)
-            self._mem[key] = self.inner.read_virtual(va, size)
+            self._mem[key] = read(address, size)
         return self._mem[key]
 
     def read_register(self, name: str) -> int:
