@@ -9,6 +9,7 @@ from gdb_tinyos.commands.args import (
     HelpShown,
     UsageError,
     address,
+    one_line,
     options_help,
     unexpected_failure_message,
 )
@@ -72,3 +73,12 @@ def test_unexpected_failures_become_one_line_with_the_way_to_the_traceback():
         "`set python print-stack full` and rerun for the traceback"
     )
     assert unexpected_failure_message("pt", ZeroDivisionError()).startswith("pt: internal error (ZeroDivisionError)")
+
+
+@pytest.mark.parametrize("message, line", [
+    ("Cannot access memory at address 0x0", "Cannot access memory at address 0x0"),
+    ("\n  first sentence.\ncontext the user did not ask for\n", "first sentence."),
+    ("", ""),
+])
+def test_one_line_keeps_the_first_non_empty_line(message, line):
+    assert one_line(message) == line

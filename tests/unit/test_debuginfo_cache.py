@@ -4,6 +4,8 @@ ignored and rewritten, an unwritable directory only costs speed."""
 from __future__ import annotations
 
 import pickle
+import shutil
+import subprocess
 
 import pytest
 
@@ -89,3 +91,17 @@ def test_elf_without_build_id_is_keyed_by_content(elf, tmp_path):
     info, _, _ = _open_and_use(copy, tmp_path / "cache")
     assert info.build_id is None and info.cache_key.startswith("sha1-")
     assert _open_and_use(copy, tmp_path / "cache")[0].from_cache
+
+
+def test_elf_edited_in_place_with_the_same_build_id_is_parsed_again(elf, tmp_path):
+    """llvm-objcopy keeps the build-id note: the cache must notice the ELF changed anyway."""
+    copy = tmp_path / "kernel.elf"
+    shutil.copy(elf, copy)
+    cache_dir = tmp_path / "cache"
+    with DebugInfo.open(copy, cache_dir=cache_dir) as before:
+        build_id = before.build_id
+    subprocess.run(["llvm-objcopy", "--add-symbol", "ADDED_AFTER_CACHING=0x1234", str(copy)], check=True)
+    with DebugInfo.open(copy, cache_dir=cache_dir) as after:
+        assert after.build_id == build_id
+        assert not after.from_cache
+        assert after.symbol("ADDED_AFTER_CACHING").address == 0x1234
