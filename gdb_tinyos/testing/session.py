@@ -22,7 +22,7 @@ from pathlib import Path
 
 import gdb_tinyos
 from gdb_tinyos.testing.console import PROMPT, SerialConsole
-from gdb_tinyos.testing.errors import HarnessError
+from gdb_tinyos.testing.errors import GdbError, HarnessError
 from gdb_tinyos.testing.gdbmi import GdbSession, Stop
 from gdb_tinyos.testing.qemu import QemuMachine
 
@@ -38,6 +38,9 @@ def default_plugin() -> Path | None:
 # never inlined. Spelled with its full path: stopped in Rust code, gdb does not find the
 # bare symbol.
 DEBUG_EVENT = "*tinyos::debug::tinyos_debug_event"
+# The shell's line reader (inlined; gdb still shows it as a frame): stopped inside it, the
+# shell waits for input between two commands.
+SHELL_READ_LINE = "tinyos::shell::read_line"
 
 
 class DebugEvent(IntEnum):
@@ -85,6 +88,22 @@ class DebugSession:
         if not self.gdb.running:
             self.gdb.resume()
         return self.console.wait_for_prompt(timeout)
+
+    def interrupt_at_prompt(self, attempts: int = 20, timeout: float = 10.0) -> Stop:
+        """Stops the kernel while its shell waits for input — the safe point for the
+        plugin's acting commands (cow-create, cow-protect, ...) — and returns that stop.
+
+        Seeing the prompt on the console does not mean the CPU is already polling the
+        UART: it may still be returning from printing it. An interrupt landing there is
+        resumed and retried; the window is a few instructions, so one retry almost always
+        suffices."""
+        for _ in range(attempts):
+            stop = self.gdb.interrupt(timeout)
+            frames = self.gdb.mi("-stack-list-frames 0 8").get("stack", [])
+            if any(f.get("func") == SHELL_READ_LINE for f in frames):
+                return stop
+            self.gdb.resume()
+        raise GdbError(f"the shell was not waiting for input in {attempts} interrupts")
 
     def shell(self, line: str, timeout: float = 60.0) -> str:
         """Runs a shell command with the kernel running (resumed first if gdb holds it);

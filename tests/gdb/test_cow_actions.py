@@ -46,7 +46,7 @@ def mapping(page: dict, pid: int, va: int) -> dict:
 
 def test_cow_create_with_the_shells_defaults(booted):
     s = booted
-    s.gdb.interrupt()  # the shell waits for input: a safe point
+    s.interrupt_at_prompt()  # the shell waits for input: a safe point
     result = s.gdb.cli_json("cow-create --json")
     assert result["call"] == f"tinyos_cow_create(1, {HEAP:#x}, 2, {SHARED_VA:#x})"
     before, after = result["before"], result["after"]
@@ -64,7 +64,7 @@ def test_cow_create_with_the_shells_defaults(booted):
 
 def test_cow_protect_then_unprotect_confirmed_by_the_shell(booted):
     s = booted
-    s.gdb.interrupt()
+    s.interrupt_at_prompt()
     protected = s.gdb.cli_json(f"cow-protect {DATA_VA:#x} --pid 1 --json")
     pa = protected["after"]["pa"]
     assert protected["before"]["tracked"] is False and mapping(protected["before"], 1, DATA_VA)["writable"]
@@ -74,7 +74,7 @@ def test_cow_protect_then_unprotect_confirmed_by_the_shell(booted):
     s.gdb.resume()
     assert cow_pages(s) == {pa: page(pa, 1, (DATA_VA, 1))}
 
-    s.gdb.interrupt()
+    s.interrupt_at_prompt()
     text = s.gdb.cli(f"cow-unprotect {pa:#x}")  # by physical address this time
     assert text.startswith(f"COW protection removed from page {pa:#x}")
     state = s.gdb.cli_json(f"cow-protect {pa:#x} --json")["before"]  # protect again: before = unprotected
@@ -85,7 +85,7 @@ def test_cow_protect_then_unprotect_confirmed_by_the_shell(booted):
 
 def test_refusals_carry_the_kernels_reason(booted):
     s = booted
-    s.gdb.interrupt()
+    s.interrupt_at_prompt()
     s.gdb.cli("cow-create")
     shared = s.gdb.expect_one_line_error(f"cow-unprotect {HEAP:#x} --pid 1")
     assert shared.startswith("cow-unprotect: refused: page 0x") and "is shared by 2 mappings" in shared
@@ -116,7 +116,7 @@ def poke(s, address: int, byte: int) -> None:
 
 def test_a_held_lock_is_refused_before_any_call_and_nothing_changes(booted):
     s = booted
-    s.gdb.interrupt()
+    s.interrupt_at_prompt()
     for static, name in (("COW_MANAGER", "COW_MANAGER"), ("process::PROCESSES", "PROCESSES")):
         lock = lock_address(s, static)
         poke(s, lock, 1)
@@ -173,7 +173,7 @@ def test_at_el0_the_call_is_refused(booted, tinyos_kernel):
 def test_cow_test_runs_the_suite_without_deadlock(booted):
     s = booted
     s.shell("mem")
-    s.gdb.interrupt()
+    s.interrupt_at_prompt()
     result = s.gdb.cli_json("cow-test --json", timeout=600)
     assert result["failed"] == 0
     assert result["before"]["free_frames"] == result["after"]["free_frames"]
@@ -188,7 +188,7 @@ def test_cow_test_runs_the_suite_without_deadlock(booted):
 
 def test_mi_commands_return_the_same_model(booted):
     s = booted
-    s.gdb.interrupt()
+    s.interrupt_at_prompt()
     payload = s.gdb.mi(f"-cow-protect {DATA_VA:#x} --pid 2")["result"]
     assert payload["after"]["refs"] == "1" and payload["after"]["is_cow"] == "true"
     assert payload["call"] == f"tinyos_cow_protect({DATA_VA:#x}, 2)"
@@ -196,7 +196,7 @@ def test_mi_commands_return_the_same_model(booted):
 
 def test_a_call_that_does_not_return_in_time_is_unwound(booted):
     s = booted
-    s.gdb.interrupt()
+    s.interrupt_at_prompt()
     pc = s.gdb.read_register("pc")
     message = s.gdb.expect_one_line_error("cow-test --timeout 0.3", timeout=60)
     assert message.startswith("tinyos_cow_run_test did not return within 0.3 s")

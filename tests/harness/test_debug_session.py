@@ -223,6 +223,16 @@ def test_stop_before_command_stops_before_it_runs_and_finish_returns_its_output(
     assert s.gdb.running
 
 
+def test_interrupt_at_prompt_stops_in_the_shells_line_reader(tinyos_booted):
+    s = tinyos_booted
+    for _ in range(5):  # each time right after the prompt came back, where the race is
+        s.shell("mem")
+        s.interrupt_at_prompt()
+        frames = s.gdb.mi("-stack-list-frames 0 8")["stack"]
+        assert "tinyos::shell::read_line" in [f.get("func") for f in frames]
+        s.gdb.resume()
+
+
 def test_monitor_xp_and_gva2gpa_answer_as_qemu(tinyos_booted, tinyos_kernel):
     s = tinyos_booted
     s.gdb.interrupt()
