@@ -353,14 +353,15 @@ pub fn create(src: Target, src_va: u64, dst: Target, dst_va: u64) -> Result<Crea
     let pa = desc.address();
     let refs = {
         let mut cow = COW_MANAGER.lock();
+        // `share_cow` gives a sharer a private copy when the frame is full (what fork
+        // needs); a share asked for by name must be refused instead.
+        if cow.find_by_pa(pa.as_u64()).is_some_and(|p| p.virtual_addresses.is_full()) {
+            return Err(CowOpError::Manager(CowError::TooManyMappings(pa.as_u64())));
+        }
         share_cow(&mut cow, (&src.space, src.pid, src_va), (&dst.space, dst.pid, dst_va), pa, desc.attributes())
             .map_err(CowOpError::Map)?;
         cow.find_by_pa(pa.as_u64()).map_or(0, |p| p.ref_count)
     };
-    if refs == 0 {
-        // The frame had too many mappings: the destination got a private copy.
-        return Err(CowOpError::Manager(CowError::TooManyMappings(pa.as_u64())));
-    }
     Ok(Created { pa: pa.as_u64(), refs })
 }
 
