@@ -98,6 +98,9 @@ pub fn init() -> Result<(), MapError> {
     let sctlr = sysreg::read!("sctlr_el1");
     // SAFETY: no mapping of the final tables is both writable and executable.
     unsafe { sysreg::write!("sctlr_el1", sctlr | SCTLR_WXN) };
+    // WXN may be cached in TLB entries: the write must take effect (isb) before the
+    // invalidation, or a walk in between could cache an entry under the old value.
+    sysreg::isb();
     tlb::invalidate_all();
     Ok(())
 }
