@@ -69,7 +69,9 @@ pub fn run_until_idle() {
     // selected its tables); the shell context stays valid in its static until
     // `return_to_shell` resumes it.
     unsafe { switch_context(&mut *SHELL_CONTEXT.0.get(), &entry) };
-    // Back here once nothing is ready (see `return_to_shell`).
+    // Back here once nothing is ready (see `return_to_shell`), on the shell's stack: only
+    // now is no process's kernel stack in use (the debugger's entry points check CURRENT).
+    CURRENT.store(NO_PROCESS, Ordering::Relaxed);
 }
 
 /// The frame to resume after the current process gave up the CPU (or died): the next
@@ -103,9 +105,9 @@ fn activate(slot: usize) {
     mmu::set_user_table(PhysAddr::new(l0), asid);
 }
 
-/// Leaves process context for good until the next `run_until_idle`.
+/// Leaves process context for good until the next `run_until_idle`. CURRENT keeps the
+/// slot until the shell's side clears it: this code still runs on that process's stack.
 fn return_to_shell() -> ! {
-    CURRENT.store(NO_PROCESS, Ordering::Relaxed);
     mmu::clear_user_table();
     // SAFETY: the shell context was saved by `run_until_idle`; the current (process)
     // stack is abandoned, its registers go to a scratch context nobody resumes.
