@@ -64,8 +64,8 @@ def _load() -> None:
         return
     try:
         from gdb_tinyos import __version__
-        from gdb_tinyos.commands.registry import register_all
-        from gdb_tinyos.commands.session import session
+        from gdb_tinyos.gdb.registry import register_all
+        from gdb_tinyos.gdb.session import session
     except ImportError as exc:
         gdb.write(f"tinyos: cannot load the plugin from {_PACKAGE_DIR}: {exc}\n", gdb.STDERR)
         return

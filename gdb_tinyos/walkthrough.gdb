@@ -8,7 +8,7 @@
 # show what it should ends the batch with a non-zero status.
 
 python
-from gdb_tinyos.cli import console_expect, console_type
+from gdb_tinyos.launcher.console import console_expect, console_type
 
 
 def expect(condition: str, failure: str) -> None:

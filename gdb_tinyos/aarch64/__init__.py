@@ -1,4 +1,4 @@
-"""AArch64 stage-1 translation (EL1&0 regime) on top of the :class:`~gdb_tinyos.target.Target` seam.
+"""AArch64 stage-1 translation (EL1&0 regime) on top of the :class:`~gdb_tinyos.core.target.Target` seam.
 
 No gdb here: registers and physical memory come through the target, so the same code
 serves live sessions, core dumps and synthetic tests.
@@ -10,7 +10,7 @@ serves live sessions, core dumps and synthetic tests.
 - :mod:`.walker`: VA -> PA walks with a per-level trace, one read per table
 - :mod:`.ranges`: whole-address-space dumps merged into ranges, with problems reported
 
-JSON and MI faces of the model come from :func:`gdb_tinyos.render.to_plain` (addresses as hex strings).
+JSON and MI faces of the model come from :func:`gdb_tinyos.core.render.to_plain` (addresses as hex strings).
 """
 
 from .granule import GRANULE_4K, GRANULE_16K, GRANULE_64K, Granule

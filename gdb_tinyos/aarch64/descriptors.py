@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from ..address import Address
+from ..core.address import Address
 from .granule import Granule
 from .sysregs import SHAREABILITY, Field, RegisterLayout
 

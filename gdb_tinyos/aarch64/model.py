@@ -1,8 +1,8 @@
 """Result types of a translation: permissions, attributes, mappings, faults and walks.
 
 Plain frozen dataclasses so that one object feeds the text renderer, JSON and MI results
-(:func:`gdb_tinyos.render.to_plain`); address-valued fields hold
-:class:`~gdb_tinyos.address.Address` so that they render as hex strings.
+(:func:`gdb_tinyos.core.render.to_plain`); address-valued fields hold
+:class:`~gdb_tinyos.core.address.Address` so that they render as hex strings.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..address import Address
+from ..core.address import Address
 from .descriptors import Descriptor, DescriptorKind
 from .sysregs import MemoryAttribute
 

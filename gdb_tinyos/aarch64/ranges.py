@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import NamedTuple
 
-from ..address import Address
-from ..errors import MemoryReadError
-from ..target import Target
+from ..core.address import Address
+from ..core.errors import MemoryReadError
+from ..core.target import Target
 from .descriptors import InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
 from .model import Attributes
 from .regime import TranslationRegime, VaRange

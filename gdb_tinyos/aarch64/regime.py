@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..errors import TranslationError
-from ..target import Target
+from ..core.errors import TranslationError
+from ..core.target import Target
 from .granule import MAX_TXSZ, MIN_TXSZ, OA_BITS_MAX, Granule
 from .sysregs import MAIR, SCTLR, TCR
 

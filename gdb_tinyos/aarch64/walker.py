@@ -20,9 +20,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..address import Address
-from ..errors import MemoryReadError, TranslationError
-from ..target import Target
+from ..core.address import Address
+from ..core.errors import MemoryReadError, TranslationError
+from ..core.target import Target
 from .descriptors import InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
 from .model import Attributes, Fault, FaultKind, Mapping, Permissions, Walk, WalkStep
 from .regime import TranslationRegime, VaRange

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import SymbolError
+from ..core.errors import SymbolError
 from .info import DebugInfo
 
 CONTRACT_STATICS = ("tinyos::memory::cow::COW_MANAGER", "tinyos::memory::frame::FRAME_ALLOCATOR", "tinyos::process::PROCESSES")

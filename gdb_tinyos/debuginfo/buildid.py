@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from elftools.elf.elffile import ELFFile
 
-from ..errors import BuildIdMismatch, SymbolError
-from ..target import Target
+from ..core.errors import BuildIdMismatch, SymbolError
+from ..core.target import Target
 
 if TYPE_CHECKING:
     from .info import DebugInfo

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CorruptStructure
+from ..core.errors import CorruptStructure
 from .layouts import (
     ArrayType, BaseType, EnumType, OpaqueType, PointerType, RustEnumType, StructType, Type, TypedefType,
 )

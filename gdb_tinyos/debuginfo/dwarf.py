@@ -18,7 +18,7 @@ from elftools.dwarf.compileunit import CompileUnit
 from elftools.dwarf.die import DIE
 from elftools.dwarf.dwarfinfo import DWARFInfo
 
-from ..errors import LayoutError
+from ..core.errors import LayoutError
 from .layouts import (
     ArrayType, BaseType, Enumerator, EnumType, Member, OpaqueType, PointerType,
     RustEnumType, StructType, Type, TypedefType, Variant,

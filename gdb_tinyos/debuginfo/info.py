@@ -25,7 +25,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from ..errors import DebugInfoError, LayoutError
+from ..core.errors import DebugInfoError, LayoutError
 from . import cache
 from .buildid import read_build_id
 from .demangle import demangle

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import LayoutError
+from ..core.errors import LayoutError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..errors import SymbolError
+from ..core.errors import SymbolError
 
 # What changes nesting in a path; "->" (fn types) is matched so its '>' is not a bracket.
 _PATH_TOKENS = re.compile(r"->|::|[<>()\[\]]")

@@ -13,7 +13,7 @@ The pytest plugin (``gdb_tinyos.testing.plugin``, entry point ``tinyos``) turns 
 into fixtures. Nothing here imports ``gdb``.
 """
 
-from gdb_tinyos.testing.console import PROMPT, SerialConsole
+from gdb_tinyos.launcher.serial import PROMPT, SerialConsole
 from gdb_tinyos.testing.errors import (
     ConsoleClosed,
     ConsoleTimeout,
@@ -28,7 +28,7 @@ from gdb_tinyos.testing.errors import (
 )
 from gdb_tinyos.testing.gdbmi import GdbSession, MiResponse, Stop
 from gdb_tinyos.testing.kernel import kernel_path
-from gdb_tinyos.testing.qemu import QemuMachine
+from gdb_tinyos.launcher.qemu import QemuMachine
 from gdb_tinyos.testing.session import DEBUG_EVENT, DebugEvent, DebugSession, debug_session, event_condition
 
 __all__ = [

@@ -1,31 +1,17 @@
 """Typed failures of the test harness. Each message is one sentence saying what went wrong
 and, where it helps, what the console or gdb showed last."""
 
-from gdb_tinyos.errors import TinyOSError
+from gdb_tinyos.core.errors import TinyOSError
+# Launch failures are raised by the launcher the harness drives; re-exported as the harness's API.
+from gdb_tinyos.launcher.errors import ConsoleClosed, ConsoleTimeout, LaunchError, QemuStartError, ToolMissing  # noqa: F401
 
 
 class HarnessError(TinyOSError):
     """Base of every failure raised by gdb_tinyos.testing."""
 
 
-class ToolMissing(HarnessError):
-    """qemu-system-aarch64, gdb-multiarch or the kernel ELF is not available."""
-
-
 class KernelBuildError(HarnessError):
     """scripts/build-kernel failed or printed no usable ELF path."""
-
-
-class QemuStartError(HarnessError):
-    """QEMU exited or never opened its gdbstub while starting."""
-
-
-class ConsoleTimeout(HarnessError):
-    """The serial console did not show what was expected in time."""
-
-
-class ConsoleClosed(HarnessError):
-    """QEMU closed the serial console (it exited) before showing what was expected."""
 
 
 class GdbError(HarnessError):

@@ -26,9 +26,9 @@ from typing import Any, Protocol
 from pygdbmi.gdbcontroller import GdbController
 
 from gdb_tinyos.testing.errors import GdbCommandError, GdbError, GdbTimeout, UnexpectedStop
-from gdb_tinyos.testing.ports import LOOPBACK
-from gdb_tinyos.testing.processes import close_quietly, stop_process
-from gdb_tinyos.testing.qemu import require_tool
+from gdb_tinyos.launcher.ports import LOOPBACK
+from gdb_tinyos.launcher.processes import close_quietly, stop_process
+from gdb_tinyos.launcher.qemu import require_tool
 
 GDB = "gdb-multiarch"
 _READ_SLICE_S = 0.5

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from gdb_tinyos.testing.kernel import existing_kernel, kernel_path
-from gdb_tinyos.testing.qemu import QemuMachine
+from gdb_tinyos.launcher.qemu import QemuMachine
 from gdb_tinyos.testing.session import DebugSession, debug_session
 
 

@@ -21,10 +21,10 @@ from enum import IntEnum
 from pathlib import Path
 
 import gdb_tinyos
-from gdb_tinyos.testing.console import PROMPT, SerialConsole
+from gdb_tinyos.launcher.serial import PROMPT, SerialConsole
 from gdb_tinyos.testing.errors import GdbError, HarnessError
 from gdb_tinyos.testing.gdbmi import GdbSession, Stop
-from gdb_tinyos.testing.qemu import QemuMachine
+from gdb_tinyos.launcher.qemu import QemuMachine
 
 PLUGIN_LOADER = Path(gdb_tinyos.__file__).resolve().parent / "gdbinit.py"
 

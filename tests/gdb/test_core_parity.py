@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 
-from gdb_tinyos.coredump import CoreTarget
+from gdb_tinyos.aarch64.coredump import CoreTarget
 from gdb_tinyos.debuginfo import DebugInfo
-from gdb_tinyos.kernel import KERNEL_HALF, KernelView
+from gdb_tinyos.tinyos.kernel import KERNEL_HALF, KernelView
 
 # Defined once, run in both places: inside gdb (sourced) and here (exec).
 SNAPSHOT = '''
-from gdb_tinyos.render import to_json
+from gdb_tinyos.core.render import to_json
 
 
 def snapshot(view):
@@ -32,7 +32,7 @@ def snapshot(view):
 '''
 LIVE = '''
 from pathlib import Path
-from gdb_tinyos.commands.session import session
+from gdb_tinyos.gdb.session import session
 Path({out!r}).write_text(snapshot(session().kernel_view()))
 '''
 HEAP_PAGES = 3

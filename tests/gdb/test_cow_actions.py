@@ -105,7 +105,7 @@ def test_refusals_carry_the_kernels_reason(booted):
 
 def lock_address(s, static: str) -> int:
     out = s.gdb.cli(
-        "python from gdb_tinyos.commands.session import session; "
+        "python from gdb_tinyos.gdb.session import session; "
         f"print(session().debuginfo().static({static!r}).member('locked')[0])")
     return int(out.strip().splitlines()[-1])
 

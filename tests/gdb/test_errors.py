@@ -23,7 +23,7 @@ from gdb_tinyos.testing.gdbmi import GdbSession
 LOADER = Path(gdb_tinyos.__file__).resolve().parent / "gdbinit.py"
 NOT_CONNECTED = "not connected to a target: use `target remote 127.0.0.1:PORT`"
 RUNNING = "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
-SESSION = "from gdb_tinyos.commands.session import session"
+SESSION = "from gdb_tinyos.gdb.session import session"
 
 
 def still_usable(g: GdbSession) -> None:

@@ -37,7 +37,7 @@ def test_loading_says_which_kernel_it_reads(gdb, tinyos_kernel):
 
 
 def test_loading_twice_registers_nothing_twice(gdb):
-    count = "import gdb_tinyos.commands.session as s, gdb_tinyos.commands.registry as r; print(len(s._HANDLERS), len(r.registered_names()))"
+    count = "import gdb_tinyos.gdb.session as s, gdb_tinyos.gdb.registry as r; print(len(s._HANDLERS), len(r.registered_names()))"
     before = python(gdb, count)
     assert gdb.source(LOADER) == ""  # quiet the second time
     assert python(gdb, count) == before
@@ -79,7 +79,7 @@ def test_help_flag_prints_usage_and_is_not_an_error(gdb):
 def test_an_unexpected_crash_is_one_line_with_the_way_to_the_traceback(gdb, tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text(
-        "from gdb_tinyos.commands.base import TinyOSCommand\n"
+        "from gdb_tinyos.gdb.base import TinyOSCommand\n"
         "class Broken(TinyOSCommand):\n"
         "    'Always fails.'\n"
         "    name = 'tinyos-broken'\n"

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from gdb_tinyos.coredump import CoreTarget
+from gdb_tinyos.aarch64.coredump import CoreTarget
 from gdb_tinyos.testing import GdbCommandError
 
-SESSION = "__import__('gdb_tinyos.commands.session', fromlist=['x']).session()"
+SESSION = "__import__('gdb_tinyos.gdb.session', fromlist=['x']).session()"
 
 
 def py(s, expression: str):

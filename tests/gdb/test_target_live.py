@@ -14,7 +14,7 @@ from elftools.elf.elffile import ELFFile
 
 
 SHELL_LOOP = "tinyos::shell::run"
-TARGET = "__import__('gdb_tinyos.commands.session', fromlist=['x']).session()"
+TARGET = "__import__('gdb_tinyos.gdb.session', fromlist=['x']).session()"
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_physical_mode_is_switched_back_when_a_read_fails(live, tmp_path):
     inject = tmp_path / "inject.py"
     inject.write_text(
         "import gdb\n"
-        "import gdb_tinyos.commands.target as t\n"
+        "import gdb_tinyos.gdb.target as t\n"
         "class FailingInferior:\n"
         "    def __init__(self, real): self.real = real\n"
         "    def __getattr__(self, name): return getattr(self.real, name)\n"
@@ -70,7 +70,7 @@ def test_physical_mode_is_switched_back_when_a_read_fails(live, tmp_path):
     )
     live.gdb.source(inject)
     out = script(live, tmp_path, f"""
-from gdb_tinyos.errors import MemoryReadError
+from gdb_tinyos.core.errors import MemoryReadError
 try:
     {TARGET}.gdb_target.read_physical(0x40080000, 16)
 except MemoryReadError as e:
@@ -90,7 +90,7 @@ def test_canonical_register_names_reach_gdbs_spelling(live):
 
 def test_unknown_registers_are_typed_errors(live, tmp_path):
     out = script(live, tmp_path, f"""
-from gdb_tinyos.errors import RegisterError
+from gdb_tinyos.core.errors import RegisterError
 try:
     {TARGET}.target.read_register("NOPE_EL1")
 except RegisterError as e:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from gdb_tinyos.testing.processes import pid_alive
+from gdb_tinyos.launcher.processes import pid_alive
 
 
 @pytest.fixture

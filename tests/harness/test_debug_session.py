@@ -15,7 +15,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from gdb_tinyos.testing import ConsoleTimeout, GdbCommandError, GdbError, debug_session
-from gdb_tinyos.testing.processes import pid_alive
+from gdb_tinyos.launcher.processes import pid_alive
 
 # The upper-half kernel is linked at PA + KERNEL_OFFSET; QEMU starts the CPU at the
 # physical address of the entry point (facts.md section 2).

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from gdb_tinyos.testing import ConsoleClosed, ConsoleTimeout, QemuMachine, QemuStartError, ToolMissing
-from gdb_tinyos.testing.ports import free_port, process_listens_on
-from gdb_tinyos.testing.processes import pid_alive
+from gdb_tinyos.launcher.ports import free_port, process_listens_on
+from gdb_tinyos.launcher.processes import pid_alive
 
 
 def unknown(word: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gdb_tinyos.target import FakeTarget
+from gdb_tinyos.core.target import FakeTarget
 
 
 class TableImage:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from gdb_tinyos.aarch64 import AddressSpace, Attributes, MemoryAttribute, Permissions, Range
-from gdb_tinyos.cow import CowManagerState, CowPage, CowStatistics, Sharer
-from gdb_tinyos.frames import FrameAllocatorState
-from gdb_tinyos.processes import Process, ProcessTable
+from gdb_tinyos.tinyos.cow import CowManagerState, CowPage, CowStatistics, Sharer
+from gdb_tinyos.tinyos.frames import FrameAllocatorState
+from gdb_tinyos.tinyos.processes import Process, ProcessTable
 
 RAM = 0x4000_0000
 FRAMES = 64

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from gdb_tinyos.aarch64 import ESR, GRANULE_4K, MAIR, SCTLR, TCR, AddressSpace, Translator, Walk, dump_range
 from gdb_tinyos.aarch64.descriptors import DescriptorKind, decode_descriptor
 from gdb_tinyos.aarch64.granule import GRANULES
-from gdb_tinyos.errors import TinyOSError, TranslationError
-from gdb_tinyos.target import FakeTarget
+from gdb_tinyos.core.errors import TinyOSError, TranslationError
+from gdb_tinyos.core.target import FakeTarget
 
 u64 = st.integers(0, (1 << 64) - 1)
 POOL = 0x4000_0000

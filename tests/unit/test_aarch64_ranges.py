@@ -9,7 +9,7 @@ import json
 import pytest
 
 from gdb_tinyos.aarch64 import ProblemKind, TranslationRegime, dump, make_filter
-from gdb_tinyos.render import to_json
+from gdb_tinyos.core.render import to_json
 
 TABLE = PAGE = 0b11
 BLOCK = 0b01

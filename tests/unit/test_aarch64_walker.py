@@ -10,7 +10,7 @@ import pytest
 
 from gdb_tinyos.aarch64 import FaultKind, TranslationRegime, Translator, translate, walk
 from gdb_tinyos.aarch64.descriptors import DescriptorKind
-from gdb_tinyos.errors import RegisterError, TranslationError
+from gdb_tinyos.core.errors import RegisterError, TranslationError
 
 # Descriptor bits (Arm ARM, VMSAv8-64 descriptor formats).
 TABLE = PAGE = 0b11
@@ -462,7 +462,7 @@ def test_describe_matches_the_shell_contract_shape(image):
 def test_walk_json_has_hex_addresses_and_integer_counts(image):
     import json
 
-    from gdb_tinyos.render import to_json
+    from gdb_tinyos.core.render import to_json
 
     tables = chain(image, [0, 1, 2, 3], [0, 0, 0, 2], 0x4000_0000 | PAGE | AF | NORMAL)
     set_regs(image, ttbr0=tables[0])

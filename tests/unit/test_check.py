@@ -1,4 +1,4 @@
-"""cow-check's invariants (gdb_tinyos.check) on synthetic forked states.
+"""cow-check's invariants (gdb_tinyos.tinyos.check) on synthetic forked states.
 
 Each test starts from the healthy fork of tests/unit/cow_models.py (parent 1 and child 2
 share 3 heap frames read-only, ref_count 2, plus an untracked read-only code frame),
@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from gdb_tinyos.check import MappingIndex, check_cow
-from gdb_tinyos.cow import CowManagerState, Sharer
+from gdb_tinyos.tinyos.check import MappingIndex, check_cow
+from gdb_tinyos.tinyos.cow import CowManagerState, Sharer
 
 from cow_models import CODE_PA, CODE_VA, HEAP_PA, HEAP_VA, MANAGER_SIZE, RAM, Forked, page_range, process
 

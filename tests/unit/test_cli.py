@@ -8,8 +8,10 @@ import threading
 import time
 from pathlib import Path
 
-from gdb_tinyos import cli
-from gdb_tinyos.cli import ConsoleBridge, KernelChoice, choose_kernel, gdb_command
+from gdb_tinyos.launcher import cli, kernel
+from gdb_tinyos.launcher.cli import gdb_command
+from gdb_tinyos.launcher.console import ConsoleBridge
+from gdb_tinyos.launcher.kernel import KernelChoice, choose_kernel
 
 
 class FakeConsole:
@@ -35,7 +37,7 @@ def recv_until(sock: socket.socket, needle: bytes, timeout: float = 5.0) -> byte
 
 
 def test_kernel_choice_order(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "SHIPPED_KERNEL", tmp_path / "shipped")
+    monkeypatch.setattr(kernel, "SHIPPED_KERNEL", tmp_path / "shipped")
     env = {"TINYOS_KERNEL": "/env/kernel"}
     assert choose_kernel("/gdb/file", env) == KernelChoice(Path("/gdb/file"), "gdb's loaded file")
     assert choose_kernel(None, env) == KernelChoice(Path("/env/kernel"), "$TINYOS_KERNEL")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gdb_tinyos.cli import CONSOLE_ENV, ConsoleBridge, console_expect, console_socket, console_type
-from gdb_tinyos.errors import ConsoleError
+from gdb_tinyos.launcher.console import CONSOLE_ENV, ConsoleBridge, console_expect, console_socket, console_type
+from gdb_tinyos.core.errors import ConsoleError
 
 from test_cli import FakeConsole
 

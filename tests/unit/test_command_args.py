@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gdb_tinyos.commands.args import (
+from gdb_tinyos.gdb.args import (
     CommandParser,
     HelpShown,
     UsageError,
@@ -13,7 +13,7 @@ from gdb_tinyos.commands.args import (
     options_help,
     unexpected_failure_message,
 )
-from gdb_tinyos.errors import TinyOSError
+from gdb_tinyos.core.errors import TinyOSError
 
 
 def va2pa_parser() -> CommandParser:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gdb_tinyos.coredump import CoreTarget, linear_map_offset, read_sidecar, write_sidecar
-from gdb_tinyos.errors import DebugInfoError, MemoryReadError, RegisterError
+from gdb_tinyos.aarch64.coredump import CoreTarget, linear_map_offset, read_sidecar, write_sidecar
+from gdb_tinyos.core.errors import DebugInfoError, MemoryReadError, RegisterError
 
 ET_CORE, ET_EXEC, EM_AARCH64, EM_X86_64 = 4, 2, 183, 62
 PT_LOAD, PT_NOTE = 1, 4

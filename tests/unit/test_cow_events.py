@@ -3,7 +3,7 @@ kernel/src/debug.rs (kind, a, b) — no kernel needed."""
 
 from __future__ import annotations
 
-from gdb_tinyos.cow_events import EventLog
+from gdb_tinyos.tinyos.events import EventLog
 
 
 def test_copy_takes_the_old_frame_recorded_at_the_fault_handlers_entry():

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from gdb_tinyos.cow import Sharer, decode_manager, locate_manager, read_manager
+from gdb_tinyos.tinyos.cow import Sharer, decode_manager, locate_manager, read_manager
 from gdb_tinyos.debuginfo import DebugInfo
-from gdb_tinyos.errors import CorruptStructure, TinyOSError
+from gdb_tinyos.core.errors import CorruptStructure, TinyOSError
 
 from test_debuginfo_fixture import ElfImage, fixture_elf  # noqa: F401  (pytest fixture)
 

@@ -1,4 +1,4 @@
-"""cow-status / cow-stats models (gdb_tinyos.cow_report) on synthetic states.
+"""cow-status / cow-stats models (gdb_tinyos.tinyos.reports) on synthetic states.
 
 Live PTEs come from a stub lookup built from the same hand-written address spaces as the
 check tests; the expected figures are the kernel's formulas applied by hand."""
@@ -10,13 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from gdb_tinyos.check import MappingIndex
-from gdb_tinyos.cow import CowManagerState, Sharer
-from gdb_tinyos.cow_report import (
+from gdb_tinyos.tinyos.check import MappingIndex
+from gdb_tinyos.tinyos.cow import CowManagerState, Sharer
+from gdb_tinyos.tinyos.reports import (
     LivePte, build_stats, build_status, memory_efficiency_percent, pte_lookup, stats_text, status_text,
 )
-from gdb_tinyos.address import Address
-from gdb_tinyos.render import to_plain
+from gdb_tinyos.core.address import Address
+from gdb_tinyos.core.render import to_plain
 
 from cow_models import HEAP_PA, HEAP_VA, MANAGER_SIZE, RAM, Forked, attrs, page_range
 

@@ -9,8 +9,8 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from gdb_tinyos.debuginfo import DebugInfo, check_build_id, parse_build_id_notes
-from gdb_tinyos.errors import BuildIdMismatch, DebugInfoError, MemoryReadError
-from gdb_tinyos.target import FakeTarget
+from gdb_tinyos.core.errors import BuildIdMismatch, DebugInfoError, MemoryReadError
+from gdb_tinyos.core.target import FakeTarget
 from test_debuginfo_fixture import ElfImage, build_fixture, fixture_elf, fixture_info  # noqa: F401
 
 

@@ -12,7 +12,7 @@ from gdb_tinyos.debuginfo import (
     ArrayType, BaseType, DecodeError, EnumValue, Member, RawValue, RustEnumType, StructType, StructValue,
     TypedefType, Variant, decode, plain,
 )
-from gdb_tinyos.errors import CorruptStructure
+from gdb_tinyos.core.errors import CorruptStructure
 from test_debuginfo_fixture import ElfImage, build_fixture, fixture_elf, fixture_info, layout_facts  # noqa: F401
 
 # Expected values, transcribed by hand from memory/cow.rs (sample_pages, sample_statistics).

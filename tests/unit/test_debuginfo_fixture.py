@@ -13,7 +13,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from gdb_tinyos.debuginfo import DebugInfo
-from gdb_tinyos.target import FakeTarget
+from gdb_tinyos.core.target import FakeTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_CRATE = ROOT / "tests" / "fixtures" / "rust_layouts"

@@ -8,7 +8,7 @@ import re
 import warnings
 
 from gdb_tinyos.debuginfo import DebugInfo
-from gdb_tinyos.errors import LayoutError
+from gdb_tinyos.core.errors import LayoutError
 
 LINE = re.compile(
     r"^layout (?P<type>[^ .]+)(?:\.(?P<field>\S+) offset=(?P<offset>\d+) size=(?P<fsize>\d+)"

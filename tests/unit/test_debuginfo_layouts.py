@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gdb_tinyos.debuginfo import ArrayType, BaseType, EnumType, RustEnumType, StructType
-from gdb_tinyos.errors import LayoutError
+from gdb_tinyos.core.errors import LayoutError
 from test_debuginfo_fixture import fixture_elf, fixture_info, layout_facts  # noqa: F401  (pytest fixtures)
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gdb_tinyos.debuginfo import Symbol, SymbolTable, demangle, split_path
 from gdb_tinyos.debuginfo.symbols import is_suffix
-from gdb_tinyos.errors import SymbolError
+from gdb_tinyos.core.errors import SymbolError
 from test_debuginfo_fixture import fixture_elf, fixture_info, nm_address, nm_symbols  # noqa: F401
 
 

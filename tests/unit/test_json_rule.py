@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from gdb_tinyos.address import Address
-from gdb_tinyos.cow import locate_manager, read_manager
+from gdb_tinyos.core.address import Address
+from gdb_tinyos.tinyos.cow import locate_manager, read_manager
 from gdb_tinyos.debuginfo import DebugInfo
-from gdb_tinyos.render import to_json, to_mi, to_plain
+from gdb_tinyos.core.render import to_json, to_mi, to_plain
 
 from test_debuginfo_fixture import ElfImage, fixture_elf  # noqa: F401  (pytest fixture)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gdb_tinyos.render import Address, cell, hexs, key_values, table, to_json, to_mi, to_plain
+from gdb_tinyos.core.render import Address, cell, hexs, key_values, table, to_json, to_mi, to_plain
 
 
 class Kind(enum.Enum):

@@ -1,0 +1,199 @@
+"""The command framework: a gdb command is a parser, a ``run`` returning a model, a text face.
+
+Writing a command::
+
+    class Va2Pa(TinyOSCommand):
+        \"\"\"Translate a virtual address through the page tables, level by level.
+
+        Usage: va2pa VA [--pid N] [--json]
+        Example: va2pa 0xffff000040080000\"\"\"
+
+        name = "va2pa"
+
+        def add_arguments(self, parser):
+            parser.add_argument("va", type=address)
+
+        def run(self, s: Session, args) -> Walk:          # a dataclass model
+            return s.kernel_view().walk(args.va)
+
+        def format_text(self, model: Walk) -> str:
+            return model.describe()
+
+``--json`` is added to every parser and prints :func:`render.to_json` of the same model.
+Typed errors (``TinyOSError``) and gdb errors become one ``gdb.GdbError`` line at
+:meth:`TinyOSCommand.invoke`; anything else is a bug and becomes one line telling how to get
+the traceback. A command whose name starts with ``cow-`` is also reachable as
+``cow <rest>`` under the ``cow`` prefix (``help cow`` lists the family).
+
+MI: :class:`TinyOSMICommand` wraps a TinyOSCommand as ``-<name>`` returning
+:func:`render.to_mi` of the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import gdb
+
+from ..core import render
+from ..core.errors import TinyOSError
+from .args import CommandParser, HelpShown, address, one_line, options_help, unexpected_failure_message
+from .session import Session, session
+
+
+@contextmanager
+def command_boundary(command: str) -> Iterator[None]:
+    """Where failures become ``gdb.GdbError``: one line, no traceback, gdb still usable."""
+    try:
+        yield
+    except HelpShown:
+        return
+    except TinyOSError as exc:
+        raise gdb.GdbError(one_line(str(exc))) from None
+    except gdb.GdbError as exc:
+        raise gdb.GdbError(one_line(str(exc))) from None
+    except gdb.error as exc:
+        raise gdb.GdbError(one_line(f"{command}: {exc}")) from None
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place a crash becomes a message
+        if _print_stack_full():
+            raise
+        raise gdb.GdbError(unexpected_failure_message(command, exc)) from None
+
+
+def _print_stack_full() -> bool:
+    try:
+        return gdb.parameter("python print-stack") == "full"
+    except gdb.error:
+        return False
+
+
+def gdb_address(text: str) -> int:
+    """argparse type: a number, else any gdb expression (``$sp``, ``&COW_MANAGER``, ``$pc+4``)."""
+    try:
+        return address(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        return int(gdb.parse_and_eval(text)) & ((1 << 64) - 1)
+    except gdb.error as exc:
+        raise argparse.ArgumentTypeError(f"not an address or expression: {text!r} ({exc})") from None
+
+
+class TinyOSCommand(gdb.Command):
+    """Base of every gdb_tinyos CLI command (subclasses set ``name`` and a docstring)."""
+
+    name: ClassVar[str]
+    command_class: ClassVar[int] = gdb.COMMAND_USER
+    # Offered by gdb's completer for the first word (e.g. gdb.COMPLETE_EXPRESSION).
+    completer_class: ClassVar[int] = gdb.COMPLETE_NONE
+
+    def __init__(self, gdb_name: str | None = None) -> None:
+        self.parser = self.build_parser()
+        type(self).__doc__ = self.help_text()
+        super().__init__(gdb_name or self.name, self.command_class, self.completer_class)
+
+    # -- what a subclass writes ------------------------------------------------------
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the command's arguments (``--json`` is already there)."""
+
+    def run(self, s: Session, args: argparse.Namespace) -> Any:
+        """Compute the model (a dataclass or plain data); no printing here."""
+        raise NotImplementedError
+
+    def format_text(self, model: Any) -> str:
+        """The text face of the model; the default is the JSON face."""
+        return render.to_json(self.plain(model))
+
+    def plain(self, model: Any) -> Any:
+        """The model as plain data, for --json and MI (override to reshape the model first)."""
+        return render.to_plain(model)
+
+    # -- machinery -------------------------------------------------------------------
+
+    @classmethod
+    def docstring(cls) -> str:
+        """The class's own docstring (kept: ``__doc__`` is replaced by the full help)."""
+        if "_tinyos_doc" not in cls.__dict__:
+            cls._tinyos_doc = inspect.getdoc(cls) or cls.name
+        return cls._tinyos_doc
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls.docstring().splitlines()[0]
+
+    def build_parser(self) -> CommandParser:
+        first, _, rest = self.docstring().partition("\n")
+        parser = CommandParser(prog=self.name, description=first, epilog=rest.strip() or None, add_help=True)
+        self.add_arguments(parser)
+        return parser
+
+    def help_text(self) -> str:
+        """gdb's help: the docstring (summary line, usage example) then usage and options."""
+        return self.docstring() + "\n\n" + options_help(self.parser)
+
+    def parse(self, argument: str) -> argparse.Namespace:
+        return self.parser.parse(gdb.string_to_argv(argument))
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        with command_boundary(self.name):
+            args = self.parse(argument)
+            model = self.run(session(), args)
+            text = render.to_json(self.plain(model)) if getattr(args, "json", False) else self.format_text(model)
+            if text:
+                gdb.write(text + ("" if text.endswith("\n") else "\n"))
+
+
+class TinyOSFunction(gdb.Function):
+    """Base of convenience functions (``$name(args)``): integer arguments in, a value out.
+
+    Subclasses set ``name`` and write ``compute(session, *ints)``; typed errors become one
+    gdb error line, as in commands."""
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        type(self).__doc__ = inspect.getdoc(type(self))
+        super().__init__(self.name)
+
+    def compute(self, s: Session, *args: int) -> Any:
+        raise NotImplementedError
+
+    def invoke(self, *args: gdb.Value) -> Any:
+        with command_boundary("$" + self.name):
+            return self.compute(session(), *(int(a) & ((1 << 64) - 1) for a in args))
+
+
+class CowPrefix(gdb.Command):
+    """Copy-on-write commands of TinyOS: decode the COW manager, check it, drive it.
+
+    Each `cow NAME` is also available as `cow-NAME`. Every command takes --json.
+    Example:
+      (gdb) cow status --pid 2
+      (gdb) cow-check"""
+
+    def __init__(self) -> None:
+        super().__init__("cow", gdb.COMMAND_USER, gdb.COMPLETE_COMMAND, prefix=True)
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        gdb.execute("help cow", from_tty=from_tty)
+
+
+class TinyOSMICommand(gdb.MICommand):
+    """``-<name>``: the MI face of a TinyOSCommand (same parser, same model, MI result)."""
+
+    def __init__(self, command: TinyOSCommand) -> None:
+        self.command = command
+        super().__init__("-" + command.name)
+
+    def invoke(self, argv: list[str]) -> dict[str, Any]:
+        with command_boundary("-" + self.command.name):
+            args = self.command.parser.parse(argv)
+            return {"result": render.to_mi(self.command.plain(self.command.run(session(), args)))}
+        return {}  # --help was asked: nothing to return

@@ -1,0 +1,75 @@
+"""``cow-check``: the COW invariants of :mod:`gdb_tinyos.tinyos.check` on the live kernel.
+
+The status, for scripts: with violations the CLI command prints them (text or
+``--json``), then fails with the gdb error ``cow-check: N violations``, so a gdb script
+stops there and ``gdb.execute("cow-check")`` raises ``gdb.error``; clean, it prints ``cow-check: OK (N pages, M mappings checked)``.
+MI ``-cow-check`` answers ``^done`` with the structured report (``ok``, ``summary``,
+``violations``...) so an IDE gets the evidence; ``$cow_violations()`` gives the count in
+expressions.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import gdb
+
+from ...core import render
+from ...tinyos.check import CheckReport, MappingIndex, check_cow
+from ..base import TinyOSCommand
+from ..registry import command
+from ..session import Session
+from ..target import require_stopped
+
+
+def run_check(s: Session) -> CheckReport:
+    """Decode everything once and check it: every live process's user half is walked
+    once and indexed by frame."""
+    require_stopped()
+    view = s.kernel_view()
+    cow = view.cow()
+    table = view.processes()
+    frames = view.frames()
+    index = MappingIndex.build({p.pid: view.address_space(p) for p in table.live()})
+    return check_cow(cow, table, index, frames=frames, manager_size=view.manager_size)
+
+
+@command
+class CowCheckCommand(TinyOSCommand):
+    """Check the COW invariants across the manager, every live page table and the frame allocator.
+
+    Usage: cow-check [--json]
+    Checks: each tracked frame's ref_count = live user PTEs mapping it = recorded sharers;
+    every recorded (va, pid) is a live process whose VA maps the frame, and every PTE
+    mapping it is recorded; no COW frame is mapped writable; statistics agree with the
+    pages (cow_pages_count/active_pages = occupied slots, memory_saved_bytes =
+    sum (ref_count - 1) x 4096, peak >= current, metadata = size of CowManager); no tracked
+    frame is free and every user-mapped frame's allocator count >= its mappings.
+    Clean: prints `cow-check: OK (N pages, M mappings checked)`.
+    Violations: prints each with its evidence, then FAILS with `cow-check: N violations`
+    (a gdb error: a script stops there; `--json` prints the report before failing the
+    same way). MI `-cow-check` returns the report with ok="true"/"false" instead;
+    `$cow_violations()` is the count, for expressions and breakpoint conditions.
+    Example:
+      (gdb) cow-check
+      (gdb) python ok = gdb.execute("cow-check", to_string=True)   # raises gdb.error on violations"""
+
+    name = "cow-check"
+
+    def run(self, s: Session, args: argparse.Namespace) -> CheckReport:
+        self._last = run_check(s)
+        return self._last
+
+    def plain(self, model: CheckReport) -> Any:
+        return {"ok": model.ok, "summary": model.summary(), **render.to_plain(model)}
+
+    def format_text(self, model: CheckReport) -> str:
+        return model.describe()
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        # The report is printed first (base invoke), then the status becomes gdb's.
+        self._last: CheckReport | None = None
+        super().invoke(argument, from_tty)
+        if self._last is not None and not self._last.ok:
+            raise gdb.GdbError(self._last.summary())

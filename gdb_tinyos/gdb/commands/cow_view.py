@@ -1,0 +1,72 @@
+"""``cow-status`` and ``cow-stats``: the shell's ``~1``/``~2`` decoded from memory.
+
+Both only read memory (never run target code), so they work at any stop, including in
+the middle of a COW fault; the figures equal the shell's at the same stop. The models and
+their text faces live in :mod:`gdb_tinyos.tinyos.reports`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ...tinyos.reports import DEFAULT_LIMIT, CowStats, CowStatus, build_stats, build_status, pte_lookup, stats_text, status_text
+from ..base import TinyOSCommand, gdb_address
+from ..registry import command
+from ..session import Session
+from ..target import require_stopped
+
+@command
+class CowStatusCommand(TinyOSCommand):
+    """Show the COW manager: the shell's `~1` figures and every tracked page with its live PTEs.
+
+    Usage: cow-status [--pid N] [--pa PA] [--limit N] [--json]
+    For each tracked frame: slot, physical address, refs, COW flag, original permissions,
+    and for each recorded sharer its VA, pid and the permissions its PTE has NOW in that
+    process's own page tables. `flags` marks contradictions: a COW page mapped writable,
+    a VA that maps another frame or nothing, a pid that is not live, refs that differ
+    from the recorded sharers. Only the first --limit pages (default 64, as `~1`; 0 = all)
+    are walked; the rest are summarised. Reads memory only: safe at any stop.
+    Example:
+      (gdb) cow-status --pid 2
+      (gdb) cow-status --pa 0x4000c000 --json"""
+
+    name = "cow-status"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--pid", type=int, help="only pages shared by this process")
+        parser.add_argument("--pa", type=gdb_address, help="only the page holding this physical address")
+        parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
+                            help=f"pages to show and walk (default {DEFAULT_LIMIT}; 0 = all)")
+
+    def run(self, s: Session, args: argparse.Namespace) -> CowStatus:
+        require_stopped()
+        view = s.kernel_view()
+        cow = view.cow()
+        return build_status(cow, pte_lookup(view, view.processes()), pid=args.pid, pa=args.pa, limit=args.limit)
+
+    def format_text(self, model: CowStatus) -> str:
+        return status_text(model)
+
+
+@command
+class CowStatsCommand(TinyOSCommand):
+    """Show the COW statistics: every figure of the shell's `~2`, then cross-checks.
+
+    Usage: cow-stats [--json]
+    Memory Efficiency is computed as the kernel does: memory_saved_bytes x 100 /
+    (sum of ref_count x 4096), whole percent, 0 when nothing is tracked. The cross-checks
+    recompute figures from the pages (occupied slots, sum of (ref_count - 1) x 4096) and
+    metadata_memory_bytes from the CowManager's DWARF size. Reads memory only.
+    Example:
+      (gdb) cow-stats
+      (gdb) cow-stats --json"""
+
+    name = "cow-stats"
+
+    def run(self, s: Session, args: argparse.Namespace) -> CowStats:
+        require_stopped()
+        view = s.kernel_view()
+        return build_stats(view.cow(), view.manager_size)
+
+    def format_text(self, model: CowStats) -> str:
+        return stats_text(model)

@@ -1,0 +1,78 @@
+"""``tinyos-dump FILE``: a QEMU guest-memory core plus the system registers it lacks.
+
+QEMU's aarch64 core notes hold only x0-x30, sp, pc and pstate, so the registers a page-table
+walk needs are read live at the same stop and written to ``FILE.sysregs.json``
+(:mod:`gdb_tinyos.aarch64.coredump` reads both).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import gdb
+
+from ...core import registers
+from ...core import render
+from ...aarch64.coredump import SIDECAR_SUFFIX, write_sidecar
+from ...core.errors import RegisterError, TargetStateError
+from ...core.render import Address
+from ..base import TinyOSCommand
+from ..registry import command
+from ..session import Session
+from ..target import require_stopped
+
+
+@dataclass
+class DumpResult:
+    core: str
+    sidecar: str
+    registers: dict[str, Address]
+    missing: list[str]
+
+
+@command
+class TinyOSDump(TinyOSCommand):
+    """Save guest RAM as an ELF core (QEMU dump-guest-memory) plus the system registers beside it.
+
+    Usage: tinyos-dump FILE [--force] [--json]
+    Example:
+      (gdb) tinyos-dump /tmp/fault.core
+      core:    /tmp/fault.core
+      sidecar: /tmp/fault.core.sysregs.json (TTBR0_EL1, TTBR1_EL1, TCR_EL1, ...)
+    Read it offline with gdb_tinyos.aarch64.coredump.CoreTarget("/tmp/fault.core", kernel_elf=...)."""
+
+    name = "tinyos-dump"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("file", type=Path, help="where QEMU writes the core (a path on QEMU's host)")
+        parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    def run(self, s: Session, args: argparse.Namespace) -> DumpResult:
+        require_stopped()
+        core = args.file.expanduser().resolve()
+        if core.exists() and not args.force:
+            raise TargetStateError(f"{core} exists: pass --force to overwrite it")
+        if core.exists():
+            core.unlink()
+        values, missing = {}, []
+        for name in registers.SYSTEM_REGISTERS:
+            try:
+                values[name] = s.target.read_register(name)
+            except RegisterError:
+                missing.append(name)
+        reply = gdb.execute(f"monitor dump-guest-memory {core}", to_string=True)
+        if not core.is_file():
+            raise TargetStateError(f"QEMU did not write {core}: {reply.strip() or 'no reply'}")
+        sidecar = core.with_name(core.name + SIDECAR_SUFFIX)
+        kernel = s.kernel.path
+        write_sidecar(sidecar, values, kernel_elf=str(kernel) if kernel else "")
+        return DumpResult(str(core), str(sidecar), {k: Address(v) for k, v in values.items()}, missing)
+
+    def format_text(self, r: DumpResult) -> str:
+        saved = ", ".join(r.registers) or "none"
+        lines = [("core", r.core), ("sidecar", f"{r.sidecar} ({saved})")]
+        if r.missing:
+            lines.append(("not saved", ", ".join(r.missing) + " (unknown to this target)"))
+        return render.key_values(lines)

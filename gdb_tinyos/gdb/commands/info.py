@@ -1,0 +1,161 @@
+"""``tinyos-info``: what the plugin works with -- kernel ELF, target state, memory access, MMU.
+
+Every line degrades to a sentence instead of failing: the command is what a user runs when
+something else does not work.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import gdb
+
+from ... import __version__
+from ...core import render
+from ...aarch64 import SCTLR
+from ...core.errors import BuildIdMismatch, TinyOSError
+from ...core.render import Address
+from ...core.target import Target
+from ..base import TinyOSCommand
+from ..registry import command
+from ..session import Session
+from ..target import require_stopped
+
+@dataclass
+class MmuState:
+    exception_level: int | None
+    mmu: str
+    sctlr: Address | None
+    tcr: Address | None
+    ttbr0: Address | None
+    ttbr1: Address | None
+
+
+@dataclass
+class PluginInfo:
+    version: str
+    kernel_elf: str | None
+    kernel_source: str
+    build_id: str
+    target: str
+    physical_memory: str
+    cpu: MmuState | None
+
+
+@command
+class TinyOSInfo(TinyOSCommand):
+    """Show the plugin's state: kernel ELF in use, build-id match, target, physical-memory access, MMU.
+
+    Usage: tinyos-info [--json]
+    Example:
+      (gdb) tinyos-info
+      version:         0.1.0
+      kernel ELF:      /work/main/kernel/target/.../release/tinyos (gdb's loaded file)
+      physical memory: QEMU physical mode (Qqemu.PhyMemMode)
+      ..."""
+
+    name = "tinyos-info"
+
+    def run(self, s: Session, args: argparse.Namespace) -> PluginInfo:
+        kernel = s.kernel
+        target, physical, cpu = _target_state(s)
+        return PluginInfo(
+            version=__version__,
+            kernel_elf=str(kernel.path) if kernel.path else None,
+            kernel_source=kernel.source,
+            build_id=_build_id_state(s, connected=cpu is not None),
+            target=target,
+            physical_memory=physical,
+            cpu=cpu,
+        )
+
+    def format_text(self, info: PluginInfo) -> str:
+        rows = [
+            ("version", info.version),
+            ("kernel ELF", f"{info.kernel_elf or 'none'} ({info.kernel_source})"),
+            ("build-id", info.build_id),
+            ("target", info.target),
+            ("physical memory", info.physical_memory),
+        ]
+        if info.cpu is not None:
+            cpu = info.cpu
+            rows += [
+                ("exception level", f"EL{cpu.exception_level}" if cpu.exception_level is not None else "unknown"),
+                ("MMU", cpu.mmu),
+                ("SCTLR_EL1", cpu.sctlr),
+                ("TCR_EL1", cpu.tcr),
+                ("TTBR0_EL1", cpu.ttbr0),
+                ("TTBR1_EL1", cpu.ttbr1),
+            ]
+        return render.key_values(rows)
+
+
+def _target_state(s: Session) -> tuple[str, str, MmuState | None]:
+    try:
+        require_stopped()
+    except TinyOSError as exc:
+        return str(exc), "unavailable (no target)", None
+    connection = gdb.selected_inferior().connection
+    where = f"{connection.type} {connection.details or ''}".strip()
+    fallback = s.gdb_target.physical_fallback
+    physical = "QEMU physical mode (Qqemu.PhyMemMode)" if fallback is None else f"fallback: {fallback}"
+    return f"stopped, {where}", physical, _mmu_state(s)
+
+
+def _mmu_state(s: Session) -> MmuState:
+    def reg(name: str) -> Address | None:
+        try:
+            return Address(s.target.read_register(name))
+        except TinyOSError:
+            return None
+
+    cpsr, sctlr = reg("cpsr"), reg("SCTLR_EL1")
+    mmu = "unknown (SCTLR_EL1 unreadable)" if sctlr is None else ("on" if SCTLR.decode(sctlr).mmu else "off")
+    return MmuState(
+        exception_level=(cpsr >> 2) & 3 if cpsr is not None else None,
+        mmu=mmu,
+        sctlr=sctlr,
+        tcr=reg("TCR_EL1"),
+        ttbr0=reg("TTBR0_EL1"),
+        ttbr1=reg("TTBR1_EL1"),
+    )
+
+
+class _LinearView(Target):
+    """Kernel virtual addresses read at PA = VA - offset: the image before the MMU is on."""
+
+    def __init__(self, inner: Target, offset: int) -> None:
+        super().__init__()
+        self.inner, self.offset = inner, offset
+
+    def read_physical(self, pa: int, size: int) -> bytes:
+        return self.inner.read_physical(pa, size)
+
+    def read_virtual(self, va: int, size: int) -> bytes:
+        return self.inner.read_physical(va - self.offset if va >= self.offset else va, size)
+
+    def read_register(self, name: str) -> int:
+        return self.inner.read_register(name)
+
+
+def _build_id_state(s: Session, connected: bool) -> str:
+    """The ELF's build-id and whether the running kernel carries the same one."""
+    try:
+        from ...debuginfo import check_build_id  # noqa: PLC0415 - optional layer
+
+        info = s.debuginfo()
+        expected = info.require_build_id().hex()
+    except ImportError as exc:
+        return f"unknown: the debug-info layer does not load ({exc})"
+    except TinyOSError as exc:
+        return f"unknown: {exc}"
+    if not connected:
+        return f"{expected} (running kernel not checked: not connected)"
+    try:
+        check_build_id(info, s.target if s.gdb_target.mmu_on() else _LinearView(s.target, s.gdb_target.linear_offset))
+    except BuildIdMismatch as exc:
+        return f"MISMATCH: {exc}"
+    except TinyOSError as exc:
+        return f"{expected} (running kernel not checked: {exc})"
+    return f"{expected} (matches the running kernel)"

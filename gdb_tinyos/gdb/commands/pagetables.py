@@ -1,0 +1,207 @@
+"""``va2pa`` and ``pt``: the AArch64 translation layer (:mod:`gdb_tinyos.aarch64`) in gdb.
+
+Both read the translation registers and whole table pages through the session's cached
+target (one physical read per table page, shared by every command at the same stop).
+``--pid N`` / ``--asid N`` walk another process's tables: the process table
+(:class:`~gdb_tinyos.tinyos.kernel.KernelView`) gives its TTBR0, the live registers the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ...core import render
+from ...aarch64 import FILTERS, KERNEL_HALF, USER_HALF, AddressSpace, Translator, Walk, dump_range, make_filter
+from ...aarch64.ranges import human_size
+from ...core.errors import DebugInfoError, LayoutError, SymbolError, TranslationError
+from ...core.target import Target
+from ..base import TinyOSCommand, TinyOSFunction, gdb_address
+from ..registry import command
+from ..session import Session
+from ..target import require_stopped
+
+if TYPE_CHECKING:  # the decoders behind --pid load lazily, as the debug info does (session.py)
+    from ...tinyos.processes import Process
+
+# What stops the process table from being decoded: then `pt` shows the live registers' halves.
+_NO_PROCESS_TABLE = (DebugInfoError, LayoutError, SymbolError)
+
+
+def _translator(target: Target) -> Translator:
+    require_stopped()
+    return Translator(target)
+
+
+def walk_va(target: Target, va: int, root: int | None = None, asid: int | None = None) -> Walk:
+    """Walk ``va`` with the live registers, or through the tables at ``root`` (another space)."""
+    translator = _translator(target)
+    if root is None:
+        return translator.walk(va)
+    va_range = translator.regime.va_range((va >> 55) & 1).with_root(root, asid)
+    return translator.walk_range(va_range, va)
+
+
+def add_process_arguments(parser: argparse.ArgumentParser, what: str) -> argparse._MutuallyExclusiveGroup:
+    """``--pid``/``--asid``/``--root``: whose lower-half tables to use (one of them)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--pid", type=int, help=f"{what} of the live process with this pid")
+    which.add_argument("--root", type=gdb_address, help=f"{what} through the L0 table at this PA")
+    parser.add_argument("--asid", type=int,
+                        help="the live process with this ASID (with --root: the ASID to report)")
+    return which
+
+
+def chosen_process(s: Session, args: argparse.Namespace) -> Process | None:
+    """The process ``--pid``/``--asid`` name (None when neither does); NoSuchProcess if dead."""
+    if args.pid is not None:
+        return s.kernel_view().process(pid=args.pid)
+    if args.asid is not None and args.root is None:
+        return s.kernel_view().process(asid=args.asid)
+    return None
+
+
+@command
+class Va2Pa(TinyOSCommand):
+    """Translate a virtual address through the page tables, showing every level.
+
+    Usage: va2pa VA [--pid N | --asid N | --root PA [--asid N]] [--json]
+    The walk uses the CPU's TCR/SCTLR/MAIR/TTBRs; --pid/--asid walk that process's
+    tables (its TTBR0 from the process table), --root the tables at an L0 table PA.
+    Kernel addresses (upper half) always walk TTBR1.
+    Example:
+      (gdb) va2pa 0x10000000 --pid 2
+      L0 index=0 table=0x40011000 desc=0x0000000040012003 table
+      ...
+      L3 index=0 table=0x40016000 desc=0x006000004001af47 page
+      va 0x10000000 -> pa 0x4001a000 EL1:RW- EL0:RW- PXN UXN normal (Normal WB RA WA) inner nG"""
+
+    name = "va2pa"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("va", type=gdb_address, help="virtual address: a number or a gdb expression ($sp)")
+        add_process_arguments(parser, "walk the tables")
+
+    def run(self, s: Session, args: argparse.Namespace) -> Walk:
+        require_stopped()
+        process = chosen_process(s, args)
+        if process is not None:
+            return s.kernel_view().walk(args.va, process)
+        return walk_va(s.target, args.va, args.root, args.asid)
+
+    def format_text(self, model: Walk) -> str:
+        return model.describe()
+
+
+@dataclass
+class PageTableDump:
+    spaces: list[AddressSpace]
+    process: Process | None = None  # whose lower half is shown, when known
+
+
+@command
+class Pt(TinyOSCommand):
+    """Dump an address space's mappings, merged into ranges with identical attributes.
+
+    Usage: pt [--pid N | --asid N | --user | --root PA [--asid N]] [--kernel] [--filter NAME ...] [--range START END] [--json]
+    Default: the running process's user half (TTBR0); when no process runs, the kernel half.
+    --pid/--asid: that process's user half; --user: the live TTBR0 half; --root: the lower
+    half through the L0 table at PA. --kernel: the kernel half (TTBR1), alone or after the
+    chosen user half.
+    Filters (all must hold): writable readonly executable noexec user kernel device normal wx global nonglobal.
+    Example:
+      (gdb) pt --pid 2
+      (gdb) pt --kernel --filter writable
+      (gdb) pt --user --range 0x400000 0x500000 --json"""
+
+    name = "pt"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        which = add_process_arguments(parser, "dump the lower half")
+        which.add_argument("--user", action="store_true", help="the live TTBR0 (user) half")
+        parser.add_argument("--kernel", action="store_true", help="the TTBR1 (kernel) half")
+        parser.add_argument("--filter", nargs="+", default=[], choices=sorted(FILTERS), metavar="NAME",
+                            help="keep ranges whose attributes match every NAME")
+        parser.add_argument("--range", nargs=2, type=gdb_address, metavar=("START", "END"),
+                            help="only virtual addresses in [START, END)")
+
+    def run(self, s: Session, args: argparse.Namespace) -> PageTableDump:
+        translator = _translator(s.target)
+        start, end = args.range or (None, None)
+        options = dict(va_start=start, va_end=end, where=make_filter(args.filter) if args.filter else None)
+        process = chosen_process(s, args)
+        live_halves: list[int] = []
+        spaces: list[AddressSpace] = []
+        if process is not None:
+            spaces.append(s.kernel_view().address_space(process, USER_HALF, **options))
+        elif args.root is not None:
+            va_range = translator.regime.va_range(USER_HALF).with_root(args.root, args.asid)
+            spaces.append(dump_range(translator, va_range, **options))
+        elif args.user:
+            live_halves.append(USER_HALF)
+        elif not args.kernel:
+            process, live_halves = _default_choice(s)
+            if process is not None:
+                spaces.append(s.kernel_view().address_space(process, USER_HALF, **options))
+        if args.kernel and KERNEL_HALF not in live_halves:
+            live_halves.append(KERNEL_HALF)
+        spaces += [dump_range(translator, translator.regime.va_range(half), **options) for half in live_halves]
+        return PageTableDump(spaces, process)
+
+    def format_text(self, model: PageTableDump) -> str:
+        return "\n\n".join(_space_text(space, model.process if space.name == "TTBR0" else None)
+                           for space in model.spaces)
+
+
+def _default_choice(s: Session) -> tuple[Process | None, list[int]]:
+    """The running process (its user half), else the kernel half; both live halves when
+    the process table cannot be decoded (no debug info)."""
+    try:
+        current = s.kernel_view().processes().current
+    except _NO_PROCESS_TABLE:
+        return None, [USER_HALF, KERNEL_HALF]
+    return (current, []) if current is not None and current.live else (None, [KERNEL_HALF])
+
+
+def _space_text(space: AddressSpace, process: Process | None) -> str:
+    owner = f"pid {process.pid} ({process.name}) " if process is not None else ""
+    head = (
+        f"{owner}{space.name} root {space.root_table:#x} ASID {space.asid}: {space.granule} granule, "
+        f"{space.input_bits}-bit VA, {len(space.ranges)} ranges, {space.leaves} leaves, {len(space.tables)} tables"
+    )
+    rows = [
+        {
+            "va": f"{r.va_start:#018x}-{r.va_end:#018x}",
+            "pa": f"{r.pa_start:#x}-{r.pa_end:#x}",
+            "size": human_size(r.size),
+            "perms": r.attrs.perms.describe(),
+            "flags": " ".join(n for n, on in (("PXN", r.attrs.pxn), ("UXN", r.attrs.uxn), ("nG", r.attrs.ng),
+                                             ("AF=0", not r.attrs.af)) if on),
+            "memory": r.attrs.memory.kind,
+            "leaves": f"{r.leaves} L{'/'.join(str(level) for level in r.levels)}",
+        }
+        for r in space.ranges
+    ]
+    parts = [head]
+    if rows:
+        parts.append(render.table(rows, list(rows[0])))
+    parts += [f"problem: {p.describe()}" for p in space.problems]
+    return "\n".join(parts)
+
+
+@command
+class Va2PaFunction(TinyOSFunction):
+    """$va2pa(VA): the physical address the CPU would access for VA now (error if it faults).
+
+    Example: (gdb) x/2gx $va2pa(0xffff000040080000)  -- with `maint packet Qqemu.PhyMemMode:1`
+             (gdb) p/x $va2pa($sp)"""
+
+    name = "va2pa"
+
+    def compute(self, s: Session, va: int) -> int:
+        walk = walk_va(s.target, va)
+        if walk.pa is None:
+            reason = walk.fault.describe() if walk.fault else "no mapping"
+            raise TranslationError(f"$va2pa: {va:#x} is not mapped: {reason}")
+        return walk.pa

@@ -1,0 +1,276 @@
+"""Calling the kernel's debugger entry points (kernel/src/debug.rs) from gdb, safely.
+
+An inferior call runs kernel code on the stopped CPU: gdb saves every register, points
+the PC at the function, the LR at the ELF entry point (a temporary breakpoint), runs the
+target until the function returns there, and restores the registers. That is only sound
+at a **safe point**, checked before every call (:func:`require_safe_point`):
+
+1. gdb is connected and the target is stopped;
+2. the CPU is at EL1 (EL0 would run kernel code with a user's registers, stack and EL0
+   permissions; EL2/EL3 are boot code) and the MMU is on (SCTLR_EL1.M = 1);
+3. the stop is at one of the kernel's quiet places:
+   - the debugger hook ``tinyos_debug_event`` (the contract emits every event with the
+     kernel's structures consistent and no lock held), or
+   - the shell waiting for a line (the newest frames are the UART read inside
+     ``tinyos::shell::read_line``: between two commands, nothing half done);
+   anywhere else (a breakpoint inside the fault path, after ``finish``, ``stepi``) the
+   kernel may be half way through an update that no lock word shows;
+4. ``COW_MANAGER``, ``PROCESSES`` and ``FRAME_ALLOCATOR`` are unlocked (read from memory:
+   a call would dead-lock on, or see half of, the update that holds one);
+5. no process is on the CPU (``CURRENT`` = none): the entry points that change mappings
+   run the shell's code (and ``tinyos_cow_run_test`` the scheduler), which the kernel
+   allows only from the shell's context (it answers ``STATUS_IN_PROCESS`` otherwise).
+
+The kernel checks 4 and 5 again itself (``STATUS_BUSY``, ``STATUS_IN_PROCESS``); checking
+them here first gives the reason in one sentence without running anything. The running
+kernel must also be the loaded ELF (build-id): calling an address taken from another
+build would jump into the middle of some other function.
+
+The call itself (:func:`call_kernel`) is made in C language mode (GDB 13 must never
+print Rust values, facts.md section 2) through a function-pointer cast of the symbol's
+address, with ``unwindonsignal on`` (a signal during the call restores the registers),
+user breakpoints disabled (a stop inside the call would leave gdb in the called
+function's frame), and a watchdog: after ``timeout`` seconds it interrupts the target,
+gdb unwinds the call and the command says so. Every setting is restored afterwards.
+
+Example (inside gdb)::
+
+    point = require_safe_point(session())
+    status = call_kernel(session(), "tinyos_cow_protect", [0x1000_0000, 2])
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import gdb
+
+from ..aarch64 import SCTLR
+from ..core.errors import BuildIdMismatch, InferiorCallError, SymbolError, TargetStateError
+from .session import Session
+from .target import require_stopped
+
+HOOK = "tinyos_debug_event"
+# The shell's line reader, and what may be inlined into or called by it while it waits.
+SHELL_WAIT = "tinyos::shell::read_line"
+SHELL_WAIT_INNER = ("tinyos::drivers::pl011::", "core::")
+_MAX_INNER_FRAMES = 8
+LOCKS = ("COW_MANAGER", "PROCESSES", "FRAME_ALLOCATOR")
+HOW_TO_GET_SAFE = (
+    "stop at the shell prompt (interrupt while it waits for input) or at the debugger hook "
+    "(`tbreak *tinyos_debug_event` and continue)"
+)
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class SafePoint:
+    """Where the CPU is stopped, shown by the commands: ``place`` is ``hook`` or ``shell``."""
+
+    place: str
+    pc: int
+    function: str
+
+    def describe(self) -> str:
+        return ("the debugger hook tinyos_debug_event" if self.place == "hook"
+                else "the shell prompt (waiting for input)") + f" (pc {self.pc:#x})"
+
+
+def require_safe_point(s: Session) -> SafePoint:
+    """The safe point the CPU is stopped at, or TargetStateError saying why it is not one."""
+    require_stopped()
+    _require_el1_mmu_on(s)
+    pc = s.target.read_register("pc")
+    place, function = _stop_place(s, pc)
+    if place is None:
+        raise TargetStateError(
+            f"not at a safe point for a kernel call: the CPU is stopped in {function or f'{pc:#x}'}, "
+            f"possibly in the middle of an update; {HOW_TO_GET_SAFE}")
+    _require_build_id(s)
+    _require_unlocked(s)
+    _require_shell_context(s)
+    return SafePoint(place, pc, function)
+
+
+def _require_el1_mmu_on(s: Session) -> None:
+    el = (s.target.read_register("cpsr") >> 2) & 3
+    if el == 0:
+        raise TargetStateError(
+            "the CPU is stopped at EL0 (a process's user code): a kernel call would run with the "
+            f"user's stack and EL0 permissions; {HOW_TO_GET_SAFE}")
+    if el != 1:
+        raise TargetStateError(
+            f"the CPU is at EL{el} (boot code, before the kernel dropped to EL1): continue to the shell prompt first")
+    if not SCTLR.decode(s.target.read_register("SCTLR_EL1")).mmu:
+        raise TargetStateError(
+            "the MMU is off (SCTLR_EL1.M = 0): the kernel is still booting; continue to the shell prompt first")
+
+
+def _stop_place(s: Session, pc: int) -> tuple[str | None, str]:
+    """("hook" | "shell" | None, the function the CPU is in)."""
+    hook = s.debuginfo().symbol(HOOK)
+    if hook.address <= pc < hook.address + max(hook.size, 4):
+        return "hook", HOOK
+    newest = ""
+    try:
+        frame = gdb.newest_frame()
+        newest = frame.name() or ""
+        for _ in range(_MAX_INNER_FRAMES):
+            name = frame.name() or ""
+            if name == SHELL_WAIT:
+                return "shell", newest
+            if not name.startswith(SHELL_WAIT_INNER):
+                return None, newest
+            frame = frame.older()
+            if frame is None:
+                break
+    except gdb.error:
+        pass
+    return None, newest
+
+
+def _require_build_id(s: Session) -> None:
+    from ..debuginfo import check_build_id  # noqa: PLC0415 - the debug-info layer loads lazily
+
+    try:
+        check_build_id(s.debuginfo(), s.target)
+    except BuildIdMismatch as exc:
+        raise BuildIdMismatch(f"refusing to call kernel code: {exc}") from None
+
+
+def _require_unlocked(s: Session) -> None:
+    view = s.kernel_view()
+    held = [name for name, lock in zip(LOCKS, (view.cow().lock_held, view.processes().lock_held,
+                                               view.frames().lock_held)) if lock]
+    if held:
+        raise TargetStateError(
+            f"{' and '.join(held)} {'is' if len(held) == 1 else 'are'} locked: the kernel was stopped inside "
+            f"an update, a call would dead-lock or see half of it; continue to the next `tinyos_debug_event` "
+            "or the shell prompt")
+
+
+def _require_shell_context(s: Session) -> None:
+    current = s.kernel_view().processes().current
+    if current is not None:
+        raise TargetStateError(
+            f"process {current.pid} ({current.name}) is on the CPU: the kernel changes mappings from the "
+            "shell's context only; stop at the shell prompt, or at a `tinyos_debug_event` the shell emits "
+            "(a command starting or done)")
+
+
+# -- the call -------------------------------------------------------------------------------
+
+def call_kernel(s: Session, function: str, args: Sequence[int], timeout: float = DEFAULT_TIMEOUT) -> int:
+    """Call ``extern "C" fn function(u64...) -> i64`` with ``args``; its return value.
+
+    The caller has checked :func:`require_safe_point`. InferiorCallError when the call
+    does not return (timeout, signal, a stop inside it): gdb is usable afterwards and the
+    registers are those from before the call."""
+    try:
+        symbol = s.debuginfo().symbol(function)
+    except SymbolError:
+        raise SymbolError(
+            f"the kernel ELF has no {function} (an older kernel without the debugger entry points, "
+            "or a stripped ELF): rebuild it with scripts/build-kernel") from None
+    if gdb.parameter("may-call-functions") is False:
+        raise InferiorCallError(f"cannot call {function}: `set may-call-functions on` first")
+    params = ", ".join(["unsigned long"] * len(args)) or "void"
+    expression = f"((long (*)({params})) {symbol.address:#x})({', '.join(f'{a & (2**64 - 1):#x}' for a in args)})"
+    with _c_language(), _unwind_on_signal(), _user_breakpoints_paused(), _watchdog(timeout) as fired:
+        try:
+            value = gdb.parse_and_eval(expression)
+            return int(value)
+        except gdb.error as exc:
+            raise InferiorCallError(_failure(function, str(exc), fired(), timeout)) from None
+        finally:
+            s.target.invalidate()
+
+
+def _failure(function: str, message: str, timed_out: bool, timeout: float) -> str:
+    if timed_out:
+        return (f"{function} did not return within {timeout:g} s (the kernel may be stuck or have panicked: "
+                "see its console); gdb interrupted it and restored the registers from before the call, "
+                "but memory it changed stays changed")
+    if "signaled while in a function called from GDB" in message:
+        return (f"{function} was interrupted by a signal; gdb restored the registers from before the call "
+                "(memory it changed stays changed)")
+    if "stopped while in a function called from GDB" in message:
+        return (f"{function} stopped at a breakpoint inside the call; gdb is now in that frame: "
+                "`return` pops it, or continue to let the call finish")
+    first = message.strip().splitlines()[0] if message.strip() else "no message"
+    return f"calling {function} failed: {first}"
+
+
+@contextmanager
+def _c_language() -> Iterator[None]:
+    """C language mode for the call expression; the user's language setting restored after."""
+    previous = gdb.parameter("language") or "auto"
+    gdb.execute("set language c", to_string=True)
+    try:
+        yield
+    finally:
+        gdb.execute(f"set language {previous}", to_string=True)
+
+
+@contextmanager
+def _unwind_on_signal() -> Iterator[None]:
+    previous = gdb.parameter("unwindonsignal")
+    gdb.execute("set unwindonsignal on", to_string=True)
+    try:
+        yield
+    finally:
+        gdb.execute(f"set unwindonsignal {'on' if previous else 'off'}", to_string=True)
+
+
+# Breakpoints the call must not stop at but that stay active (cow-trace's, whose stop()
+# never stops the target during a call) register here.
+_KEEP_ENABLED: set[int] = set()
+_CALL_DEPTH = [0]
+
+
+def call_in_progress() -> bool:
+    """True while call_kernel runs (breakpoint stop() methods must then return False)."""
+    return _CALL_DEPTH[0] > 0
+
+
+def keep_enabled(breakpoint_number: int, keep: bool = True) -> None:
+    (_KEEP_ENABLED.add if keep else _KEEP_ENABLED.discard)(breakpoint_number)
+
+
+@contextmanager
+def _user_breakpoints_paused() -> Iterator[None]:
+    paused = [b for b in gdb.breakpoints() if b.is_valid() and b.enabled and b.number not in _KEEP_ENABLED]
+    for b in paused:
+        b.enabled = False
+    _CALL_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        _CALL_DEPTH[0] -= 1
+        for b in paused:
+            if b.is_valid():
+                b.enabled = True
+
+
+@contextmanager
+def _watchdog(timeout: float) -> Iterator[Callable[[], bool]]:
+    """Interrupt the target if the call is still running after ``timeout`` seconds; yields
+    a function telling whether it fired. gdb then unwinds the call (unwindonsignal)."""
+    state = {"armed": True, "fired": False}
+
+    def interrupt() -> None:
+        if state["armed"]:
+            state["fired"] = True
+            gdb.execute("interrupt", to_string=True)
+
+    timer = threading.Timer(timeout, lambda: gdb.post_event(interrupt))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield lambda: state["fired"]
+    finally:
+        state["armed"] = False
+        timer.cancel()

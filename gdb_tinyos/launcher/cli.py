@@ -1,0 +1,157 @@
+"""``tinyos-gdb``: boot a kernel in QEMU, halted, and open gdb-multiarch on it with the plugin.
+
+    tinyos-gdb                          # the shipped kernel, EL1, interactive gdb
+    tinyos-gdb --kernel my.elf --el 2   # any kernel ELF, booted at EL2
+    tinyos-gdb --batch                  # the scripted walkthrough (gdb_tinyos/walkthrough.gdb), exit status of gdb
+    tinyos-gdb --console                # in ANOTHER terminal: the serial console of the running session
+
+The serial console: gdb owns the terminal, so QEMU's console is served on a unix socket
+(``/tmp/tinyos-gdb-<uid>/<pid>.sock``) and logged next to it (``<pid>.log``, ``tail -f``
+works). ``tinyos-gdb --console`` attaches to the newest session's socket with the terminal in
+raw mode (Ctrl-] detaches); everything printed since boot is replayed on attach. gdb gets
+the socket's path in ``$TINYOS_CONSOLE``, so a script can type into the console too:
+``python from gdb_tinyos.launcher.console import console_type; console_type("run forkwrite")`` types the
+line as soon as the shell prompts (the walkthrough does this before each ``continue``), and
+``console_expect(text)`` fails unless the console has shown ``text``.
+
+QEMU is started by the harness's :class:`~gdb_tinyos.testing.QemuMachine` (gdbstub on
+127.0.0.1, a free port unless ``--port``) and always ended when gdb exits. gdb runs in its
+own process group in the terminal's foreground, so Ctrl-C interrupts the guest through gdb
+and never kills QEMU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .console import CONSOLE_ENV, ConsoleBridge, attach_console, say, session_dir
+from .errors import LaunchError
+from .kernel import PACKAGE_DIR, KernelChoice, choose_kernel
+from .qemu import QemuMachine
+
+LOADER = PACKAGE_DIR / "gdbinit.py"
+
+
+WALKTHROUGH = PACKAGE_DIR / "walkthrough.gdb"
+
+
+GDB = "gdb-multiarch"
+
+
+def gdb_command(
+    kernel: Path, port: int, batch: bool, scripts: Sequence[Path], extra: Sequence[str], gdb: str = GDB
+) -> list[str]:
+    """The gdb-multiarch command line: symbols, plugin, connection, then the user's scripts."""
+    argv = [gdb, "-q"] + (["-nx"] if batch else [])
+    argv += ["-ex", "set pagination off", "-ex", "set confirm off"] if batch else []
+    argv += ["-ex", f"file {kernel}", "-ex", f"source {LOADER}", "-ex", f"target remote 127.0.0.1:{port}"]
+    if batch:
+        argv.append("-batch")
+    for script in scripts:
+        argv += ["-x", str(script)]
+    return argv + list(extra)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tinyos-gdb",
+        description="Boot a TinyOS kernel in QEMU (halted) and debug it with gdb-multiarch and the gdb_tinyos plugin.",
+        epilog="Arguments after -- go to gdb. The serial console: run `tinyos-gdb --console` in another terminal.",
+    )
+    parser.add_argument("--kernel", type=Path, help="kernel ELF (default: $TINYOS_KERNEL, else the shipped release build)")
+    parser.add_argument("--el", type=int, choices=(1, 2, 3), default=1, help="exception level at reset (default 1)")
+    parser.add_argument("--port", type=int, help="gdbstub port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--batch", action="store_true", help="run the scripted walkthrough non-interactively and exit")
+    parser.add_argument("--timeout", type=float, default=120.0, help="--batch only: give up after this many seconds")
+    parser.add_argument("-x", dest="scripts", type=Path, action="append", default=[], help="extra gdb script to run")
+    parser.add_argument("--console", nargs="?", const="", metavar="SOCKET",
+                        help="attach this terminal to a running session's serial console (default: the newest)")
+    parser.add_argument("gdb_args", nargs="*", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.console is not None:
+        return attach_console(Path(args.console) if args.console else None)
+    choice = KernelChoice(args.kernel, "--kernel") if args.kernel else choose_kernel(None, os.environ)
+    if choice.path is None or not choice.path.is_file():
+        print(f"tinyos-gdb: no kernel ELF ({choice.source}: {choice.path}); build it with scripts/build-kernel "
+              "or pass --kernel", file=sys.stderr)
+        return 2
+    return debug(choice.path.resolve(), args)
+
+
+def debug(kernel: Path, args: argparse.Namespace) -> int:
+
+    options = {"port_picker": (lambda: args.port), "port_attempts": 1} if args.port else {}
+    try:
+        with QemuMachine(kernel=kernel, el=args.el, gdb=True, **options) as machine:
+            sock = session_dir() / f"{os.getpid()}.sock"
+            log = sock.with_suffix(".log")
+            with ConsoleBridge(machine.console, sock, log):
+                say(f"QEMU pid {machine.pid}, EL{args.el}, gdbstub 127.0.0.1:{machine.gdb_port}, kernel {kernel}")
+                if not args.batch:
+                    say(f"serial console: `tinyos-gdb --console` in another terminal (log: {log})")
+                scripts = ([WALKTHROUGH] if args.batch else []) + args.scripts
+                argv = gdb_command(kernel, machine.gdb_port, args.batch, scripts, args.gdb_args)
+                env = {**os.environ, CONSOLE_ENV: str(sock)}
+                status = run_gdb(argv, timeout=args.timeout if args.batch else None, env=env)
+                if args.batch:
+                    say("serial console output:\n" + machine.console.transcript.replace("\r\n", "\n").rstrip())
+                return status
+    except LaunchError as exc:
+        say(str(exc))
+        return 1
+
+
+
+
+def run_gdb(argv: Sequence[str], timeout: float | None, env: Mapping[str, str] | None = None) -> int:
+    """Run gdb as the terminal's foreground job; our own process ignores Ctrl-C meanwhile."""
+    tty = _terminal_fd()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(argv, process_group=0 if tty is not None else None, env=env)
+        if tty is not None:
+            _give_terminal(tty, proc.pid)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            say(f"gdb did not finish within {timeout:g} s; ending it")
+            proc.kill()
+            proc.wait()
+            return 124
+        finally:
+            if tty is not None:
+                _give_terminal(tty, os.getpgrp())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _terminal_fd() -> int | None:
+    try:
+        return sys.stdin.fileno() if os.isatty(sys.stdin.fileno()) else None
+    except (ValueError, OSError):
+        return None
+
+
+def _give_terminal(fd: int, pgid: int) -> None:
+    # A background group calling tcsetpgrp gets SIGTTOU unless it ignores it.
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, pgid)
+    except OSError:
+        pass  # not our terminal (e.g. stdin redirected): nothing to hand over
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

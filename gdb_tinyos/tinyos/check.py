@@ -1,0 +1,259 @@
+"""Invariants that cross-reference the COW manager, the page tables and the frame allocator.
+
+Pure logic over decoded models (no gdb, no target): the command layer decodes the
+manager, the process table, every live process's user address space and the frame
+allocator once, and :func:`check_cow` compares them. What must hold (issue 3's rules,
+which the kernel keeps whenever ``COW_MANAGER`` is unlocked):
+
+- a tracked frame's ``ref_count`` equals the number of live user PTEs that map it, across
+  all live processes, and the number of recorded (va, pid) sharers;
+- the recorded sharers are exactly those PTEs: each recorded pid is live, each recorded
+  va maps the frame in that pid, each PTE mapping the frame is recorded;
+- every mapping of a COW frame is read-only (a writable one lets a write bypass the copy;
+  with ``ref_count > 1`` it leaks into the other sharers);
+- the statistics agree with the pages: ``cow_pages_count`` and ``active_pages`` = occupied
+  slots, ``memory_saved_bytes`` = Σ (ref_count − 1) × 4096, ``peak_cow_pages`` ≥ current,
+  ``metadata_memory_bytes`` = the manager's size (when known);
+- no tracked frame is free in the frame allocator, and every user-mapped frame's
+  allocator count is at least its number of mappings (else a free could hand out a frame
+  still mapped).
+
+Example::
+
+    index = MappingIndex.build({p.pid: view.address_space(p) for p in table.live()})
+    report = check_cow(view.cow(), table, index, frames=view.frames())
+    report.ok, [v.describe() for v in report.violations]
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ..core.address import PAGE_SIZE, Address, page_base
+from ..aarch64 import AddressSpace
+from .cow import CowManagerState, CowPage
+from .frames import FrameAllocatorState
+from .processes import ProcessTable
+
+
+@dataclass(frozen=True)
+class PteRef:
+    """One live user mapping of a 4 KiB frame: page ``va`` of process ``pid``."""
+
+    pid: int
+    va: Address
+    pa: Address
+    writable: bool
+    perms: str = ""  # the effective permissions, as Permissions.describe() words them
+
+    def describe(self) -> str:
+        return f"pid {self.pid} va {self.va} ({'writable' if self.writable else 'read-only'})"
+
+
+@dataclass
+class MappingIndex:
+    """Every live user PTE, by frame and by (pid, page VA). Built once per check."""
+
+    by_frame: dict[int, list[PteRef]] = field(default_factory=lambda: defaultdict(list))
+    by_page: dict[tuple[int, int], PteRef] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, spaces: Mapping[int, AddressSpace]) -> MappingIndex:
+        """Expand each process's merged ranges into 4 KiB pages (blocks too: a 2 MiB user
+        block maps 512 frames). ``spaces`` maps pid -> that process's user half."""
+        index = cls()
+        for pid, space in spaces.items():
+            for r in space.ranges:
+                writable, perms = r.attrs.perms.writable, r.attrs.perms.describe()
+                for offset in range(0, r.size, PAGE_SIZE):
+                    index.add(PteRef(pid, Address(r.va_start + offset), Address(r.pa_start + offset), writable, perms))
+            index.problems += [f"pid {pid}: {p.describe()}" for p in space.problems]
+        return index
+
+    def add(self, ref: PteRef) -> None:
+        self.by_frame[page_base(ref.pa)].append(ref)
+        self.by_page[(ref.pid, page_base(ref.va))] = ref
+
+    def at(self, pa: int) -> list[PteRef]:
+        return self.by_frame.get(page_base(pa), [])
+
+    def lookup(self, pid: int, va: int) -> PteRef | None:
+        return self.by_page.get((pid, page_base(va)))
+
+    @property
+    def mappings(self) -> int:
+        return len(self.by_page)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken invariant: ``kind`` (a stable short name), one sentence, the evidence."""
+
+    kind: str
+    pa: Address | None
+    message: str
+    evidence: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        where = f" frame {self.pa}" if self.pa is not None else ""
+        lines = [f"[{self.kind}]{where}: {self.message}"]
+        lines += [f"    {e}" for e in self.evidence]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    pages: int
+    mappings: int  # live user PTEs examined
+    processes: int
+    violations: tuple[Violation, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"cow-check: OK ({self.pages} pages, {self.mappings} mappings checked)"
+        return f"cow-check: {len(self.violations)} violation{'s' if len(self.violations) != 1 else ''}"
+
+    def describe(self) -> str:
+        lines = [f"warning: {w}" for w in self.warnings]
+        lines += [v.describe() for v in self.violations]
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+
+def check_cow(
+    cow: CowManagerState,
+    processes: ProcessTable,
+    index: MappingIndex,
+    frames: FrameAllocatorState | None = None,
+    manager_size: int | None = None,
+) -> CheckReport:
+    """Every invariant of the module docstring; the report lists all violations found."""
+    warnings = list(_lock_warnings(cow, processes, frames)) + index.problems
+    if not cow.initialised:
+        return CheckReport(0, index.mappings, len(processes.live()), (),
+                           tuple(warnings + [f"{cow.symbol} is not initialised: no pages to check"]))
+    live = {p.pid for p in processes.live()}
+    violations: list[Violation] = []
+    for page in cow.pages:
+        violations += _page_violations(page, index.at(page.physical_addr), live, index)
+    violations += _duplicate_frames(cow.pages)
+    violations += _statistics_violations(cow, manager_size)
+    if frames is not None:
+        violations += _frame_violations(cow, index, frames)
+    return CheckReport(len(cow.pages), index.mappings, len(live), tuple(violations), tuple(warnings))
+
+
+def _lock_warnings(cow: CowManagerState, processes: ProcessTable, frames: FrameAllocatorState | None):
+    held = [(cow.symbol, cow.lock_held), ("the process table", processes.lock_held)]
+    if frames is not None:
+        held.append(("the frame allocator", frames.lock_held))
+    for what, lock in held:
+        if lock:
+            yield f"{what}'s lock is held: the state may be mid-update, violations may be transient"
+
+
+def _page_violations(page: CowPage, ptes: list[PteRef], live: set[int], index: MappingIndex) -> Iterable[Violation]:
+    pa = Address(page.physical_addr)
+    recorded = [f"recorded: va {Address(s.va)} pid {s.pid}" for s in page.sharers]
+    found = [f"PTE: {r.describe()}" for r in ptes]
+    if page.ref_count != len(page.sharers):
+        yield Violation("ref-count-metadata", pa,
+                        f"ref_count is {page.ref_count} but {len(page.sharers)} sharers are recorded", tuple(recorded))
+    if page.ref_count != len(ptes):
+        yield Violation("ref-count", pa,
+                        f"ref_count is {page.ref_count} but {len(ptes)} live user PTEs map the frame",
+                        tuple(found) or ("no live user PTE maps it",))
+    if not page.is_cow:
+        yield Violation("not-cow", pa, f"slot {page.slot} tracks the frame with is_cow false")
+    for sharer, times in Counter(page.sharers).items():
+        if times > 1:
+            yield Violation("duplicate-sharer", pa, f"va {Address(sharer.va)} pid {sharer.pid} is recorded {times} times")
+    for sharer in page.sharers:
+        yield from _sharer_violations(pa, sharer.va, sharer.pid, live, index)
+    recorded_pairs = {(s.pid, page_base(s.va)) for s in page.sharers}
+    for ref in ptes:
+        if (ref.pid, page_base(ref.va)) not in recorded_pairs:
+            yield Violation("unrecorded-mapping", pa, f"{ref.describe()} maps the frame but is not a recorded sharer",
+                            tuple(recorded))
+        if ref.writable and page.is_cow:
+            shared = page.ref_count > 1 or len(ptes) > 1
+            kind, consequence = (("writable-shared", "a write there reaches the other sharers without a copy")
+                                 if shared else
+                                 ("writable-cow", "the manager expects a write fault that will never come"))
+            yield Violation(kind, pa, f"{ref.describe()} maps a COW frame writable: {consequence}",
+                            (f"ref_count {page.ref_count}",) + tuple(found))
+
+
+def _sharer_violations(pa: Address, va: int, pid: int, live: set[int], index: MappingIndex) -> Iterable[Violation]:
+    where = f"va {Address(va)} pid {pid}"
+    if pid not in live:
+        yield Violation("dead-sharer", pa, f"recorded sharer {where}: pid {pid} is not a live process")
+        return
+    ref = index.lookup(pid, va)
+    if ref is None:
+        yield Violation("stale-sharer", pa, f"recorded sharer {where}: the VA is not mapped in pid {pid}")
+    elif page_base(ref.pa) != pa:
+        yield Violation("stale-sharer", pa, f"recorded sharer {where}: the VA maps frame {Address(page_base(ref.pa))} instead",
+                        (f"PTE: {ref.describe()} -> {Address(ref.pa)}",))
+
+
+def _duplicate_frames(pages: Iterable[CowPage]) -> Iterable[Violation]:
+    slots: dict[int, list[int]] = defaultdict(list)
+    for page in pages:
+        slots[page.physical_addr].append(page.slot)
+    for pa, used in slots.items():
+        if len(used) > 1:
+            yield Violation("duplicate-frame", Address(pa), f"tracked by {len(used)} slots: {', '.join(map(str, used))}")
+
+
+def _statistics_violations(cow: CowManagerState, manager_size: int | None) -> Iterable[Violation]:
+    stats = cow.statistics
+    if stats is None:
+        return
+    occupied = len(cow.pages)
+    expected = [
+        ("statistics.cow_pages_count", stats.cow_pages_count, occupied, "occupied slots"),
+        ("active_pages", cow.active_pages, occupied, "occupied slots"),
+        ("statistics.memory_saved_bytes", stats.memory_saved_bytes, cow.saved_bytes, "Σ(ref_count − 1) × 4096 over the pages"),
+    ]
+    if manager_size is not None:
+        expected.append(("statistics.metadata_memory_bytes", stats.metadata_memory_bytes, manager_size,
+                         "the size of CowManager"))
+    for name, stored, recomputed, what in expected:
+        if stored != recomputed:
+            yield Violation("statistics", None, f"{name} is {stored}, expected {recomputed} ({what})")
+    if stats.peak_cow_pages < stats.cow_pages_count or stats.peak_cow_pages < occupied:
+        yield Violation("statistics", None,
+                        f"statistics.peak_cow_pages is {stats.peak_cow_pages}, below the current "
+                        f"{max(stats.cow_pages_count, occupied)} pages")
+    if stats.pages_duplicated > stats.cow_faults_handled:
+        yield Violation("statistics", None,
+                        f"statistics.pages_duplicated ({stats.pages_duplicated}) exceeds "
+                        f"cow_faults_handled ({stats.cow_faults_handled}): every copy comes from a fault")
+
+
+def _frame_violations(cow: CowManagerState, index: MappingIndex, frames: FrameAllocatorState) -> Iterable[Violation]:
+    for page in cow.pages:
+        if frames.is_free(page.physical_addr):
+            yield Violation("frame-free", Address(page.physical_addr),
+                            "tracked by the COW manager but free in the frame allocator (count 0)")
+    for pa, ptes in sorted(index.by_frame.items()):
+        refs = frames.refs(pa)
+        if refs is None:
+            yield Violation("frame-outside-ram", Address(pa), f"mapped by {len(ptes)} user PTEs but outside RAM",
+                            tuple(r.describe() for r in ptes))
+        elif frames.is_reserved(pa):
+            yield Violation("frame-reserved", Address(pa), "a user PTE maps a frame of the kernel image",
+                            tuple(r.describe() for r in ptes))
+        elif refs < len(ptes):
+            yield Violation("frame-refs", Address(pa),
+                            f"the frame allocator counts {refs} reference(s) but {len(ptes)} user PTEs map it",
+                            tuple(r.describe() for r in ptes))

@@ -1,0 +1,348 @@
+"""What ``cow-status`` and ``cow-stats`` show: the shell's ``~1``/``~2`` figures, per-page
+rows with each sharer's live PTE, and cross-checks of the statistics — as models.
+
+Pure logic (no gdb): :func:`build_status` and :func:`build_stats` take a decoded
+:class:`~gdb_tinyos.tinyos.cow.CowManagerState`; the live PTEs come from a ``lookup(pid, va)``
+callable (:func:`pte_lookup` builds one over a :class:`~gdb_tinyos.tinyos.kernel.KernelView`),
+so tests feed synthetic states and lookups.
+
+The figures are the kernel's own (kernel/src/shell/commands/system.rs): ``~1`` prints the
+statistics' cow_pages_count, cow_faults_handled, pages_duplicated, memory_saved_bytes and
+peak_cow_pages; ``~2`` adds metadata_memory_bytes and ``Memory Efficiency`` =
+memory_saved_bytes × 100 / (Σ ref_count × 4096), integer division, 0 when nothing is
+tracked (``CowManager::memory_efficiency_percent``).
+
+Example::
+
+    status = build_status(view.cow(), pte_lookup(view, view.processes()), pid=2, limit=64)
+    status.figures.memory_saved_bytes, [p.pa for p in status.pages]
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..core import render
+from ..aarch64 import Walk
+from ..core.address import PAGE_SIZE, Address, page_base
+from .check import MappingIndex, PteRef
+from .cow import CowManagerState, CowPage
+from ..core.errors import TinyOSError
+from .kernel import KernelView
+from .processes import ProcessTable
+
+# Lines of pages the shell's `~1` prints before summarising: the same default here.
+DEFAULT_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class LivePte:
+    """What a VA maps now in one process's tables (``problem`` when it maps nothing)."""
+
+    pa: Address | None = None
+    perms: str = ""
+    writable: bool = False
+    problem: str | None = None
+
+
+PteLookup = Callable[[int, int], LivePte]
+
+
+@dataclass(frozen=True)
+class SharerView:
+    va: Address
+    pid: int
+    pte: str  # the live permissions, or why there are none
+    maps: Address | None  # the frame the VA maps now
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PageView:
+    slot: int
+    pa: Address
+    refs: int
+    cow: bool
+    original_permissions: str
+    sharers: tuple[SharerView, ...]
+    flags: tuple[str, ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags) or any(s.flags for s in self.sharers)
+
+
+@dataclass(frozen=True)
+class StatusFigures:
+    """The figures of the shell's ``~1`` header, named as it prints them."""
+
+    cow_pages: int
+    cow_faults: int
+    pages_duplicated: int
+    memory_saved_bytes: int
+    peak_cow_pages: int
+
+
+@dataclass(frozen=True)
+class CowStatus:
+    symbol: str
+    address: Address
+    initialised: bool
+    lock_held: bool | None
+    capacity: int
+    active_pages: int
+    figures: StatusFigures | None
+    pages: tuple[PageView, ...] = ()  # the rows shown
+    matched: int = 0  # pages the filters select
+    omitted: int = 0  # selected but beyond the limit (not walked)
+    omitted_refs: int = 0
+    filters: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def flagged(self) -> int:
+        return sum(p.flagged for p in self.pages)
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """A stored figure next to the same figure recomputed from the pages."""
+
+    name: str
+    stored: int
+    derived: int
+    how: str
+
+    @property
+    def ok(self) -> bool:
+        return self.stored == self.derived
+
+
+@dataclass(frozen=True)
+class CowStats:
+    """The figures of the shell's ``~2`` (same names, same arithmetic) plus cross-checks."""
+
+    symbol: str
+    initialised: bool
+    lock_held: bool | None
+    total_cow_pages: int = 0
+    total_cow_faults: int = 0
+    pages_duplicated: int = 0
+    memory_saved_bytes: int = 0
+    metadata_memory_bytes: int = 0
+    peak_cow_pages: int = 0
+    memory_efficiency_percent: int = 0
+    tracked_pages: int = 0  # occupied slots
+    total_mappings: int = 0  # Σ ref_count
+    capacity: int = 0
+    checks: tuple[CrossCheck, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+# -- building ---------------------------------------------------------------------------
+
+def build_status(cow: CowManagerState, lookup: PteLookup, pid: int | None = None, pa: int | None = None,
+                 limit: int = DEFAULT_LIMIT) -> CowStatus:
+    """The status model; only the first ``limit`` selected pages (0 = all) are walked."""
+    filters = {k: str(v) for k, v in (("pid", pid), ("pa", Address(pa) if pa is not None else None)) if v is not None}
+    base = dict(symbol=cow.symbol, address=Address(cow.address), initialised=cow.initialised,
+                lock_held=cow.lock_held, capacity=cow.capacity, active_pages=cow.active_pages,
+                filters=filters, warnings=tuple(_warnings(cow)))
+    if not cow.initialised or cow.statistics is None:
+        return CowStatus(figures=None, **base)
+    s = cow.statistics
+    figures = StatusFigures(s.cow_pages_count, s.cow_faults_handled, s.pages_duplicated,
+                            s.memory_saved_bytes, s.peak_cow_pages)
+    selected = [p for p in cow.pages if _selected(p, pid, pa)]
+    shown = selected if limit <= 0 else selected[:limit]
+    rest = selected[len(shown):]
+    return CowStatus(figures=figures, pages=tuple(_page_view(p, lookup) for p in shown), matched=len(selected),
+                     omitted=len(rest), omitted_refs=sum(p.ref_count for p in rest), **base)
+
+
+def build_stats(cow: CowManagerState, manager_size: int | None = None) -> CowStats:
+    """The ``~2`` figures and their cross-checks against the pages (and the manager's
+    DWARF size for ``metadata_memory_bytes``, when given)."""
+    warnings = tuple(_warnings(cow))
+    if not cow.initialised or cow.statistics is None:
+        return CowStats(cow.symbol, False, cow.lock_held, capacity=cow.capacity, warnings=warnings)
+    s = cow.statistics
+    mappings = sum(p.ref_count for p in cow.pages)
+    checks = [
+        CrossCheck("cow_pages_count", s.cow_pages_count, len(cow.pages), "occupied slots"),
+        CrossCheck("active_pages", cow.active_pages, len(cow.pages), "occupied slots"),
+        CrossCheck("memory_saved_bytes", s.memory_saved_bytes, cow.saved_bytes, "Σ(ref_count − 1) × 4096"),
+        CrossCheck("peak_cow_pages", s.peak_cow_pages, max(s.peak_cow_pages, len(cow.pages)), "≥ occupied slots"),
+    ]
+    if manager_size is not None:
+        checks.append(CrossCheck("metadata_memory_bytes", s.metadata_memory_bytes, manager_size,
+                                 "size of CowManager (DWARF)"))
+    return CowStats(
+        symbol=cow.symbol, initialised=True, lock_held=cow.lock_held,
+        total_cow_pages=s.cow_pages_count, total_cow_faults=s.cow_faults_handled,
+        pages_duplicated=s.pages_duplicated, memory_saved_bytes=s.memory_saved_bytes,
+        metadata_memory_bytes=s.metadata_memory_bytes, peak_cow_pages=s.peak_cow_pages,
+        memory_efficiency_percent=memory_efficiency_percent(s.memory_saved_bytes, mappings),
+        tracked_pages=len(cow.pages), total_mappings=mappings, capacity=cow.capacity,
+        checks=tuple(checks), warnings=warnings,
+    )
+
+
+def memory_efficiency_percent(memory_saved_bytes: int, total_mappings: int) -> int:
+    """The kernel's formula: saved bytes over mapped bytes, in whole percent (u64 division)."""
+    mapped = total_mappings * PAGE_SIZE
+    return 0 if mapped == 0 else memory_saved_bytes * 100 // mapped
+
+
+def pte_lookup(view: KernelView, table: ProcessTable, walk_budget: int = 2 * DEFAULT_LIMIT) -> PteLookup:
+    """``lookup(pid, va)`` reading ``va`` in process ``pid``'s own tables (its TTBR0 and
+    ASID, whatever process runs now). The first ``walk_budget`` look-ups of a process walk
+    one VA each; after that its whole user half is dumped once and indexed, so showing
+    thousands of pages costs one dump per process instead of a walk per page."""
+    indexes: dict[int, MappingIndex] = {}
+    walks: Counter[int] = Counter()
+
+    def lookup(pid: int, va: int) -> LivePte:
+        process = table.by_pid(pid)
+        if process is None or not process.live:
+            state = "no such process" if process is None else process.state.lower()
+            return LivePte(problem=f"pid {pid} is not live ({state})")
+        try:
+            if pid in indexes or walks[pid] >= walk_budget:
+                if pid not in indexes:
+                    indexes[pid] = MappingIndex.build({pid: view.address_space(process)})
+                return _indexed(indexes[pid].lookup(pid, va))
+            walks[pid] += 1
+            return _walked(view.walk(va, process))
+        except TinyOSError as exc:
+            return LivePte(problem=f"walk failed: {exc}")
+
+    return lookup
+
+
+def _walked(walk: Walk) -> LivePte:
+    if walk.mapping is None or walk.fault is not None:
+        reason = f"level {walk.fault.level} {walk.fault.kind.value} fault" if walk.fault else "no mapping"
+        return LivePte(problem=f"not mapped ({reason})")
+    perms = walk.mapping.attrs.perms
+    return LivePte(Address(page_base(walk.mapping.pa)), perms.describe(), perms.writable)
+
+
+def _indexed(ref: PteRef | None) -> LivePte:
+    if ref is None:
+        return LivePte(problem="not mapped (absent from the process's page tables)")
+    return LivePte(Address(page_base(ref.pa)), ref.perms, ref.writable)
+
+
+def _warnings(cow: CowManagerState):
+    if cow.lock_held:
+        yield f"{cow.symbol}'s lock is held: the state may be mid-update"
+
+
+def _selected(page: CowPage, pid: int | None, pa: int | None) -> bool:
+    if pa is not None and page.physical_addr != page_base(pa):
+        return False
+    return pid is None or any(s.pid == pid for s in page.sharers)
+
+
+def _page_view(page: CowPage, lookup: PteLookup) -> PageView:
+    pa = Address(page.physical_addr)
+    flags = []
+    if page.ref_count != len(page.sharers):
+        flags.append(f"refs {page.ref_count} != {len(page.sharers)} recorded sharers")
+    if not page.is_cow:
+        flags.append("tracked but not COW")
+    sharers = tuple(_sharer_view(page, pa, s.va, s.pid, lookup(s.pid, s.va)) for s in page.sharers)
+    return PageView(page.slot, pa, page.ref_count, page.is_cow, page.original_permissions, sharers, tuple(flags))
+
+
+def _sharer_view(page: CowPage, pa: Address, va: int, pid: int, pte: LivePte) -> SharerView:
+    flags = []
+    if pte.problem is not None:
+        flags.append(pte.problem)
+    elif pte.pa != pa:
+        flags.append(f"maps another frame ({pte.pa})")
+    elif pte.writable and page.is_cow:
+        flags.append("COW page mapped writable")
+    return SharerView(Address(va), pid, pte.perms or "-", pte.pa, tuple(flags))
+
+
+# -- text faces ------------------------------------------------------------------------
+
+_COLUMNS = ["slot", "pa", "refs", "cow", "original", "va", "pid", "live PTE", "flags"]
+
+
+def status_text(status: CowStatus) -> str:
+    """The shell's ``~1`` header lines (same labels), then one table row per sharer."""
+    lines = [f"warning: {w}" for w in status.warnings]
+    if status.figures is None:
+        lines.append(f"COW manager not initialised: {status.symbol} holds None (nothing is shared copy-on-write)")
+        return "\n".join(lines)
+    f = status.figures
+    lines += [
+        f"=== COW Status === ({status.symbol} at {status.address}: {status.active_pages} of {status.capacity} slots used)",
+        f"COW Pages: {f.cow_pages}",
+        f"COW Faults: {f.cow_faults}",
+        f"Pages Duplicated: {f.pages_duplicated}",
+        f"Memory Saved: {f.memory_saved_bytes} bytes",
+        f"Peak COW Pages: {f.peak_cow_pages}",
+        "",
+    ]
+    selection = ", ".join(f"{k} {v}" for k, v in status.filters.items())
+    if not status.pages:
+        lines.append(f"no tracked page{' for ' + selection if selection else ''}")
+    else:
+        if selection:
+            lines.append(f"pages for {selection}: {status.matched}")
+        lines.append(render_table(_rows(status.pages), _COLUMNS))
+    if status.omitted:
+        lines.append(f"... {status.omitted} more page(s) ({status.omitted_refs} refs) not shown: "
+                     "`--limit 0` shows all, `cow-check` checks all")
+    if status.flagged:
+        lines.append(f"{status.flagged} page(s) flagged: the live page tables contradict the metadata")
+    return "\n".join(lines)
+
+
+def _rows(pages: tuple[PageView, ...]) -> list[list[str]]:
+    rows = []
+    for page in pages:
+        head = [str(page.slot), str(page.pa), str(page.refs), "yes" if page.cow else "no", page.original_permissions]
+        page_flags = list(page.flags)
+        if not page.sharers:
+            rows.append(head + ["-", "-", "-", "; ".join(page_flags) or "-"])
+        for i, s in enumerate(page.sharers):
+            flags = (page_flags if i == 0 else []) + list(s.flags)
+            rows.append((head if i == 0 else [""] * len(head)) + [str(s.va), str(s.pid), s.pte, "; ".join(flags) or "-"])
+    return rows
+
+
+def render_table(rows: list[list[str]], headers: list[str]) -> str:
+    return render.table([dict(zip(headers, r)) for r in rows], headers)
+
+
+def stats_text(stats: CowStats) -> str:
+    """The shell's ``~2`` lines (same labels and values), then the cross-checks."""
+    lines = [f"warning: {w}" for w in stats.warnings]
+    if not stats.initialised:
+        lines.append(f"COW manager not initialised: {stats.symbol} holds None (nothing is shared copy-on-write)")
+        return "\n".join(lines)
+    lines += [
+        "=== COW Statistics ===",
+        f"Total COW Pages: {stats.total_cow_pages}",
+        f"Total COW Faults: {stats.total_cow_faults}",
+        f"Pages Duplicated: {stats.pages_duplicated}",
+        f"Memory Saved: {stats.memory_saved_bytes} bytes",
+        f"Metadata Memory: {stats.metadata_memory_bytes} bytes",
+        f"Peak COW Pages: {stats.peak_cow_pages}",
+        f"Memory Efficiency: {stats.memory_efficiency_percent}%",
+        "",
+        f"Derived: {stats.tracked_pages} of {stats.capacity} slots occupied, {stats.total_mappings} mappings (Σ refs)",
+        render_table([[c.name, str(c.stored), str(c.derived), c.how, "ok" if c.ok else "MISMATCH"] for c in stats.checks],
+                     ["figure", "stored", "recomputed", "from", "check"]),
+    ]
+    bad = [c.name for c in stats.checks if not c.ok]
+    if bad:
+        lines.append(f"{len(bad)} figure(s) disagree with the pages: {', '.join(bad)} (run `cow-check`)")
+    return "\n".join(lines)
