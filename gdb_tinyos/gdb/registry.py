@@ -34,6 +34,7 @@ def register_all() -> list[str]:
         _REGISTERED["cow"] = CowPrefix()
     failures = _import_command_modules()
     failures += _import_printers()
+    failures += _install_unwinder()
     for cls in _COMMAND_CLASSES:
         _register(cls)
     return failures
@@ -60,6 +61,15 @@ def _import_printers() -> list[str]:
         importlib.import_module(f"{__package__}.printers")
     except ImportError as exc:
         return [f"tinyos: pretty printers are unavailable: {exc}"]
+    return []
+
+
+def _install_unwinder() -> list[str]:
+    """`bt` through the kernel's exception entry (gdb/unwinder.py)."""
+    try:
+        importlib.import_module(f"{__package__}.unwinder").register_unwinder()
+    except ImportError as exc:
+        return [f"tinyos: the trap frame unwinder is unavailable: {exc}"]
     return []
 
 

@@ -1,0 +1,118 @@
+"""`bt` through the trap: from `resolve_locked` into the interrupted code, EL0 and EL1.
+
+`run forkwrite` (kernel/src/process/user_programs.S) stores into its data page after the
+fork: the child's `str x0, [x19]` takes a COW fault from EL0, and later the kernel's own
+copy-out of the parent's `wait` status takes one at EL1 (inside a syscall). Both reach
+`resolve_locked`. The trap frame is found without the plugin: gdb's DWARF unwinding gives
+the stack pointer of the frame that called into Rust (`mov x0, sp; bl tinyos_trap`), and
+QEMU's `xp` reads its 36 words physically; their meaning is the Rust struct's order
+(x0..x30, sp_el0, elr, spsr, esr, far; `#[repr(C)]`, no padding, asserted by the kernel).
+They are checked against the live ESR_EL1/FAR_EL1/ELR_EL1 and the architecture (EC 0x24
+data abort from EL0, 0x25 at EL1; SPSR.M 0 = EL0t, 5 = EL1h), and the frame after the
+entry must show exactly those registers."""
+
+from __future__ import annotations
+
+import re
+
+PC_INDEX, SP_EL0, ELR, SPSR, ESR, FAR = 32, 31, 32, 33, 34, 35
+FRAME_WORDS = 36
+EC_DABT_LOWER, EC_DABT_CURRENT = 0x24, 0x25
+USER_DATA = 0x80_0000  # forkwrite's data page (user_programs.S)
+BT_LINE = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(.*)$")
+
+
+def backtrace(s) -> list[tuple[int, int | None, str]]:
+    out = []
+    for line in s.gdb.cli("bt").splitlines():
+        m = BT_LINE.match(line)
+        if m:
+            out.append((int(m[1]), int(m[2], 16) if m[2] else None, m[3]))
+    return out
+
+
+def saved_frame(s, level: int) -> list[int]:
+    """The 36 words at the stack pointer of frame ``level`` (gdb's CFI unwinding), via `xp`."""
+    s.gdb.cli(f"frame {level}")
+    sp = s.gdb.read_register("sp")
+    words = s.xp(s.gva2gpa(sp), FRAME_WORDS)
+    s.gdb.cli("frame 0")
+    return words
+
+
+def frame_registers(s, level: int) -> dict[str, int]:
+    s.gdb.cli(f"frame {level}")
+    names = [f"x{i}" for i in range(31)] + ["sp", "pc", "cpsr"]
+    regs = {name: s.gdb.read_register(name) for name in names}
+    s.gdb.cli("frame 0")
+    return regs
+
+
+def assert_interrupted_context(regs: dict[str, int], words: list[int], sp: int) -> None:
+    assert [regs[f"x{i}"] for i in range(31)] == words[:31]
+    assert regs["pc"] == words[ELR] and regs["cpsr"] == words[SPSR] & 0xFFFF_FFFF
+    assert regs["sp"] == sp
+
+
+def test_bt_through_the_trap_from_el0_and_el1(tinyos_debug_factory):
+    s = tinyos_debug_factory(timeout=60)
+    s.boot_to_prompt(timeout=60)
+    stop = s.gdb.run_to("*tinyos::process::cow_fault::resolve_locked",
+                        action=lambda: s.console.send_line("run forkwrite"), timeout=60)
+    assert stop.func == "tinyos::process::cow_fault::resolve_locked", stop.payload
+    child = s.gdb.read_register("x1")  # resolve_locked(cow, pid, ...): the faulting process
+
+    # -- EL0: the child's store
+    frames = backtrace(s)
+    entry = next(level for level, _, text in frames if text.startswith("tinyos_trap_entry"))
+    user_level, user_pc, user_text = frames[-1]
+    assert user_level == entry + 1 and user_text.startswith(f"<user pid {child}>"), frames
+    words = saved_frame(s, entry)
+    assert words[ESR] == s.gdb.read_register("ESR_EL1") and words[ESR] >> 26 == EC_DABT_LOWER
+    assert words[FAR] == s.gdb.read_register("FAR_EL1") == USER_DATA
+    assert words[ELR] == s.gdb.read_register("ELR_EL1") == user_pc
+    assert words[SPSR] & 0xF == 0  # EL0t
+    regs = frame_registers(s, user_level)
+    assert_interrupted_context(regs, words, sp=words[SP_EL0])
+    s.gdb.cli(f"frame {user_level}")
+    insn = s.gdb.cli("x/i $pc")
+    assert re.search(r"str\s+x0, \[x19\]", insn), insn
+    assert regs["x19"] == USER_DATA
+    info = s.gdb.cli("info registers pc")
+    assert f"{words[ELR]:#x}" in info
+    s.gdb.cli("frame 0")
+    assert "EL0t" in frames[entry][2] and f"ESR {words[ESR]:#x}" in frames[entry][2]
+
+    # -- EL1: the kernel's copy-out into the parent's (still shared) page, inside `wait`
+    s.gdb.break_insert("*tinyos::process::cow_fault::resolve_locked", temporary=True)
+    s.gdb.continue_and_wait_stop(60)
+    parent = s.gdb.read_register("x1")
+    assert parent != child
+    frames = backtrace(s)
+    entries = [level for level, _, text in frames if text.startswith("tinyos_trap_entry")]
+    assert len(entries) == 2, frames  # the data abort at EL1, inside the svc from EL0
+    kernel_entry, svc_entry = entries
+    words = saved_frame(s, kernel_entry)
+    assert words[ESR] == s.gdb.read_register("ESR_EL1") and words[ESR] >> 26 == EC_DABT_CURRENT
+    assert words[FAR] == s.gdb.read_register("FAR_EL1")
+    assert words[SPSR] & 0xF == 0b0101  # EL1h
+    s.gdb.cli(f"frame {kernel_entry}")
+    frame_at = s.gdb.read_register("sp")
+    s.gdb.cli("frame 0")
+    regs = frame_registers(s, kernel_entry + 1)
+    assert_interrupted_context(regs, words, sp=frame_at + 8 * FRAME_WORDS)
+    assert frames[kernel_entry + 1][1] == words[ELR] == s.gdb.read_register("ELR_EL1")
+    # gdb's own unwinding carries on from the interrupted kernel code up to the syscall's
+    # trap and the parent's user frame.
+    assert any("syscall" in text for _, _, text in frames[kernel_entry + 1:svc_entry]), frames
+    assert frames[-1][0] == svc_entry + 1 and frames[-1][2].startswith(f"<user pid {parent}>"), frames
+    svc_words = saved_frame(s, svc_entry)
+    assert svc_words[ESR] >> 26 == 0x15  # SVC from AArch64
+    assert frames[-1][1] == svc_words[ELR]
+
+
+def test_bt_at_the_first_instruction_is_untouched(tinyos_debug_factory):
+    """MMU off, nothing on the stack: the unwinder claims nothing and says nothing."""
+    s = tinyos_debug_factory(timeout=60)
+    text = s.gdb.cli("bt")
+    assert text.startswith("#0") and "tinyos_trap_entry" not in text and "Python" not in text
