@@ -42,6 +42,14 @@ FILTERS: dict[str, AttributeFilter] = {
     "wx": lambda a: a.perms.writable and a.perms.executable,
     "global": lambda a: not a.ng,
     "nonglobal": lambda a: a.ng,
+    # Per exception level, as gdb-pt-dump users filter: u = EL0 (user), k = EL1 (kernel).
+    "ur": lambda a: a.perms.el0_read,
+    "uw": lambda a: a.perms.el0_write,
+    "ux": lambda a: a.perms.el0_exec,
+    "kr": lambda a: a.perms.el1_read,
+    "kw": lambda a: a.perms.el1_write,
+    "kx": lambda a: a.perms.el1_exec,
+    "ro": lambda a: not a.perms.writable,  # writable at neither level (alias of readonly)
 }
 
 _OA_FIELD = ((1 << 48) - 1) & ~0xFFF  # bits [47:12]: output address in every granule

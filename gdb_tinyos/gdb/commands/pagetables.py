@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 from ...core import render
 from ...aarch64 import FILTERS, KERNEL_HALF, USER_HALF, AddressSpace, Translator, Walk, dump_range, make_filter
 from ...aarch64.ranges import human_size
+from ...aarch64.search import SearchResult, needle_for, search_space
 from ...core.errors import DebugInfoError, LayoutError, SymbolError, TranslationError
 from ...core.target import Target
+from ..args import UsageError
 from ..base import TinyOSCommand, TinyOSFunction, gdb_address
 from ..registry import command
 from ..session import Session
@@ -98,6 +100,7 @@ class Va2Pa(TinyOSCommand):
 class PageTableDump:
     spaces: list[AddressSpace]
     process: Process | None = None  # whose lower half is shown, when known
+    search: SearchResult | None = None  # with --search/--bytes/--u64/--u32: the matches
 
 
 @command
@@ -109,10 +112,16 @@ class Pt(TinyOSCommand):
     --pid/--asid: that process's user half; --user: the live TTBR0 half; --root: the lower
     half through the L0 table at PA. --kernel: the kernel half (TTBR1), alone or after the
     chosen user half.
-    Filters (all must hold): writable readonly executable noexec user kernel device normal wx global nonglobal.
+    Filters (all must hold): writable readonly executable noexec user kernel device normal wx
+    global nonglobal, and per exception level ur uw ux (EL0) kr kw kx (EL1), ro (writable at neither).
+    --search TEXT | --bytes HEX | --u64 V | --u32 V: search the (filtered) ranges' memory
+    instead, physically, one read per range (device ranges are never read); --limit N
+    matches (default 100, 0 = all).
     Example:
       (gdb) pt --pid 2
-      (gdb) pt --kernel --filter writable
+      (gdb) pt --kernel --filter kw kx
+      (gdb) pt --pid 1 --search "child wrote"
+      (gdb) pt --pid 2 --filter uw --u64 0x1111
       (gdb) pt --user --range 0x400000 0x500000 --json"""
 
     name = "pt"
@@ -125,6 +134,12 @@ class Pt(TinyOSCommand):
                             help="keep ranges whose attributes match every NAME")
         parser.add_argument("--range", nargs=2, type=gdb_address, metavar=("START", "END"),
                             help="only virtual addresses in [START, END)")
+        pattern = parser.add_mutually_exclusive_group()
+        pattern.add_argument("--search", metavar="TEXT", help="search the mapped memory for this string (UTF-8)")
+        pattern.add_argument("--bytes", metavar="HEX", help="... for these bytes ('de ad be ef')")
+        pattern.add_argument("--u64", type=gdb_address, metavar="V", help="... for this little-endian 64-bit value")
+        pattern.add_argument("--u32", type=gdb_address, metavar="V", help="... for this little-endian 32-bit value")
+        parser.add_argument("--limit", type=int, default=100, metavar="N", help="at most N matches (0: all)")
 
     def run(self, s: Session, args: argparse.Namespace) -> PageTableDump:
         translator = _translator(s.target)
@@ -147,11 +162,46 @@ class Pt(TinyOSCommand):
         if args.kernel and KERNEL_HALF not in live_halves:
             live_halves.append(KERNEL_HALF)
         spaces += [dump_range(translator, translator.regime.va_range(half), **options) for half in live_halves]
-        return PageTableDump(spaces, process)
+        return PageTableDump(spaces, process, _search(s, spaces, args))
 
     def format_text(self, model: PageTableDump) -> str:
+        if model.search is not None:
+            return _search_text(model)
         return "\n\n".join(_space_text(space, model.process if space.name == "TTBR0" else None)
                            for space in model.spaces)
+
+
+def _search(s: Session, spaces: list[AddressSpace], args: argparse.Namespace) -> SearchResult | None:
+    """The matches of the pattern given (None: no pattern), read physically without caching
+    (a search may read megabytes that no later command needs)."""
+    if all(getattr(args, name) is None for name in ("search", "bytes", "u64", "u32")):
+        return None
+    if args.limit < 0:
+        raise UsageError("pt: --limit must be 0 (all) or more")
+    try:
+        needle = needle_for(args.search, args.bytes, args.u64, args.u32)
+    except ValueError as exc:
+        raise UsageError(f"pt: {exc}") from None
+    result = SearchResult(needle.hex(" "))
+    for space in spaces:
+        search_space(s.gdb_target, space, needle, limit=args.limit, result=result)
+    return result
+
+
+def _search_text(model: PageTableDump) -> str:
+    found = model.search
+    owner = f"pid {model.process.pid} ({model.process.name}) " if model.process is not None else ""
+    names = "+".join(space.name for space in model.spaces)
+    more = f" (stopped at --limit {len(found.hits)})" if found.truncated else ""
+    count = f"{len(found.hits)} match" + ("" if len(found.hits) == 1 else "es")
+    head = (f"{owner}{names}: {count}{more} of {found.needle} in {found.ranges_searched} ranges, "
+            f"{found.bytes_searched} bytes")
+    rows = [{"va": f"{h.va:#018x}", "pa": f"{h.pa:#x}", "perms": h.perms, "bytes": h.preview} for h in found.hits]
+    parts = [head]
+    if rows:
+        parts.append(render.table(rows, list(rows[0])))
+    parts += [f"skipped: {reason}" for reason in found.skipped]
+    return "\n".join(parts)
 
 
 def _default_choice(s: Session) -> tuple[Process | None, list[int]]:
