@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from ..core.address import Address
 from .granule import Granule
@@ -49,6 +50,11 @@ LEAF_LAYOUT = RegisterLayout(
         Field("SW", 55, 4),
     ),
 )
+
+# Every bit a leaf's attributes are decoded from (the layout's fields): two leaves whose
+# raw values agree on these bits have the same attributes, whatever they map. Decoders
+# memoise on ``raw & LEAF_ATTRIBUTE_BITS`` instead of decoding each leaf.
+LEAF_ATTRIBUTE_BITS = sum(((1 << f.width) - 1) << f.lsb for f in LEAF_LAYOUT.fields)
 
 
 class DescriptorKind(Enum):
@@ -146,8 +152,15 @@ def _table(raw: int, level: int, granule: Granule) -> TableDescriptor:
     )
 
 
+@lru_cache(maxsize=4096)
+def leaf_fields(attribute_bits: int) -> dict[str, int]:
+    """LEAF_LAYOUT's fields of ``attribute_bits`` (``raw & LEAF_ATTRIBUTE_BITS``), decoded
+    once per distinct value: a table holds few. The dict is shared: do not modify it."""
+    return LEAF_LAYOUT.decode(attribute_bits)
+
+
 def _leaf(raw: int, level: int, granule: Granule, kind: DescriptorKind) -> LeafDescriptor:
-    f = LEAF_LAYOUT.decode(raw)
+    f = leaf_fields(raw & LEAF_ATTRIBUTE_BITS)
     return LeafDescriptor(
         raw=raw,
         level=level,

@@ -15,18 +15,20 @@ Example::
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
 
 from ..core.address import Address
 from ..core.errors import MemoryReadError
 from ..core.target import Target
-from .descriptors import InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
+from .descriptors import LEAF_ATTRIBUTE_BITS, LEAF_LAYOUT, InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
+from .granule import OA_BITS_MAX
 from .model import Attributes
 from .regime import TranslationRegime, VaRange
-from .walker import Inherited, Translator, effective_attributes
+from .walker import Inherited, Translator
 
 AttributeFilter = Callable[[Attributes], bool]
 
@@ -53,6 +55,8 @@ FILTERS: dict[str, AttributeFilter] = {
 }
 
 _OA_FIELD = ((1 << 48) - 1) & ~0xFFF  # bits [47:12]: output address in every granule
+_CONTIGUOUS_BIT = 1 << LEAF_LAYOUT["Contiguous"].lsb
+_BIT0 = (1).__and__  # 1 for a valid descriptor
 DEFAULT_MAX_TABLES = 16384
 DEFAULT_MAX_LEAVES = 1 << 20
 
@@ -157,6 +161,19 @@ class _Limit(Exception):
     """Internal: stops the traversal when a size limit is reached."""
 
 
+class _Table(NamedTuple):
+    """A table being visited, and what its entries inherit."""
+
+    table: int
+    level: int
+    entries: tuple[int, ...]
+    prefix: int  # the VA bits above this table's span
+    inherited: Inherited
+    ancestors: tuple[int, ...]
+    groups_checked: set[int]  # contiguous-hint groups already checked
+    attributes: dict[int, Attributes]  # by raw & LEAF_ATTRIBUTE_BITS, for this table's inheritance
+
+
 class _At(NamedTuple):
     """Where an entry sits: what a Problem points at (the TTBR itself for the root)."""
 
@@ -187,6 +204,8 @@ class _Dumper:
         self.max_tables, self.max_leaves = max_tables, max_leaves
         self.visits = 0
         self.seen: dict[int, None] = {}  # insertion-ordered set of tables read
+        self._open: list | None = None  # the range being extended: [start, end, pa, attrs, leaves, levels]
+        self._filtered: dict[Attributes, bool] = {}
         r = va_range
         self.space = AddressSpace(r.name, Address(r.root_table), r.asid, r.granule.name, r.input_bits, r.start_level,
                                   Address(lo), Address(hi))
@@ -206,6 +225,7 @@ class _Dumper:
             pass
 
     def finish(self) -> AddressSpace:
+        self._close()
         self.space.tables = [Address(t) for t in self.seen]
         return self.space
 
@@ -216,7 +236,10 @@ class _Dumper:
     def _inside_memory(self, pa: int, size: int) -> bool:
         if self.physical_ranges is None:
             return True
-        return any(start <= pa and pa + size <= end for start, end in self.physical_ranges)
+        for start, end in self.physical_ranges:
+            if start <= pa and pa + size <= end:
+                return True
+        return False
 
     def _read(self, table: int, level: int, at: _At) -> tuple[int, ...] | None:
         """Read the level-``level`` table ``at`` points to (one read, cached), or say why not."""
@@ -252,23 +275,85 @@ class _Dumper:
         # only the tables below them.
         first = (self.lo - prefix) >> shift if self.lo > prefix else 0
         last = min(len(entries) - 1, (self.hi - 1 - prefix) >> shift)
-        groups_checked: set[int] = set()
-        for index in range(first, last + 1):
-            raw = entries[index]
-            if not raw & 1:
-                continue
-            at = _At(level, table, index, prefix | (index << shift), raw)
-            desc = decode_descriptor(raw, level, r.granule)
-            if isinstance(desc, InvalidDescriptor):
-                self._problem(ProblemKind.RESERVED, at, desc.reason)
-            elif isinstance(desc, TableDescriptor):
-                self._table(desc, at, inherited, ancestors)
-            else:
-                group = index - index % r.granule.contiguous_entries(level)
-                if desc.contiguous and group not in groups_checked:
-                    groups_checked.add(group)
-                    self._check_contiguous(entries, group, at, prefix)
-                self._leaf(desc, at, inherited)
+        if last < first:
+            return
+        window = entries[first : last + 1]
+        # Two scans in C instead of a decode per entry: where the valid entries are, and
+        # where each run of leaves ends. In a run every entry is the previous one plus one
+        # block: the same attribute bits (hence one decode), the next output address.
+        valid = list(map(_BIT0, window))
+        ends = list(map((1 << shift).__ne__, map(operator.sub, window[1:], window[:-1])))
+        ends.append(True)
+        leaf_type = 0b11 if level == 3 else 0b01
+        leaves_here = level == 3 or r.granule.allows_block(level)
+        here = _Table(table, level, entries, prefix, inherited, ancestors, set(), {})
+        i = 0
+        while True:
+            try:
+                i = valid.index(1, i)
+            except ValueError:
+                return
+            if leaves_here and window[i] & 0b11 == leaf_type:
+                j = ends.index(True, i)
+                self._run_of_leaves(here, first + i, first + j)
+                i = j + 1
+            else:  # a table descriptor or a reserved encoding
+                self._entry(here, first + i)
+                i += 1
+
+    def _entry(self, here: _Table, index: int) -> None:
+        """Decode the valid entry ``index`` of ``here`` on its own and act on it."""
+        r, level, raw = self.r, here.level, here.entries[index]
+        at = _At(level, here.table, index, here.prefix | (index << r.granule.level_shift(level)), raw)
+        desc = decode_descriptor(raw, level, r.granule)
+        if isinstance(desc, InvalidDescriptor):
+            self._problem(ProblemKind.RESERVED, at, desc.reason)
+        elif isinstance(desc, TableDescriptor):
+            self._table(desc, at, here.inherited, here.ancestors)
+        else:
+            group = index - index % r.granule.contiguous_entries(level)
+            if desc.contiguous and group not in here.groups_checked:
+                here.groups_checked.add(group)
+                self._check_contiguous(here.entries, group, at, here.prefix)
+            self._leaf(desc, at, here.inherited)
+
+    def _run_of_leaves(self, here: _Table, i: int, j: int) -> None:
+        """Entries ``i..j`` of ``here``: leaves whose raw values step by one block.
+
+        Added as one piece when nothing about them needs a word (the common case);
+        otherwise entry by entry, so that each problem names its own entry.
+        """
+        r, level, entries = self.r, here.level, here.entries
+        granule = r.granule
+        shift = granule.level_shift(level)
+        raw, count = entries[i], j - i + 1
+        out = raw & _OA_FIELD & -(1 << shift)
+        if (
+            (entries[j] ^ raw) >> OA_BITS_MAX  # the step carried out of the output address
+            or (out + (count - 1 << shift)) >> r.oa_bits
+            or not self._inside_memory(out, count << shift)
+            or self.space.leaves + count > self.max_leaves
+        ):
+            for index in range(i, j + 1):
+                self._entry(here, index)
+            return
+        if raw & _CONTIGUOUS_BIT:
+            n = granule.contiguous_entries(level)
+            at = _At(level, here.table, i, here.prefix | (i << shift), raw)
+            for group in range(i - i % n, j + 1, n):
+                if group not in here.groups_checked:
+                    here.groups_checked.add(group)
+                    self._check_contiguous(entries, group, at, here.prefix)
+        self.space.leaves += count
+        bits = raw & LEAF_ATTRIBUTE_BITS
+        attrs = here.attributes.get(bits)
+        if attrs is None:
+            attrs = here.attributes[bits] = self.t.attributes(raw, here.inherited)
+        if not self._kept(attrs):
+            return
+        va = here.prefix | (i << shift)
+        start, end = max(va, self.lo), min((here.prefix | (j << shift)) + (1 << shift), self.hi)
+        self._add(start, end, out + (start - va), attrs, count, level)
 
     def _table(self, desc: TableDescriptor, at: _At, inherited: Inherited, ancestors: tuple[int, ...]) -> None:
         r, nxt = self.r, desc.next_table
@@ -294,11 +379,20 @@ class _Dumper:
             self._problem(ProblemKind.LIMIT, at, f"stopped after {self.max_leaves} leaves")
             raise _Limit
         self.space.leaves += 1
-        attrs = effective_attributes(desc, inherited, self.t.regime.mair, self.t.regime.sctlr.wxn)
-        if self.where is not None and not self.where(attrs):
+        attrs = self.t.attributes(desc.raw, inherited)
+        if not self._kept(attrs):
             return
         start, end = max(at.va, self.lo), min(at.va + desc.size, self.hi)
-        self._add(Range(Address(start), Address(end), Address(out + (start - at.va)), attrs, 1, (desc.level,)))
+        self._add(start, end, out + (start - at.va), attrs, 1, desc.level)
+
+    def _kept(self, attrs: Attributes) -> bool:
+        """Whether the filter keeps leaves with ``attrs`` (asked once per distinct value)."""
+        if self.where is None:
+            return True
+        kept = self._filtered.get(attrs)
+        if kept is None:
+            kept = self._filtered[attrs] = bool(self.where(attrs))
+        return kept
 
     def _check_contiguous(self, entries: tuple[int, ...], start: int, at: _At, prefix: int) -> None:
         """Report a misprogrammed Contiguous-bit group (Arm ARM "The Contiguous bit").
@@ -325,15 +419,23 @@ class _Dumper:
             first = _At(level, at.table, start, prefix | (start << granule.level_shift(level)), group[0])
             self._problem(ProblemKind.CONTIGUOUS, first, reason)
 
-    def _add(self, new: Range) -> None:
-        ranges = self.space.ranges
-        if ranges:
-            last = ranges[-1]
-            if last.va_end == new.va_start and last.pa_end == new.pa_start and last.attrs == new.attrs:
-                levels = tuple(sorted(set(last.levels) | set(new.levels)))
-                ranges[-1] = replace(last, va_end=new.va_end, leaves=last.leaves + 1, levels=levels)
-                return
-        ranges.append(new)
+    def _add(self, start: int, end: int, pa: int, attrs: Attributes, leaves: int, level: int) -> None:
+        """Extend the open range with [start, end) -> pa when it continues it, else open a new one.
+        (Equal attributes are one object: Translator.attributes interns them.)"""
+        run = self._open
+        if run is not None and run[1] == start and run[2] + (run[1] - run[0]) == pa and run[3] is attrs:
+            run[1] = end
+            run[4] += leaves
+            run[5].add(level)
+            return
+        self._close()
+        self._open = [start, end, pa, attrs, leaves, {level}]
+
+    def _close(self) -> None:
+        if self._open is not None:
+            start, end, pa, attrs, leaves, levels = self._open
+            self.space.ranges.append(Range(Address(start), Address(end), Address(pa), attrs, leaves, tuple(sorted(levels))))
+            self._open = None
 
 
 def dump_range(

@@ -23,10 +23,17 @@ from dataclasses import dataclass
 from ..core.address import Address
 from ..core.errors import MemoryReadError, TranslationError
 from ..core.target import Target
-from .descriptors import InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
+from .descriptors import (
+    LEAF_ATTRIBUTE_BITS,
+    InvalidDescriptor,
+    LeafDescriptor,
+    TableDescriptor,
+    decode_descriptor,
+    leaf_fields,
+)
 from .model import Attributes, Fault, FaultKind, Mapping, Permissions, Walk, WalkStep
 from .regime import TranslationRegime, VaRange
-from .sysregs import MAIR
+from .sysregs import MAIR, SHAREABILITY
 
 MASK64 = (1 << 64) - 1
 # With the MMU off the output address is the VA; without FEAT_LPA it must fit 48 bits.
@@ -81,17 +88,20 @@ class Inherited:
         )
 
 
-def effective_attributes(leaf: LeafDescriptor, inherited: Inherited, mair: MAIR, wxn: bool) -> Attributes:
-    """Combine a leaf with inherited table restrictions and SCTLR_EL1.WXN.
+def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool) -> Attributes:
+    """The effective attributes of the block/page descriptor ``raw`` (only its
+    LEAF_ATTRIBUTE_BITS matter) below tables that passed on ``inherited``.
 
     AP[2] (read-only) is forced by APTable[1], AP[1] (EL0 access) cleared by APTable[0].
     A region writable at EL0 is never executable at EL1; with WXN any writable region is
     execute-never for the EL that can write it. EL0 may execute memory it cannot read.
     """
-    read_only = bool(leaf.ap & 0b10) or bool(inherited.ap_table & 0b10)
-    el0_access = bool(leaf.ap & 0b01) and not inherited.ap_table & 0b01
-    uxn = leaf.uxn or inherited.uxn
-    pxn = leaf.pxn or inherited.pxn
+    f = leaf_fields(raw & LEAF_ATTRIBUTE_BITS)
+    ap = f["AP"]
+    read_only = bool(ap & 0b10) or bool(inherited.ap_table & 0b10)
+    el0_access = bool(ap & 0b01) and not inherited.ap_table & 0b01
+    uxn = bool(f["UXN"]) or inherited.uxn
+    pxn = bool(f["PXN"]) or inherited.pxn
     el1_write = not read_only
     el0_write = el0_access and not read_only
     perms = Permissions(
@@ -106,13 +116,13 @@ def effective_attributes(leaf: LeafDescriptor, inherited: Inherited, mair: MAIR,
         perms=perms,
         pxn=pxn,
         uxn=uxn,
-        memory=mair[leaf.attr_index],
-        shareability=leaf.shareability,
-        af=leaf.af,
-        ng=leaf.ng,
-        contiguous=leaf.contiguous,
-        dbm=leaf.dbm,
-        ns=leaf.ns or inherited.ns,
+        memory=mair[f["AttrIndx"]],
+        shareability=SHAREABILITY[f["SH"]],
+        af=bool(f["AF"]),
+        ng=bool(f["nG"]),
+        contiguous=bool(f["Contiguous"]),
+        dbm=bool(f["DBM"]),
+        ns=bool(f["NS"]) or inherited.ns,
     )
 
 
@@ -128,6 +138,20 @@ class Translator:
         self.target = target
         self.regime = regime if regime is not None else TranslationRegime.from_target(target)
         self.tables = TableReader(target)
+        # Attributes by (descriptor attribute bits, inheritance): a table's leaves share a
+        # handful, so each distinct one is decoded once per translator (MAIR/WXN fixed).
+        self._attributes: dict[tuple[int, Inherited], Attributes] = {}
+        self._interned: dict[Attributes, Attributes] = {}
+
+    def attributes(self, raw: int, inherited: Inherited) -> Attributes:
+        """:func:`leaf_attributes` of the leaf ``raw`` under this regime, memoised; equal
+        attributes are one object (range merging compares them by identity)."""
+        key = (raw & LEAF_ATTRIBUTE_BITS, inherited)
+        found = self._attributes.get(key)
+        if found is None:
+            decoded = leaf_attributes(key[0], inherited, self.regime.mair, self.regime.sctlr.wxn)
+            found = self._attributes[key] = self._interned.setdefault(decoded, decoded)
+        return found
 
     def walk(self, va: int) -> Walk:
         """Translate ``va`` as the CPU would now (TTBR selection, TBI, EPD, MMU state)."""
@@ -227,7 +251,7 @@ class Translator:
             size=leaf.size,
             level=level,
             kind=leaf.kind,
-            attrs=effective_attributes(leaf, inherited, self.regime.mair, self.regime.sctlr.wxn),
+            attrs=self.attributes(leaf.raw, inherited),
             asid=va_range.asid if leaf.ng else None,
         )
         if not leaf.af and not self.regime.tcr.ha:
