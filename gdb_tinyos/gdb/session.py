@@ -141,11 +141,20 @@ def connect_events() -> None:
     def new_kernel(_event: Any = None) -> None:
         session().forget_kernel()
 
+    def release(_event: Any = None) -> None:
+        # Nothing of a session outlives it: the RAM mapping goes with the connection.
+        session().gdb_target.release_host_ram()
+
     for name in ("stop", "cont", "exited", "memory_changed", "register_changed", "inferior_call", "connection_removed"):
         registry = getattr(events, name, None)
         if registry is not None:
             registry.connect(invalidate)
             _HANDLERS.append((registry, invalidate))
+    for name in ("exited", "connection_removed"):
+        registry = getattr(events, name, None)
+        if registry is not None:
+            registry.connect(release)
+            _HANDLERS.append((registry, release))
     for name in ("new_objfile", "clear_objfiles"):
         registry = getattr(events, name, None)
         if registry is not None:

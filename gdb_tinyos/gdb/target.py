@@ -1,11 +1,14 @@
 """The live target: guest memory and registers through gdb's remote connection to QEMU.
 
 The only :class:`~gdb_tinyos.core.target.Target` that imports ``gdb``. Virtual reads are gdb's
-own (``Inferior.read_memory``, through the CPU's current translation); physical reads switch
-QEMU's gdbstub into physical mode (``Qqemu.PhyMemMode:1``) around the read and ALWAYS back
-(``:0``), also when the read fails. A stub without that mode (another emulator, a JTAG
-probe) falls back to the kernel's linear map (VA = PA + offset) -- or to identity while the
-MMU is off -- and says so once.
+own (``Inferior.read_memory``, through the CPU's current translation). Physical reads take
+the fastest verified path (:mod:`.hostram`): QEMU's RAM file mapped into gdb (memory speed),
+else ``/proc/<qemu pid>/mem``, else the gdbstub switched into physical mode
+(``Qqemu.PhyMemMode:1``) around the read and ALWAYS back (``:0``), also when the read fails.
+A stub without that mode (another emulator, a JTAG probe) falls back to the kernel's linear
+map (VA = PA + offset) -- or to identity while the MMU is off -- and says so once. Writes
+are never done here: they go through gdb. ``set tinyos-physical-memory auto|shared-ram|
+proc-mem|gdbstub`` restricts the choice (e.g. to compare paths).
 
 Example (inside gdb)::
 
@@ -22,10 +25,11 @@ from contextlib import contextmanager
 import gdb
 
 from ..core import registers
-from ..aarch64 import SCTLR
+from ..aarch64 import SCTLR, Translator
 from ..aarch64.coredump import KERNEL_OFFSET
-from ..core.errors import MemoryReadError, RegisterError, TargetStateError
-from ..core.target import Target
+from ..core.errors import MemoryReadError, RegisterError, TargetStateError, TinyOSError
+from ..core.target import ReadStats, Target
+from . import hostram
 
 NOT_CONNECTED = "not connected to a target: use `target remote 127.0.0.1:PORT`"
 RUNNING = "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
@@ -33,6 +37,7 @@ RUNNING = "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
 PHYS_QEMU = "qemu-phymem"
 PHYS_IDENTITY = "identity (MMU off)"
 PHYS_LINEAR = "kernel linear map"
+_PAGE = 4096
 
 
 _IN_STOP_CALLBACK = [0]
@@ -108,21 +113,124 @@ class GdbTarget(Target):
         self._fallback_announced = False
         self._reg_names: tuple[str, frozenset[str]] | None = None  # (arch name, names)
         self.physical_access: str | None = None  # how the last physical read was served
+        self.gdbstub_stats = ReadStats()  # reads that went over the remote protocol
+        self.prefer = "auto"  # one of hostram.CHOICES
+        self._host: tuple[int, hostram.HostRam | None, str] | None = None  # (connection, reader, why)
+        self._walker: Translator | None | bool = None  # None: not built at this stop; False: none
 
     # -- memory ------------------------------------------------------------------
 
     def read_virtual(self, va: int, size: int) -> bytes:
         require_stopped()
+        if size > 0 and self.host_ram() is not None:
+            data = self._read_virtual_host(va, size)
+            if data is not None:
+                return data
         return self._read_memory(va, size, "virtual")
+
+    def _read_virtual_host(self, va: int, size: int) -> bytes | None:
+        """``size`` bytes at ``va`` translated by our own walk of the CPU's current EL1
+        tables (what QEMU's gdbstub does for a debug access) and read from host RAM; None
+        when any part is outside what that covers (gdb then reads it, and words its error)."""
+        walker = self._host_walker()
+        if walker is None:
+            return None
+        out = bytearray()
+        addr, end = va, va + size
+        while addr < end:
+            try:
+                walk = walker.walk(addr)
+            except TinyOSError:
+                return None
+            if not walk.ok or walk.pa is None:
+                return None
+            # The rest of this page or block maps contiguously.
+            block = walk.mapping.size if walk.mapping is not None else _PAGE
+            span = block - addr % block
+            n = min(end - addr, span)
+            host = self.host_ram()
+            if host is None or not host.reader.covers(walk.pa, n):
+                return None
+            out += host.reader.read(walk.pa, n)
+            addr += n
+        self.stats.count(size)
+        return bytes(out)
+
+    def _host_walker(self) -> Translator | None:
+        """This stop's translator (EL1 regime, tables read from host RAM), or None at
+        another exception level or with the MMU off, where gdb's own read is simpler."""
+        if self._walker is None:
+            try:
+                el = (self.read_register("cpsr") >> 2) & 3
+                walker = Translator(self) if el == 1 else None
+                self._walker = walker if walker is not None and walker.regime.mmu_enabled else False
+            except TinyOSError:
+                self._walker = False
+        return self._walker or None
+
+    def invalidate(self) -> None:
+        """A new stop (or a write): the CPU's registers and tables may differ."""
+        self._walker = None
 
     def read_physical(self, pa: int, size: int) -> bytes:
         require_stopped()
+        host = self.host_ram()
+        if host is not None and host.reader.covers(pa, size):
+            self.stats.count(size)
+            self.physical_access = host.path
+            return host.reader.read(pa, size)
+        return self._read_physical_gdbstub(pa, size)
+
+    def _read_physical_gdbstub(self, pa: int, size: int) -> bytes:
         connection = gdb.selected_inferior().connection
         if self.has_physical_mode():
             self.physical_access = PHYS_QEMU
             with qemu_physical_mode(connection):
                 return self._read_memory(pa, size, "physical")
         return self._read_physical_fallback(pa, size)
+
+    def host_ram(self) -> hostram.HostRam | None:
+        """The verified host reader of this connection's guest RAM (found once per
+        connection), None when physical reads must go through the gdbstub."""
+        connection = gdb.selected_inferior().connection
+        if connection is None:
+            return None
+        if self._host is None or self._host[0] != connection.num:
+            if gdb.selected_thread().is_running():
+                # Inside a breakpoint's stop() or condition: no monitor commands there;
+                # the first read at the stop itself will look.
+                return None
+            self.release_host_ram()
+            if self.prefer != hostram.GDBSTUB and not self.has_physical_mode():
+                found, why = None, "the gdbstub has no physical mode to verify host reads against"
+            else:
+                found, why = hostram.discover(connection, self._read_physical_gdbstub, self.prefer)
+            self._host = (connection.num, found, why)
+        return self._host[1]
+
+    def physical_path(self) -> tuple[str, str]:
+        """(how physical reads are served, why): for ``tinyos-info``."""
+        host = self.host_ram()
+        if host is not None:
+            return host.path, host.description
+        why = self._host[2] if self._host is not None else ""
+        fallback = self.physical_fallback
+        if fallback is None:
+            return hostram.GDBSTUB, f"gdbstub physical mode (Qqemu.PhyMemMode); no host path: {why}"
+        return "fallback", f"{fallback}; no host path: {why}"
+
+    def set_preference(self, prefer: str) -> None:
+        """Restrict the physical-read paths (hostram.CHOICES); takes effect at the next read."""
+        if prefer not in hostram.CHOICES:
+            raise ValueError(f"physical memory path must be one of {', '.join(hostram.CHOICES)}")
+        self.prefer = prefer
+        self.release_host_ram()
+
+    def release_host_ram(self) -> None:
+        """Unmaps the RAM file / closes /proc/<pid>/mem (the connection ended or changed)."""
+        if self._host is not None and self._host[1] is not None:
+            self._host[1].reader.close()
+        self._host = None
 
     def has_physical_mode(self) -> bool:
         """Whether the stub answers QEMU's ``qqemu.PhyMemMode`` query (probed once per connection)."""
@@ -179,6 +287,7 @@ class GdbTarget(Target):
         if size == 0:
             return b""
         self.stats.count(size)
+        self.gdbstub_stats.count(size)
         try:
             return gdb.selected_inferior().read_memory(address, size).tobytes()
         except gdb.MemoryError:

@@ -3,12 +3,17 @@
     tinyos-gdb                          # the shipped kernel, EL1, interactive gdb
     tinyos-gdb --kernel my.elf --el 2   # any kernel ELF, booted at EL2
     tinyos-gdb --batch                  # the scripted walkthrough (gdb_tinyos/walkthrough.gdb), exit status of gdb
-    tinyos-gdb --console                # in ANOTHER terminal: the serial console of the running session
+    tinyos-gdb --session demo           # name the session (default: <pid>-1)
+    tinyos-gdb --console [NAME]         # in ANOTHER terminal: the serial console of a running session
 
-The serial console: gdb owns the terminal, so QEMU's console is served on a unix socket
-(``/tmp/tinyos-gdb-<uid>/<pid>.sock``) and logged next to it (``<pid>.log``, ``tail -f``
-works). ``tinyos-gdb --console`` attaches to the newest session's socket with the terminal in
-raw mode (Ctrl-] detaches); everything printed since boot is replayed on attach. gdb gets
+Each session has a private (0700) directory, ``<runtime>/tinyos-gdb-<uid>/<session>/``
+(``<runtime>``: $XDG_RUNTIME_DIR, else /dev/shm, else /tmp), removed when the session ends
+and, if the session was killed, by the next one: QEMU's RAM file (unlinked as soon as QEMU
+holds it; the plugin maps it to read guest memory at memory speed), the console socket
+``console.sock`` and its log ``console.log`` (``tail -f`` works). gdb owns the terminal, so
+QEMU's console is served on that socket; ``tinyos-gdb --console NAME`` attaches to it with
+the terminal in raw mode (Ctrl-] detaches; no NAME: the only running session); everything
+printed since boot is replayed on attach. gdb gets
 the socket's path in ``$TINYOS_CONSOLE``, so a script can type into the console too:
 ``python from gdb_tinyos.launcher.console import console_type; console_type("run forkwrite")`` types the
 line as soon as the shell prompts (the walkthrough does this before each ``continue``), and
@@ -30,7 +35,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .console import CONSOLE_ENV, ConsoleBridge, attach_console, say, session_dir
+from .console import CONSOLE_ENV, ConsoleBridge, attach_console, say
 from .errors import LaunchError
 from .kernel import PACKAGE_DIR, KernelChoice, choose_kernel
 from .qemu import QemuMachine
@@ -70,16 +75,25 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--batch", action="store_true", help="run the scripted walkthrough non-interactively and exit")
     parser.add_argument("--timeout", type=float, default=120.0, help="--batch only: give up after this many seconds")
     parser.add_argument("-x", dest="scripts", type=Path, action="append", default=[], help="extra gdb script to run")
-    parser.add_argument("--console", nargs="?", const="", metavar="SOCKET",
-                        help="attach this terminal to a running session's serial console (default: the newest)")
+    parser.add_argument("--session", metavar="NAME", help="name this session (default: <pid>-1); `--console NAME` finds it")
+    parser.add_argument("--console", nargs="?", const="", metavar="NAME",
+                        help="attach this terminal to a running session's serial console: its name or socket "
+                             "(default: the only running session)")
     parser.add_argument("gdb_args", nargs="*", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # SIGTERM/SIGHUP (terminal closed): unwind, so QEMU is ended and the session dir removed.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     if args.console is not None:
-        return attach_console(Path(args.console) if args.console else None)
+        return attach_console(args.console or None)
     choice = KernelChoice(args.kernel, "--kernel") if args.kernel else choose_kernel(None, os.environ)
     if choice.path is None or not choice.path.is_file():
         print(f"tinyos-gdb: no kernel ELF ({choice.source}: {choice.path}); build it with scripts/build-kernel "
@@ -92,13 +106,15 @@ def debug(kernel: Path, args: argparse.Namespace) -> int:
 
     options = {"port_picker": (lambda: args.port), "port_attempts": 1} if args.port else {}
     try:
-        with QemuMachine(kernel=kernel, el=args.el, gdb=True, **options) as machine:
-            sock = session_dir() / f"{os.getpid()}.sock"
-            log = sock.with_suffix(".log")
+        with QemuMachine(kernel=kernel, el=args.el, gdb=True, session_name=args.session, **options) as machine:
+            assert machine.session is not None
+            sock, log = machine.session.console_socket, machine.session.console_log
             with ConsoleBridge(machine.console, sock, log):
-                say(f"QEMU pid {machine.pid}, EL{args.el}, gdbstub 127.0.0.1:{machine.gdb_port}, kernel {kernel}")
+                say(f"session {machine.session.name}: QEMU pid {machine.pid}, EL{args.el}, "
+                    f"gdbstub 127.0.0.1:{machine.gdb_port}, kernel {kernel}")
                 if not args.batch:
-                    say(f"serial console: `tinyos-gdb --console` in another terminal (log: {log})")
+                    say(f"serial console: `tinyos-gdb --console {machine.session.name}` in another terminal "
+                        f"(socket {sock}, log {log})")
                 scripts = ([WALKTHROUGH] if args.batch else []) + args.scripts
                 argv = gdb_command(kernel, machine.gdb_port, args.batch, scripts, args.gdb_args)
                 env = {**os.environ, CONSOLE_ENV: str(sock)}

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..core.errors import ConsoleError
+from .sessiondir import SessionDirError, live_sessions, sessions_root, valid_name
 
 DETACH_KEY = b"\x1d"  # Ctrl-]
 
@@ -32,13 +33,6 @@ PROMPT = "tinyos> "
 
 
 _POLL_S = 0.03
-
-
-def session_dir() -> Path:
-    """Where sessions put their console sockets and logs (private to the user)."""
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / f"tinyos-gdb-{os.getuid()}"
-    base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return base
 
 
 class ConsoleBridge:
@@ -141,16 +135,33 @@ class ConsoleBridge:
                 self._clients.remove(client)
 
 
-def newest_console() -> Path | None:
-    """The most recently started session's console socket that still accepts connections."""
-    for sock in sorted(session_dir().glob("*.sock"), key=lambda p: p.stat().st_mtime, reverse=True):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.connect(str(sock))
-            except OSError:
-                continue
+def _accepts(sock: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(sock))
+        except OSError:
+            return False
+    return True
+
+
+def find_console(which: str | None) -> Path:
+    """The console socket of a running session: ``which`` is a session name or a socket
+    path; None picks the only running session (several: ConsoleError naming them)."""
+    if which and ("/" in which or which.endswith(".sock")):
+        return Path(which)
+    root = sessions_root()
+    if which:
+        sock = root / valid_name(which) / "console.sock"
+        if not _accepts(sock):
+            raise ConsoleError(f"no running tinyos-gdb session named {which!r} (no live {sock})")
         return sock
-    return None
+    running = [d for d in live_sessions(root) if _accepts(d / "console.sock")]
+    if not running:
+        raise ConsoleError(f"no running tinyos-gdb session (no live console socket under {root})")
+    if len(running) > 1:
+        names = ", ".join(d.name for d in running)
+        raise ConsoleError(f"{len(running)} sessions are running ({names}): name one, e.g. `tinyos-gdb --console {running[0].name}`")
+    return running[0] / "console.sock"
 
 
 def console_socket(environ: Mapping[str, str] | None = None) -> Path:
@@ -219,15 +230,17 @@ def console_expect(text: str, timeout: float = 10.0, environ: Mapping[str, str] 
     return seen
 
 
-def attach_console(path: Path | None) -> int:
-    """Connect this terminal to a session's serial console until Ctrl-] or the session ends."""
+def attach_console(which: str | None) -> int:
+    """Connect this terminal to a session's serial console (``which``: session name or
+    socket; default: the only running session) until Ctrl-] or the session ends."""
     import select  # noqa: PLC0415
     import termios  # noqa: PLC0415
     import tty  # noqa: PLC0415
 
-    path = path or newest_console()
-    if path is None:
-        say(f"no running tinyos-gdb session (no live console socket in {session_dir()})")
+    try:
+        path = find_console(which)
+    except (ConsoleError, SessionDirError) as exc:
+        say(str(exc))
         return 1
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -7,7 +7,13 @@ QEMU's stdio pipes and, optionally, its gdbstub on a free loopback port.
 
 Leaving the ``with`` block always ends QEMU (SIGTERM, then SIGKILL) and closes its pipes,
 also when the block raises; QEMU is additionally tied to the starting thread's life
-(PR_SET_PDEATHSIG), so a killed test runner leaves no QEMU behind."""
+(PR_SET_PDEATHSIG), so a killed test runner leaves no QEMU behind.
+
+Guest RAM is a shared file (``shared_ram``, on by default) so a debugger on this host can
+map it and read guest memory at memory speed (gdb_tinyos.core.hostmem): QEMU creates it in
+the machine's private session directory (:mod:`~gdb_tinyos.launcher.sessiondir`) and it is
+unlinked as soon as QEMU holds it open -- the memory lives exactly as long as QEMU and
+whoever mapped it, whatever crashes. The session directory goes when the machine closes."""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from gdb_tinyos.launcher.serial import PROMPT, SerialConsole
 from gdb_tinyos.launcher.errors import QemuStartError, ToolMissing
 from gdb_tinyos.launcher.ports import LOOPBACK, free_port, process_listens_on
 from gdb_tinyos.launcher.processes import close_quietly, die_with_parent, stop_process
+from gdb_tinyos.launcher.sessiondir import SessionDir
 
 QEMU = "qemu-system-aarch64"
 _MACHINE_BY_EL = {1: "virt", 2: "virt,virtualization=on", 3: "virt,secure=on"}
@@ -51,6 +58,10 @@ class QemuMachine:
     port_picker: where gdbstub ports come from; a port QEMU finds taken is replaced by the
          next one (up to ``port_attempts`` tries).
     prompt: the shell prompt the console waits for (a kernel of your own may differ).
+    shared_ram: back guest RAM with a shared file (unlinked once QEMU has it open) that a
+         debugger on this host may map (default on).
+    session: the private directory for the RAM file and other session files; default: a
+         new one (``session_name`` or ``<pid>-<n>``), removed when the machine closes.
     """
 
     def __init__(
@@ -67,6 +78,9 @@ class QemuMachine:
         port_picker: Callable[[], int] = free_port,
         port_attempts: int = 5,
         prompt: str = PROMPT,
+        shared_ram: bool = True,
+        session: SessionDir | None = None,
+        session_name: str | None = None,
     ):
         if el not in _MACHINE_BY_EL:
             raise ValueError(f"el must be 1, 2 or 3, not {el!r}")
@@ -82,6 +96,10 @@ class QemuMachine:
         self.port_picker = port_picker
         self.port_attempts = port_attempts
         self.prompt = prompt
+        self.shared_ram = shared_ram
+        self.session = session
+        self.session_name = session_name
+        self._owns_session = session is None
         self.gdb_port: int | None = None
         self.argv: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -104,6 +122,8 @@ class QemuMachine:
         if not self.kernel.is_file():
             raise ToolMissing(f"the kernel ELF {self.kernel} does not exist: build it with scripts/build-kernel.")
         try:
+            if self.session is None:
+                self.session = SessionDir.create(self.session_name)
             self._launch_until_port_is_ours(qemu)
             if self.start_running and self.wait_for_prompt:
                 self.console.wait_for_prompt(self.boot_timeout)
@@ -115,6 +135,8 @@ class QemuMachine:
         for attempt in range(1, self.port_attempts + 1):
             port = self.port_picker() if self.gdb else None
             self._launch(qemu, port)
+            if self.shared_ram:
+                self._unlink_ram_once_open()
             if port is None or self._gdbstub_listens(port):
                 self.gdb_port = port
                 return
@@ -124,14 +146,17 @@ class QemuMachine:
                 raise QemuStartError(f"QEMU did not start ({' '.join(self.argv)}): {stderr.strip() or 'no message'}")
 
     def _launch(self, qemu: str, port: int | None) -> None:
+        machine = _MACHINE_BY_EL[self.el] + (",memory-backend=ram" if self.shared_ram else "")
         self.argv = [
-            qemu, "-M", _MACHINE_BY_EL[self.el], "-cpu", "cortex-a72", "-m", self.memory,
+            qemu, "-M", machine, "-cpu", "cortex-a72", "-m", self.memory,
             "-nographic", "-nic", "none", "-no-reboot",
             # The console on stdio without the monitor mux: no Ctrl-A escape handling, so
             # every byte the test types reaches the UART.
             "-serial", "stdio", "-monitor", "none",
             "-kernel", str(self.kernel),
         ]  # fmt: skip
+        if self.shared_ram:
+            self.argv += ["-object", f"memory-backend-file,id=ram,size={self.memory},mem-path={self.ram_path},share=on"]
         if port is not None:
             self.argv += ["-gdb", f"tcp:{LOOPBACK}:{port}"]
             if not self.start_running:
@@ -147,6 +172,29 @@ class QemuMachine:
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._console = SerialConsole(self.proc.stdout, self.proc.stdin, prompt=self.prompt, describe_owner=self.describe)
+
+    @property
+    def ram_path(self) -> Path:
+        """Where QEMU creates its RAM file (gone once QEMU holds it open)."""
+        assert self.session is not None
+        return self.session.path / "ram"
+
+    def _unlink_ram_once_open(self, timeout: float = 10.0) -> None:
+        """Unlinks the RAM file as soon as QEMU holds a descriptor on it: from then on it
+        exists only while QEMU (and any debugger that mapped it) does."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                st = os.stat(self.ram_path)
+            except FileNotFoundError:
+                time.sleep(_POLL_S)
+                continue
+            if _holds_file(self.proc.pid, st):
+                self.ram_path.unlink()
+                return
+            time.sleep(_POLL_S)
+        self.ram_path.unlink(missing_ok=True)  # QEMU exited (or hangs): its error tells why
 
     def _gdbstub_listens(self, port: int, timeout: float = 10.0) -> bool:
         """Waits until QEMU itself listens on ``port`` (True) or exits (False)."""
@@ -173,8 +221,12 @@ class QemuMachine:
         self._stderr = None
 
     def close(self) -> None:
-        """Ends QEMU and closes its pipes. Safe to call more than once."""
+        """Ends QEMU, closes its pipes and removes the session directory it created. Safe
+        to call more than once."""
         self._discard_process()
+        if self._owns_session and self.session is not None:
+            self.session.remove()
+            self.session = None
 
     # -- state ----------------------------------------------------------------------------
 
@@ -212,3 +264,20 @@ class QemuMachine:
         state = "QEMU is running" if status is None else f"QEMU exited with status {status}"
         stderr = self.stderr_text().strip()
         return f"{state} (pid {self.proc.pid}, {' '.join(self.argv)})" + (f"; its stderr: {stderr}" if stderr else ".")
+
+
+def _holds_file(pid: int, st: os.stat_result) -> bool:
+    """Whether process ``pid`` has a descriptor open on the file ``st`` describes."""
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for name in names:
+        try:
+            fst = os.stat(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        if (fst.st_dev, fst.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return False

@@ -19,7 +19,8 @@ from ...core.render import Address
 from ...core.target import Target
 from ..base import TinyOSCommand
 from ..registry import command
-from ..session import Session
+from .. import hostram
+from ..session import Session, session
 from ..target import require_stopped
 
 @dataclass
@@ -39,7 +40,8 @@ class PluginInfo:
     kernel_source: str
     build_id: str
     target: str
-    physical_memory: str
+    physical_path: str | None  # shared-ram, proc-mem, gdbstub or fallback; None when not stopped
+    physical_memory: str  # how and why
     cpu: MmuState | None
 
 
@@ -52,20 +54,21 @@ class TinyOSInfo(TinyOSCommand):
       (gdb) tinyos-info
       version:         0.1.0
       kernel ELF:      /work/main/kernel/target/.../release/tinyos (gdb's loaded file)
-      physical memory: QEMU physical mode (Qqemu.PhyMemMode)
+      physical memory: shared-ram: QEMU's RAM file mapped read-only (ram 0x40000000-0x48000000, QEMU pid 4242)
       ..."""
 
     name = "tinyos-info"
 
     def run(self, s: Session, args: argparse.Namespace) -> PluginInfo:
         kernel = s.kernel
-        target, physical, cpu = _target_state(s)
+        target, (path, physical), cpu = _target_state(s)
         return PluginInfo(
             version=__version__,
             kernel_elf=str(kernel.path) if kernel.path else None,
             kernel_source=kernel.source,
             build_id=_build_id_state(s, connected=cpu is not None),
             target=target,
+            physical_path=path,
             physical_memory=physical,
             cpu=cpu,
         )
@@ -76,7 +79,7 @@ class TinyOSInfo(TinyOSCommand):
             ("kernel ELF", f"{info.kernel_elf or 'none'} ({info.kernel_source})"),
             ("build-id", info.build_id),
             ("target", info.target),
-            ("physical memory", info.physical_memory),
+            ("physical memory", f"{info.physical_path}: {info.physical_memory}" if info.physical_path else info.physical_memory),
         ]
         if info.cpu is not None:
             cpu = info.cpu
@@ -91,16 +94,41 @@ class TinyOSInfo(TinyOSCommand):
         return render.key_values(rows)
 
 
-def _target_state(s: Session) -> tuple[str, str, MmuState | None]:
+def _target_state(s: Session) -> tuple[str, tuple[str | None, str], MmuState | None]:
     try:
         require_stopped()
     except TinyOSError as exc:
-        return str(exc), "unavailable (no target)", None
+        return str(exc), (None, "unavailable (no target)"), None
     connection = gdb.selected_inferior().connection
     where = f"{connection.type} {connection.details or ''}".strip()
-    fallback = s.gdb_target.physical_fallback
-    physical = "QEMU physical mode (Qqemu.PhyMemMode)" if fallback is None else f"fallback: {fallback}"
-    return f"stopped, {where}", physical, _mmu_state(s)
+    return f"stopped, {where}", s.gdb_target.physical_path(), _mmu_state(s)
+
+
+class PhysicalMemoryPath(gdb.Parameter):
+    """How the plugin reads guest physical memory.
+
+    auto (default): the fastest verified path -- QEMU's RAM file mapped into gdb, else
+    /proc/<qemu pid>/mem, else the gdbstub. shared-ram / proc-mem: only that host path (then
+    the gdbstub). gdbstub: always the remote protocol. `tinyos-info` shows the path in use.
+    Example: set tinyos-physical-memory gdbstub"""
+
+    set_doc = "Set how the plugin reads guest physical memory."
+    show_doc = "Show how the plugin reads guest physical memory."
+
+    def __init__(self) -> None:
+        super().__init__("tinyos-physical-memory", gdb.COMMAND_DATA, gdb.PARAM_ENUM, list(hostram.CHOICES))
+        self.value = "auto"
+
+    def get_set_string(self) -> str:
+        session().gdb_target.set_preference(self.value)
+        session().target.invalidate()
+        return ""
+
+    def get_show_string(self, svalue: str) -> str:
+        return f"Physical memory is read through: {svalue}"
+
+
+PhysicalMemoryPath()
 
 
 def _mmu_state(s: Session) -> MmuState:

@@ -1,0 +1,99 @@
+"""Guest RAM read at memory speed: the same stop decoded over every physical-memory path.
+
+The harness starts QEMU with its RAM in a shared file (unlinked once QEMU holds it); the
+plugin finds it by itself, verifies it and maps it. References independent of the fast
+path: the gdbstub path's decoding of the same stop, QEMU's own `xp`, gdb's /proc maps."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from gdb_tinyos.testing.session import DebugEvent
+
+TARGET = "__import__('gdb_tinyos.gdb.session', fromlist=['x']).session().gdb_target"
+
+
+def gdbstub_reads(s) -> int:
+    return s.gdb.python_value(f"{TARGET}.gdbstub_stats.reads")
+
+
+def ram_mappings(s) -> list[str]:
+    """gdb's own mappings of a QEMU RAM file (the launcher names it <session dir>/ram)."""
+    with open(f"/proc/{s.gdb._controller.gdb_process.pid}/maps") as f:
+        return [line for line in f if re.search(r"/ram \(deleted\)$", line.strip())]
+
+
+def models(s) -> tuple[object, object, object]:
+    return (
+        s.gdb.cli_json("cow-status --limit 0 --json"),
+        s.gdb.cli_json("cow-stats --json"),
+        s.gdb.cli_json("pt --pid 1 --json"),
+    )
+
+
+@pytest.fixture
+def at_fork(tinyos_debug_factory):
+    """Stopped at the fork event of `run forkwrite`: pages shared by pids 1 and 2."""
+    s = tinyos_debug_factory()
+    s.boot_to_prompt()
+    s.run_to_event(DebugEvent.FORK, action=lambda: s.console.send_line("run forkwrite"))
+    return s
+
+
+def test_every_path_decodes_the_same_stop_and_the_fast_one_uses_no_gdbstub_read(at_fork):
+    s = at_fork
+    info = s.gdb.cli_json("tinyos-info --json")  # also finds and verifies the RAM file
+    assert info["physical_path"] == "shared-ram", info["physical_memory"]
+    assert f"QEMU pid {s.machine.pid}" in info["physical_memory"]
+    assert len(ram_mappings(s)) == 1
+
+    before = gdbstub_reads(s)
+    fast = models(s)
+    assert gdbstub_reads(s) == before, "the shared-RAM path went over the gdbstub"
+    assert fast[0]["pages"], "the stop has tracked pages"
+
+    s.gdb.cli("set tinyos-physical-memory proc-mem")
+    assert s.gdb.cli_json("tinyos-info --json")["physical_path"] == "proc-mem"
+    assert ram_mappings(s) == []  # the mapping went with the path
+    before = gdbstub_reads(s)
+    assert models(s) == fast
+    assert gdbstub_reads(s) == before
+
+    s.gdb.cli("set tinyos-physical-memory gdbstub")
+    assert s.gdb.cli_json("tinyos-info --json")["physical_path"] == "gdbstub"
+    before = gdbstub_reads(s)
+    assert models(s) == fast
+    assert gdbstub_reads(s) > before
+
+    s.gdb.cli("set tinyos-physical-memory auto")
+    assert s.gdb.cli_json("tinyos-info --json")["physical_path"] == "shared-ram"
+
+
+def test_shared_ram_reads_equal_qemu_xp_and_follow_the_guest(at_fork):
+    s = at_fork
+    pa = 0x4008_0000  # the kernel image's first words
+    read = lambda: bytes.fromhex(s.gdb.python_value(f"{TARGET}.read_physical({pa:#x}, 16).hex()"))  # noqa: E731
+    assert [int.from_bytes(read()[i : i + 8], "little") for i in (0, 8)] == s.xp(pa, 2)
+    assert s.gdb.python_value(f"{TARGET}.physical_access") == "shared-ram"
+    # A write (always through gdb) is seen at once by the next read of the mapping.
+    s.gdb.cli("set language c")
+    s.gdb.cli(f"set *(unsigned long *){0xFFFF_0000_0000_0000 + 0x4700_0000:#x} = 0x1122334455667788")
+    value = s.gdb.python_value(f"{TARGET}.read_physical({0x4700_0000:#x}, 8).hex()")
+    assert int.from_bytes(bytes.fromhex(value), "little") == 0x1122334455667788 == s.xp(0x4700_0000)[0]
+
+
+def test_nothing_of_the_session_outlives_it(tinyos_debug_factory):
+    with_session = tinyos_debug_factory()
+    session_dir = with_session.machine.session.path
+    assert oct(os.stat(session_dir).st_mode & 0o777) == "0o700"
+    assert not (session_dir / "ram").exists()  # unlinked as soon as QEMU held it
+    with_session.gdb.cli("tinyos-info")
+    assert len(ram_mappings(with_session)) == 1
+    with_session.gdb.cli("disconnect")
+    assert ram_mappings(with_session) == []  # released with the connection
+    with_session.gdb.close()
+    with_session.machine.close()
+    assert not session_dir.exists()

@@ -1,0 +1,75 @@
+"""Session directories: private, refused when unsafe, removed at the end, stale ones cleaned."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gdb_tinyos.launcher.sessiondir import OWNER_FILE, SessionDir, SessionDirError, clean_stale, live_sessions, private_dir
+
+
+@pytest.fixture
+def root(tmp_path):
+    return private_dir(tmp_path / "tinyos-gdb-test")
+
+
+def test_created_private_owned_and_removed(root):
+    with SessionDir.create("demo", root=root) as d:
+        assert d.path == root / "demo"
+        assert os.stat(d.path).st_mode & 0o777 == 0o700
+        pid, _ = (d.path / OWNER_FILE).read_text().split()
+        assert int(pid) == os.getpid()
+        assert list(live_sessions(root)) == [d.path]
+    assert not (root / "demo").exists()
+
+
+def test_a_running_session_name_is_refused(root):
+    with SessionDir.create("demo", root=root):
+        with pytest.raises(SessionDirError, match="is running"):
+            SessionDir.create("demo", root=root)
+
+
+@pytest.mark.parametrize("name", ["../x", "", "a/b", ".hidden", "x" * 65])
+def test_bad_names_are_refused(root, name):
+    with pytest.raises(SessionDirError, match="bad session name"):
+        SessionDir.create(name, root=root)
+
+
+def test_world_writable_or_symlinked_directories_are_refused(tmp_path):
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    os.chmod(loose, 0o777)
+    with pytest.raises(SessionDirError, match="writable by others"):
+        private_dir(loose)
+    os.chmod(loose, 0o720)
+    with pytest.raises(SessionDirError, match="writable by others"):
+        SessionDir.create("x", root=loose)
+    link = tmp_path / "link"
+    link.symlink_to(loose)
+    with pytest.raises(SessionDirError, match="not a directory"):
+        private_dir(link)
+
+
+def test_someone_elses_directory_is_refused(tmp_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 12345, -1)  # the tests run as root, as the set-up does
+    with pytest.raises(SessionDirError, match="belongs to uid 12345"):
+        private_dir(theirs)
+
+
+def test_stale_sessions_of_dead_owners_are_cleaned(root):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = root / "stale"
+    stale.mkdir(mode=0o700)
+    (stale / OWNER_FILE).write_text(f"{dead.stdout.strip()} 1\n")
+    (stale / "console.sock").write_text("")
+    old_sock = root / f"{dead.stdout.strip()}.sock"
+    old_sock.write_text("")
+    with SessionDir.create("fresh", root=root) as fresh:
+        assert not stale.exists() and not old_sock.exists()
+        assert clean_stale(root) == []  # ours stays: its owner runs
+        assert fresh.path.exists()
