@@ -54,6 +54,21 @@ def breakpoint_stop_context() -> Iterator[None]:
         _IN_STOP_CALLBACK[0] -= 1
 
 
+_IN_UNWINDER = [0]
+
+
+@contextmanager
+def unwinder_context() -> Iterator[None]:
+    """For a frame unwinder's body: gdb is building frames, so reads must not ask for a
+    frame (a register) or run a command (QEMU's monitor): both re-enter the unwinder.
+    Reads then use only what this stop already set up, else the gdbstub."""
+    _IN_UNWINDER[0] += 1
+    try:
+        yield
+    finally:
+        _IN_UNWINDER[0] -= 1
+
+
 def require_stopped() -> gdb.InferiorThread:
     """The selected thread of a connected, stopped target, or TargetStateError."""
     inferior = gdb.selected_inferior()
@@ -160,6 +175,8 @@ class GdbTarget(Target):
         """This stop's translator (EL1 regime, tables read from host RAM), or None at
         another exception level or with the MMU off, where gdb's own read is simpler."""
         if self._walker is None:
+            if _IN_UNWINDER[0]:
+                return None  # reading cpsr would need the frame being built
             try:
                 el = (self.read_register("cpsr") >> 2) & 3
                 walker = Translator(self) if el == 1 else None
@@ -196,7 +213,7 @@ class GdbTarget(Target):
         if connection is None:
             return None
         if self._host is None or self._host[0] != connection.num:
-            if gdb.selected_thread().is_running():
+            if _IN_UNWINDER[0] or gdb.selected_thread().is_running():
                 # Inside a breakpoint's stop() or condition: no monitor commands there;
                 # the first read at the stop itself will look.
                 return None

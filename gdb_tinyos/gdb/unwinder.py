@@ -36,6 +36,7 @@ from gdb.FrameDecorator import FrameDecorator
 from ..core.errors import TinyOSError
 from ..tinyos.trapframe import TrapFrame, TrapFrameLayout, TrapSite
 from .session import session
+from .target import unwinder_context
 
 _NAME = "tinyos-trap"
 _KERNEL_HALF = 1 << 55  # VA bit 55 selects TTBR1: kernel addresses
@@ -102,6 +103,10 @@ class TrapUnwinder(gdb.unwinder.Unwinder):
         super().__init__(_NAME)
 
     def __call__(self, pending: gdb.PendingFrame):
+        with unwinder_context():
+            return self._unwind(pending)
+
+    def _unwind(self, pending: gdb.PendingFrame):
         try:
             known = trap_knowledge()
             if known is None:
