@@ -27,7 +27,7 @@ from tabulate import tabulate
 
 from .address import Address, hexs
 
-__all__ = ["Address", "cell", "hexs", "key_values", "table", "to_json", "to_mi", "to_plain"]
+__all__ = ["Address", "cell", "hexs", "key_values", "printable", "table", "to_json", "to_mi", "to_plain"]
 
 
 def to_plain(obj: Any) -> Any:
@@ -115,3 +115,9 @@ def _field(row: Any, name: str) -> Any:
     if isinstance(row, Mapping):
         return row.get(name)
     return getattr(row, name)
+
+
+def printable(text: str) -> str:
+    """Text read from the target, safe for a terminal: control characters (escape sequences
+    included) and other non-printables as ``\\xNN`` / ``\\uNNNN``."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
