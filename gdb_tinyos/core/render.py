@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -27,7 +27,7 @@ from tabulate import tabulate
 
 from .address import Address, hexs
 
-__all__ = ["Address", "cell", "hexs", "key_values", "printable", "table", "to_json", "to_mi", "to_plain"]
+__all__ = ["Address", "cell", "hexs", "key_values", "printable", "table", "table_lines", "to_json", "to_mi", "to_plain"]
 
 
 def to_plain(obj: Any) -> Any:
@@ -88,7 +88,22 @@ def table(rows: Sequence[Any], headers: Sequence[str], titles: Sequence[str] | N
 
     ``titles`` renames the columns for display; cells render through :func:`cell`."""
     body = [[cell(_field(r, h)) for h in headers] for r in rows]
-    return tabulate(body, headers=list(titles or headers), tablefmt="simple", disable_numparse=True)
+    if any("\n" in c for row in body for c in row):  # multi-line cells: tabulate's layout
+        return tabulate(body, headers=list(titles or headers), tablefmt="simple", disable_numparse=True)
+    return "\n".join(table_lines(body, list(titles or headers)))
+
+
+def table_lines(body: Sequence[Sequence[str]], headers: Sequence[str]) -> Iterator[str]:
+    """The lines of tabulate's "simple" table of single-line string cells (the same text,
+    produced lazily: a caller can write 40 000 rows in chunks as they come)."""
+    body = [[c.strip() for c in row] for row in body]
+    widths = [len(h) + 2 for h in headers]  # tabulate pads header cells by 2
+    for row in body:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    yield "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
+    yield "  ".join("-" * w for w in widths)
+    for row in body:
+        yield "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
 
 
 def cell(value: Any) -> str:

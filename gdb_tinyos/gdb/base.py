@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -111,6 +111,10 @@ class TinyOSCommand(gdb.Command):
         """The text face of the model; the default is the JSON face."""
         return render.to_json(self.plain(model))
 
+    def format_chunks(self, model: Any) -> Iterable[str]:
+        """The text face in pieces, written one by one (override for long listings)."""
+        return (self.format_text(model),)
+
     def plain(self, model: Any) -> Any:
         """The model as plain data, for --json and MI (override to reshape the model first)."""
         return render.to_plain(model)
@@ -145,9 +149,10 @@ class TinyOSCommand(gdb.Command):
         with command_boundary(self.name):
             args = self.parse(argument)
             model = self.run(session(), args)
-            text = render.to_json(self.plain(model)) if getattr(args, "json", False) else self.format_text(model)
-            if text:
-                gdb.write(text + ("" if text.endswith("\n") else "\n"))
+            chunks = (render.to_json(self.plain(model)),) if getattr(args, "json", False) else self.format_chunks(model)
+            for text in chunks:  # each written as it comes: gdb's pager can stop a long listing
+                if text:
+                    gdb.write(text + ("" if text.endswith("\n") else "\n"))
 
 
 class TinyOSFunction(gdb.Function):

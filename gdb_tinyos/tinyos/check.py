@@ -27,8 +27,9 @@ Example::
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..core.address import PAGE_SIZE, Address, page_base
@@ -52,40 +53,107 @@ class PteRef:
         return f"pid {self.pid} va {self.va} ({'writable' if self.writable else 'read-only'})"
 
 
-@dataclass
-class MappingIndex:
-    """Every live user PTE, by frame and by (pid, page VA). Built once per check."""
+@dataclass(frozen=True)
+class MappedRun:
+    """``pages`` consecutive 4 KiB pages of process ``pid``, ``va`` -> ``pa``, one permission
+    (a merged range of its page tables: a 1 GiB block is one run, not 262 144 PTEs)."""
 
-    by_frame: dict[int, list[PteRef]] = field(default_factory=lambda: defaultdict(list))
-    by_page: dict[tuple[int, int], PteRef] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
+    pid: int
+    va: int
+    pa: int
+    pages: int
+    writable: bool
+    perms: str
+
+    @property
+    def pa_end(self) -> int:
+        return self.pa + self.pages * PAGE_SIZE
+
+    def ref(self, page: int) -> PteRef:
+        """The PTE of the run's ``page``-th page."""
+        offset = page * PAGE_SIZE
+        return PteRef(self.pid, Address(self.va + offset), Address(self.pa + offset), self.writable, self.perms)
+
+
+class MappingIndex:
+    """Every live user PTE, by frame and by (pid, page VA). Built once per check.
+
+    Kept as runs (one per merged range) and answered by bisection, so its size and cost
+    follow the number of ranges, not of pages: the PA line is cut wherever a run starts or
+    ends, and each segment between two cuts lists the runs covering it."""
+
+    def __init__(self, runs: list[MappedRun], problems: list[str]) -> None:
+        self.runs = runs
+        self.problems = problems
+        by_pid: dict[int, list[MappedRun]] = defaultdict(list)
+        for run in runs:
+            by_pid[run.pid].append(run)
+        self._by_pid = {pid: ([r.va for r in rs], rs) for pid, rs in
+                        ((pid, sorted(rs, key=lambda r: r.va)) for pid, rs in by_pid.items())}
+        self._cuts, self._covering = _segments(runs)
 
     @classmethod
     def build(cls, spaces: Mapping[int, AddressSpace]) -> MappingIndex:
-        """Expand each process's merged ranges into 4 KiB pages (blocks too: a 2 MiB user
-        block maps 512 frames). ``spaces`` maps pid -> that process's user half."""
-        index = cls()
+        """One run per merged range of each process (blocks too: a 2 MiB user block maps
+        512 frames). ``spaces`` maps pid -> that process's user half."""
+        runs: list[MappedRun] = []
+        problems: list[str] = []
         for pid, space in spaces.items():
             for r in space.ranges:
-                writable, perms = r.attrs.perms.writable, r.attrs.perms.describe()
-                for offset in range(0, r.size, PAGE_SIZE):
-                    index.add(PteRef(pid, Address(r.va_start + offset), Address(r.pa_start + offset), writable, perms))
-            index.problems += [f"pid {pid}: {p.describe()}" for p in space.problems]
-        return index
-
-    def add(self, ref: PteRef) -> None:
-        self.by_frame[page_base(ref.pa)].append(ref)
-        self.by_page[(ref.pid, page_base(ref.va))] = ref
+                pages = -(-r.size // PAGE_SIZE)
+                runs.append(MappedRun(pid, r.va_start, r.pa_start, pages, r.attrs.perms.writable, r.attrs.perms.describe()))
+            problems += [f"pid {pid}: {p.describe()}" for p in space.problems]
+        return cls(runs, problems)
 
     def at(self, pa: int) -> list[PteRef]:
-        return self.by_frame.get(page_base(pa), [])
+        """The PTEs mapping the frame of ``pa``, in the order the spaces listed them."""
+        frame = page_base(pa)
+        k = bisect_right(self._cuts, frame) - 1
+        if k < 0 or k >= len(self._covering):
+            return []
+        return [run.ref((frame - page_base(run.pa)) // PAGE_SIZE) for run in self._covering[k]]
 
     def lookup(self, pid: int, va: int) -> PteRef | None:
-        return self.by_page.get((pid, page_base(va)))
+        found = self._by_pid.get(pid)
+        if found is None:
+            return None
+        starts, runs = found
+        k = bisect_right(starts, page_base(va)) - 1
+        if k < 0:
+            return None
+        run = runs[k]
+        page = (page_base(va) - page_base(run.va)) // PAGE_SIZE
+        return run.ref(page) if page < run.pages else None
+
+    def segments(self) -> Iterator[tuple[int, int, tuple[MappedRun, ...]]]:
+        """``(start, end, runs)``: maximal PA spans mapped by the same runs, in PA order."""
+        for k, runs in enumerate(self._covering):
+            if runs:
+                yield self._cuts[k], self._cuts[k + 1], runs
 
     @property
     def mappings(self) -> int:
-        return len(self.by_page)
+        return sum(run.pages for run in self.runs)
+
+
+def _segments(runs: list[MappedRun]) -> tuple[list[int], list[tuple[MappedRun, ...]]]:
+    """Cut points of the PA line and, for each span between two cuts, the runs covering it
+    (in ``runs`` order)."""
+    starting: dict[int, list[int]] = defaultdict(list)
+    ending: dict[int, list[int]] = defaultdict(list)
+    for i, run in enumerate(runs):
+        starting[page_base(run.pa)].append(i)
+        ending[page_base(run.pa) + run.pages * PAGE_SIZE].append(i)
+    cuts = sorted(starting.keys() | ending.keys())
+    active: dict[int, MappedRun] = {}
+    covering: list[tuple[MappedRun, ...]] = []
+    for cut in cuts[:-1]:
+        for i in ending.get(cut, ()):
+            del active[i]
+        for i in starting.get(cut, ()):
+            active[i] = runs[i]
+        covering.append(tuple(active[i] for i in sorted(active)))
+    return cuts, covering
 
 
 @dataclass(frozen=True)
@@ -96,9 +164,13 @@ class Violation:
     pa: Address | None
     message: str
     evidence: tuple[str, ...] = ()
+    count: int = 1  # frames with this same finding, from ``pa`` to ``last`` (see grouping.py)
+    last: Address | None = None
 
     def describe(self) -> str:
         where = f" frame {self.pa}" if self.pa is not None else ""
+        if self.count > 1:
+            where = f" frames {self.pa}-{self.last} ({self.count} frames)"
         lines = [f"[{self.kind}]{where}: {self.message}"]
         lines += [f"    {e}" for e in self.evidence]
         return "\n".join(lines)
@@ -111,15 +183,18 @@ class CheckReport:
     processes: int
     violations: tuple[Violation, ...]
     warnings: tuple[str, ...] = ()
+    omitted: int = 0  # violations found beyond those listed (cow-check --max)
 
     @property
     def ok(self) -> bool:
-        return not self.violations
+        return not self.violations and not self.omitted
 
     def summary(self) -> str:
         if self.ok:
             return f"cow-check: OK ({self.pages} pages, {self.mappings} mappings checked)"
-        return f"cow-check: {len(self.violations)} violation{'s' if len(self.violations) != 1 else ''}"
+        found = len(self.violations) + self.omitted
+        shown = f" ({self.omitted} not shown: --max 0 lists all)" if self.omitted else ""
+        return f"cow-check: {found} violation{'s' if found != 1 else ''}{shown}"
 
     def describe(self) -> str:
         lines = [f"warning: {w}" for w in self.warnings]
@@ -245,15 +320,39 @@ def _frame_violations(cow: CowManagerState, index: MappingIndex, frames: FrameAl
         if frames.is_free(page.physical_addr):
             yield Violation("frame-free", Address(page.physical_addr),
                             "tracked by the COW manager but free in the frame allocator (count 0)")
-    for pa, ptes in sorted(index.by_frame.items()):
-        refs = frames.refs(pa)
-        if refs is None:
-            yield Violation("frame-outside-ram", Address(pa), f"mapped by {len(ptes)} user PTEs but outside RAM",
-                            tuple(r.describe() for r in ptes))
-        elif frames.is_reserved(pa):
-            yield Violation("frame-reserved", Address(pa), "a user PTE maps a frame of the kernel image",
-                            tuple(r.describe() for r in ptes))
-        elif refs < len(ptes):
-            yield Violation("frame-refs", Address(pa),
-                            f"the frame allocator counts {refs} reference(s) but {len(ptes)} user PTEs map it",
-                            tuple(r.describe() for r in ptes))
+    for start, end, runs in index.segments():
+        yield from _span_violations(start, end, runs, frames)
+
+
+def _span_violations(start: int, end: int, runs: tuple[MappedRun, ...], frames: FrameAllocatorState) -> Iterable[Violation]:
+    """The allocator findings on frames [start, end), each mapped by the same ``runs``:
+    consecutive frames with the same finding make one violation (with its count), so a
+    1 GiB block costs a few violations, not one per frame."""
+    ptes = len(runs)
+    ram_start, ram_end = frames.ram
+
+    def finding(first: int, frames_alike: int, kind: str, message: str) -> Violation:
+        evidence = tuple(run.ref((first - page_base(run.pa)) // PAGE_SIZE).describe() for run in runs)
+        last = first + (frames_alike - 1) * PAGE_SIZE
+        return Violation(kind, Address(first), message, evidence, frames_alike, Address(last) if frames_alike > 1 else None)
+
+    outside = f"mapped by {ptes} user PTEs but outside RAM"
+    if start < ram_start:
+        yield finding(start, (min(end, ram_start) - start) // PAGE_SIZE, "frame-outside-ram", outside)
+    lo, hi = max(start, ram_start), min(end, ram_end)
+    counts = frames.ref_counts[(lo - frames.base_pa) // PAGE_SIZE:(hi - frames.base_pa) // PAGE_SIZE] if lo < hi else ()
+    group_start, group = 0, None
+    for k, refs in enumerate((*counts, None)):  # None closes the last group
+        if refs == frames.reserved_value:
+            now = ("frame-reserved", "a user PTE maps a frame of the kernel image")
+        elif refs is not None and refs < ptes:
+            now = ("frame-refs", f"the frame allocator counts {refs} reference(s) but {ptes} user PTEs map it")
+        else:
+            now = None
+        if now != group:
+            if group is not None:
+                yield finding(lo + group_start * PAGE_SIZE, k - group_start, *group)
+            group_start, group = k, now
+    if end > ram_end:
+        first = max(start, ram_end)
+        yield finding(first, (end - first) // PAGE_SIZE, "frame-outside-ram", outside)

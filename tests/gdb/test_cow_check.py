@@ -125,3 +125,35 @@ def test_corrupted_frame_allocator_count(forked):
     assert_fails_with(s, 2)
     s.gdb.cli(f"set var {counter} = 2")
     assert s.gdb.cli("cow-check").startswith("cow-check: OK")
+
+
+def test_a_1gib_el0_writable_block_is_grouped_and_capped(forked):
+    """The issue's pathological state: one EL0-writable 1 GiB block at level 1 in the
+    child, mapping PA 0x4000_0000-0x8000_0000 (all of RAM and 896 MiB beyond it). Per
+    frame that was 262 138 violations; grouped, the frames beyond RAM are one."""
+    s = forked
+    _, ttbr0 = child_ttbr0(s)
+    walk = json.loads(s.gdb.cli(f"va2pa {HEAP:#x} --root {ttbr0:#x} --json"))
+    l1 = next(step for step in walk["steps"] if step["level"] == 1)
+    entry = int(l1["table"], 16) + 8 * 1  # L1 index 1: VA 0x4000_0000-0x8000_0000, unused by forkpause
+    assert int(s.gdb.evaluate(f"*({LINEAR + entry:#x} as *const u64)")) == 0
+    leaf = int(walk["steps"][-1]["descriptor"], 16)
+    attr_index_ns = leaf & (0b1111 << 2)  # the heap page's memory type
+    block = 0x4000_0000 | attr_index_ns | 0b01 << 6 | 1 << 10 | 0b01  # a block, AP=01 (EL0 RW), AF
+    poke(s, LINEAR + entry, block)
+    try:
+        ram_frames = int(s.gdb.evaluate(f"{FRAMES}.frame_count"))
+        ram_end = RAM + ram_frames * PAGE
+        found = s.gdb.mi("-cow-check --max 0")["result"]["violations"]
+        outside = [v for v in found if v["kind"] == "frame-outside-ram"]
+        assert [(v["pa"], v["last"], v["count"]) for v in outside] == \
+            [(hex(ram_end), hex(0x8000_0000 - PAGE), str((0x8000_0000 - ram_end) // PAGE))]
+        assert len(found) < 100
+        listed = s.gdb.mi("-cow-check --max 2")["result"]
+        assert len(listed["violations"]) == 2 and listed["omitted"] == str(len(found) - 2)
+        assert s.gdb.expect_one_line_error("cow-check --max 2") == \
+            f"cow-check: {len(found)} violations ({len(found) - 2} not shown: --max 0 lists all)"
+        assert int(s.gdb.evaluate("$cow_violations()")) == len(found)
+    finally:
+        poke(s, LINEAR + entry, 0)
+    assert s.gdb.cli("cow-check").startswith("cow-check: OK")

@@ -212,6 +212,12 @@ def test_filters_limit_mi_and_json(tinyos_booted):
     first = everything["pages"][0]
     by_pa = s.gdb.cli_json(f"cow-status --pa {int(first['pa'], 16) + 0x123:#x} --json")
     assert by_pa["pages"] == [first]
+    frames = sorted(int(p["pa"], 16) for p in everything["pages"])
+    lo, hi = frames[1], frames[-1]  # [second, last): every tracked frame in between, by construction
+    in_range = s.gdb.cli_json(f"cow-status --pa {lo:#x}-{hi:#x} --limit 0 --json")
+    assert sorted(int(p["pa"], 16) for p in in_range["pages"]) == frames[1:-1]
+    assert in_range["filters"] == {"pa": f"{lo:#x}-{hi:#x}"}
+    assert "empty range" in s.gdb.expect_one_line_error(f"cow-status --pa {hi:#x}-{lo:#x}")
     limited = s.gdb.cli_json("cow-status --limit 2 --json")
     assert (len(limited["pages"]), limited["omitted"], limited["matched"]) == (2, SHARED - 2, SHARED)
     assert f"... {SHARED - 2} more page(s)" in s.gdb.cli("cow-status --limit 2")

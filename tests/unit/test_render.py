@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gdb_tinyos.core.render import Address, cell, hexs, key_values, table, to_json, to_mi, to_plain
 
@@ -60,3 +62,14 @@ def test_cells_and_hex():
     assert cell(None) == "-" and cell([]) == "-" and cell(Kind.PAGE) == "PAGE"
     assert hexs(0x1F, 4) == "0x001f" and hexs(None) == "-"
     assert key_values([("a", 1), ("long name", None)]) == "a:         1\nlong name: -"
+
+
+@given(cells=st.lists(st.lists(st.text(alphabet=" -_.:0123456789abcxyzé", max_size=12), min_size=3, max_size=3), max_size=8),
+       headers=st.lists(st.text(alphabet="abcdef ", min_size=1, max_size=9).map(str.strip).filter(bool), min_size=3, max_size=3))
+def test_table_lines_equal_tabulates_simple_table(cells, headers):
+    from tabulate import tabulate
+
+    from gdb_tinyos.core.render import table_lines
+
+    expected = tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
+    assert "\n".join(table_lines(cells, headers)) == expected

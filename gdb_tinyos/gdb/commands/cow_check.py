@@ -11,41 +11,54 @@ expressions.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 import gdb
 
 from ...core import render
 from ...tinyos.check import CheckReport, MappingIndex, check_cow
+from ...tinyos.grouping import group_violations
 from ..base import TinyOSCommand
 from ..registry import command
 from ..session import Session
 from ..target import require_stopped
 
 
-def run_check(s: Session) -> CheckReport:
+# Violations cow-check lists by default (after grouping); --max 0 lists all.
+DEFAULT_MAX = 200
+
+
+def run_check(s: Session, most: int = 0) -> CheckReport:
     """Decode everything once and check it: every live process's user half is walked
-    once and indexed by frame."""
+    once and indexed by frame. Identical findings on consecutive frames are grouped;
+    ``most`` > 0 lists only the first ``most`` (the rest are counted)."""
     require_stopped()
     view = s.kernel_view()
     cow = view.cow()
     table = view.processes()
     frames = view.frames()
     index = MappingIndex.build({p.pid: view.address_space(p) for p in table.live()})
-    return check_cow(cow, table, index, frames=frames, manager_size=view.manager_size)
+    report = check_cow(cow, table, index, frames=frames, manager_size=view.manager_size)
+    grouped = group_violations(report.violations)
+    shown = grouped if most <= 0 else grouped[:most]
+    return replace(report, violations=shown, omitted=len(grouped) - len(shown))
 
 
 @command
 class CowCheckCommand(TinyOSCommand):
     """Check the COW invariants across the manager, every live page table and the frame allocator.
 
-    Usage: cow-check [--json]
+    Usage: cow-check [--max N] [--json]
     Checks: each tracked frame's ref_count = live user PTEs mapping it = recorded sharers;
     every recorded (va, pid) is a live process whose VA maps the frame, and every PTE
     mapping it is recorded; no COW frame is mapped writable; statistics agree with the
     pages (cow_pages_count/active_pages = occupied slots, memory_saved_bytes =
     sum (ref_count - 1) x 4096, peak >= current, metadata = size of CowManager); no tracked
     frame is free and every user-mapped frame's allocator count >= its mappings.
+    Identical findings on consecutive frames are one violation with a frame count
+    (`frames A-B (N frames)`); --max N lists the first N violations (default
+    200, 0 = all) and counts the rest.
     Clean: prints `cow-check: OK (N pages, M mappings checked)`.
     Violations: prints each with its evidence, then FAILS with `cow-check: N violations`
     (a gdb error: a script stops there; `--json` prints the report before failing the
@@ -53,12 +66,17 @@ class CowCheckCommand(TinyOSCommand):
     `$cow_violations()` is the count, for expressions and breakpoint conditions.
     Example:
       (gdb) cow-check
+      (gdb) cow-check --max 5
       (gdb) python ok = gdb.execute("cow-check", to_string=True)   # raises gdb.error on violations"""
 
     name = "cow-check"
 
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--max", type=int, default=DEFAULT_MAX,
+                            help=f"violations to list (default {DEFAULT_MAX}; 0 = all)")
+
     def run(self, s: Session, args: argparse.Namespace) -> CheckReport:
-        self._last = run_check(s)
+        self._last = run_check(s, args.max)
         return self._last
 
     def plain(self, model: CheckReport) -> Any:

@@ -9,32 +9,61 @@ from __future__ import annotations
 
 import argparse
 
-from ...tinyos.reports import DEFAULT_LIMIT, CowStats, CowStatus, build_stats, build_status, pte_lookup, stats_text, status_text
+from collections.abc import Iterable
+
+from ...tinyos.reports import (
+    DEFAULT_LIMIT,
+    CowStats,
+    CowStatus,
+    build_stats,
+    build_status,
+    pte_lookup,
+    stats_text,
+    status_chunks,
+    status_text,
+)
 from ..base import TinyOSCommand, gdb_address
 from ..registry import command
 from ..session import Session
 from ..target import require_stopped
 
+def address_or_range(text: str) -> int | tuple[int, int]:
+    """``PA`` or ``START-END`` (each a number or gdb expression; END exclusive)."""
+    start, dash, end = text.partition("-")
+    if dash and start.strip() and end.strip():
+        try:
+            lo, hi = gdb_address(start), gdb_address(end)
+        except argparse.ArgumentTypeError:
+            return gdb_address(text)  # a single expression with a minus in it ($x0-8)
+        if hi <= lo:
+            raise argparse.ArgumentTypeError(f"empty range {text!r}: END must be above START")
+        return lo, hi
+    return gdb_address(text)
+
+
 @command
 class CowStatusCommand(TinyOSCommand):
     """Show the COW manager: the shell's `~1` figures and every tracked page with its live PTEs.
 
-    Usage: cow-status [--pid N] [--pa PA] [--limit N] [--json]
+    Usage: cow-status [--pid N] [--pa PA | --pa START-END] [--limit N] [--json]
     For each tracked frame: slot, physical address, refs, COW flag, original permissions,
     and for each recorded sharer its VA, pid and the permissions its PTE has NOW in that
     process's own page tables. `flags` marks contradictions: a COW page mapped writable,
     a VA that maps another frame or nothing, a pid that is not live, refs that differ
     from the recorded sharers. Only the first --limit pages (default 64, as `~1`; 0 = all)
-    are walked; the rest are summarised. Reads memory only: safe at any stop.
+    are walked; the rest are summarised; a long listing is written in chunks as it is
+    made (gdb's pager can stop it). Reads memory only: safe at any stop.
     Example:
       (gdb) cow-status --pid 2
-      (gdb) cow-status --pa 0x4000c000 --json"""
+      (gdb) cow-status --pa 0x4000c000 --json
+      (gdb) cow-status --pa 0x41000000-0x41100000 --limit 0"""
 
     name = "cow-status"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--pid", type=int, help="only pages shared by this process")
-        parser.add_argument("--pa", type=gdb_address, help="only the page holding this physical address")
+        parser.add_argument("--pa", type=address_or_range,
+                            help="only the page holding this physical address, or the frames in START-END")
         parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
                             help=f"pages to show and walk (default {DEFAULT_LIMIT}; 0 = all)")
 
@@ -46,6 +75,9 @@ class CowStatusCommand(TinyOSCommand):
 
     def format_text(self, model: CowStatus) -> str:
         return status_text(model)
+
+    def format_chunks(self, model: CowStatus) -> Iterable[str]:
+        return status_chunks(model)
 
 
 @command
