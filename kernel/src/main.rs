@@ -2,7 +2,8 @@
 //!
 //! `kernel_main` is entered from the boot code (arch/aarch64/boot.rs) at EL1 with the
 //! MMU on (boot tables), running in the TTBR1 upper half. Init order: console, final
-//! kernel translation tables (drops the identity map), frame allocator, banner, shell.
+//! kernel translation tables (drops the identity map), interrupt controller and timer,
+//! frame allocator, banner, shell.
 #![no_std]
 #![no_main]
 
@@ -16,7 +17,7 @@ pub mod process;
 pub mod shell;
 pub mod sync;
 
-use arch::aarch64::{halt, mmu, sysreg};
+use arch::aarch64::{gic, halt, mmu, sysreg, timer};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The exception level QEMU started the kernel at (3, 2 or 1), for the banner.
@@ -31,6 +32,8 @@ pub extern "C" fn kernel_main(boot_el: u64) -> ! {
         println!("boot: cannot build the kernel page tables: {err}");
         halt();
     }
+    gic::init();
+    timer::init();
     let (image_start, image_end) = memory::image::physical();
     memory::frame::init(image_start, image_end);
     process::init();

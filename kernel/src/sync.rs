@@ -4,12 +4,17 @@
 //! field `locked` so a debugger can tell from DWARF and two memory reads whether a lock is
 //! held (1) or free (0) without running kernel code.
 //!
-//! TinyOS runs on one CPU with interrupts masked and a cooperative scheduler, so a lock
-//! that is already held when `lock()` is called can never be released by anyone else: it
-//! is a self-deadlock (the bug upstream TinyOS has in its `~6` test). `lock()` therefore
-//! spins a bounded number of times (enough for a second CPU to finish a critical section)
-//! and then panics, naming the caller, instead of hanging silently. Code that may run
-//! while a lock is held by its caller (the debugger's inferior calls) uses `try_lock()`.
+//! Interrupts: a guard masks IRQs (PSTATE.I) for as long as it lives and restores the
+//! previous DAIF when dropped, so the timer tick is never taken while a lock is held (a
+//! tick handler that took the same lock would spin on a holder that cannot run). Guards
+//! must therefore be dropped in the reverse order they were taken (Rust's scopes do so).
+//!
+//! TinyOS runs on one CPU, so a lock that is already held when `lock()` is called can
+//! never be released by anyone else: it is a self-deadlock (the bug upstream TinyOS has in
+//! its `~6` test). `lock()` therefore spins a bounded number of times (enough for a second
+//! CPU to finish a critical section) and then panics, naming the caller, instead of
+//! hanging silently. Code that may run while a lock is held by its caller (the debugger's
+//! inferior calls) uses `try_lock()`.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
@@ -55,10 +60,14 @@ impl<T> SpinLock<T> {
 
     /// Takes the lock if it is free.
     pub fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
-        self.locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| SpinLockGuard { lock: self })
+        let daif = mask_irqs();
+        match self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => Some(SpinLockGuard { lock: self, daif }),
+            Err(_) => {
+                restore_irqs(daif);
+                None
+            }
+        }
     }
 
     /// Whether some guard currently exists.
@@ -75,7 +84,37 @@ impl<T> SpinLock<T> {
 /// Proof of holding a `SpinLock`; releases it when dropped.
 pub struct SpinLockGuard<'a, T> {
     lock: &'a SpinLock<T>,
+    /// DAIF before the lock was taken, restored after it is released.
+    daif: u64,
 }
+
+/// Masks IRQs; returns DAIF as it was.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+fn mask_irqs() -> u64 {
+    let daif: u64;
+    // SAFETY: reading DAIF and setting PSTATE.I only change which interrupts are taken.
+    unsafe { core::arch::asm!("mrs {}, daif", "msr daifset, #2", out(reg) daif, options(nomem, nostack)) };
+    daif
+}
+
+/// Puts DAIF back as [`mask_irqs`] found it.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+fn restore_irqs(daif: u64) {
+    // SAFETY: `daif` was read from DAIF by `mask_irqs`; writing it back only re-enables
+    // the interrupts that were enabled before.
+    unsafe { core::arch::asm!("msr daif, {}", in(reg) daif, options(nomem, nostack)) };
+}
+
+/// The host build of this module (kernel/hosttest) has no interrupts to mask.
+#[cfg(not(target_arch = "aarch64"))]
+fn mask_irqs() -> u64 {
+    0
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn restore_irqs(_daif: u64) {}
 
 impl<T> Deref for SpinLockGuard<'_, T> {
     type Target = T;
@@ -95,5 +134,6 @@ impl<T> DerefMut for SpinLockGuard<'_, T> {
 impl<T> Drop for SpinLockGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.locked.store(false, Ordering::Release);
+        restore_irqs(self.daif);
     }
 }

@@ -55,6 +55,11 @@ impl Pl011 {
         self.write(DR, byte as u32);
     }
 
+    /// Whether a received byte is waiting (nothing is consumed).
+    pub fn has_input(&self) -> bool {
+        self.read(FR) & FR_RXFE == 0
+    }
+
     /// A received byte, if one is waiting.
     pub fn try_get(&self) -> Option<u8> {
         if self.read(FR) & FR_RXFE != 0 { None } else { Some(self.read(DR) as u8) }

@@ -1,7 +1,8 @@
 //! Processes: the static process table, creating a process from a built-in program,
 //! exit (everything unmapped, copy-on-write references dropped, frames freed), wait and
 //! kill. Fork lives in `fork`, the copy-on-write fault path in `cow_fault`, syscalls in
-//! `syscall`, the scheduler (cooperative, run from the shell) in `scheduler`.
+//! `syscall`, the scheduler (round robin, preemptive at EL0, run from the shell) in
+//! `scheduler`.
 //!
 //! Decodable by the debugger without running code:
 //! - `tinyos::process::PROCESSES`: `SpinLock<[Process; MAX_PROCESSES]>` (`locked`, `data`);
@@ -214,6 +215,9 @@ pub(super) fn reserve_slot(name: &'static str, parent: usize) -> Result<(usize, 
     let pid = COW_MANAGER.lock().allocate_process_id();
     let mut table = PROCESSES.lock();
     let slot = table.iter().position(|p| p.state == ProcessState::Unused).ok_or(SpawnError::TableFull)?;
+    let parent_slot = table.iter().position(|p| parent != 0 && p.pid == parent && p.state != ProcessState::Unused);
+    scheduler::set_background(slot, parent_slot.is_some_and(scheduler::is_background));
+    scheduler::set_cooperative(slot, parent_slot.is_some_and(scheduler::is_cooperative));
     table[slot] = Process {
         pid,
         state: ProcessState::Creating,
@@ -295,6 +299,7 @@ fn sync_icache(pa: PhysAddr) {
 #[inline(never)]
 pub fn spawn(program: &Program, arg: u64, parent: usize) -> Result<usize, SpawnError> {
     let (slot, pid) = reserve_slot(program.name, parent)?;
+    scheduler::set_cooperative(slot, !program.preemptible);
     let built = new_space(slot).and_then(|space| match populate(&space) {
         Ok(()) => Ok(space),
         Err(err) => {
@@ -417,6 +422,40 @@ pub fn kill(pid: usize) -> bool {
     }
     exit(slot, user::KILLED_STATUS);
     true
+}
+
+/// Kills every live foreground process (Ctrl-C); calls `report(pid, name)` for each.
+pub fn kill_foreground(report: &mut dyn FnMut(usize, &'static str)) {
+    for slot in 0..MAX_PROCESSES {
+        let p = snapshot(slot);
+        if p.is_live() && !scheduler::is_background(slot) && kill(p.pid) {
+            report(p.pid, p.name);
+        }
+    }
+}
+
+/// Starts `program` in the background (`run <program> &`): it and its descendants run
+/// while the shell waits for input. Returns its pid.
+pub fn spawn_background(program: &Program, arg: u64) -> Result<usize, SpawnError> {
+    let pid = spawn(program, arg, 0)?;
+    if let Some(slot) = slot_of_pid(pid) {
+        scheduler::set_background(slot, true);
+    }
+    scheduler::update_background_ready();
+    Ok(pid)
+}
+
+/// Reaps the zombies of background processes started by the shell; calls `report(pid,
+/// name, status)` for each (the shell does so before its prompt).
+pub fn reap_background(report: &mut dyn FnMut(usize, &'static str, i64)) {
+    for slot in 0..MAX_PROCESSES {
+        let p = snapshot(slot);
+        if p.state == ProcessState::Zombie && p.parent == 0 && p.ttbr0 == 0 && scheduler::is_background(slot) {
+            if let Ok((pid, status)) = reap_child(0, p.pid) {
+                report(pid, p.name, status);
+            }
+        }
+    }
 }
 
 /// Wakes every paused process; returns how many.

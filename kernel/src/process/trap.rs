@@ -1,6 +1,7 @@
 //! Exceptions taken from EL0 (installed with `exception::set_user_handler`): syscalls,
-//! copy-on-write write faults (ESR EC 0x24, permission fault, write), and everything
-//! else a process can do wrong, which kills it with a message while the kernel runs on.
+//! copy-on-write write faults (ESR EC 0x24, permission fault, write), IRQs (the timer
+//! tick: the scheduler's preemption), and everything else a process can do wrong, which
+//! kills it with a message while the kernel runs on.
 
 use super::cow_fault::{self, WriteFaultError};
 use super::syscall::{self, kill_current};
@@ -11,19 +12,32 @@ use crate::arch::aarch64::exception::{self, Esr, TrapFrame, Vector};
 pub fn install() {
     exception::set_user_handler(user_trap);
     exception::set_kernel_fault_handler(super::uaccess::kernel_fault);
+    exception::set_kernel_irq_handler(super::scheduler::kernel_interrupt);
 }
 
 fn user_trap(frame: &mut TrapFrame, vector: Vector) -> *mut TrapFrame {
     let Some(slot) = current_slot() else {
         exception::unexpected(frame, vector);
     };
+    if vector == Vector::LOWER_IRQ {
+        return super::scheduler::interrupt(slot, frame);
+    }
     if !vector.is_sync() {
-        // No interrupt source is enabled; resume.
+        // No FIQ or SError source is enabled; resume.
         return frame;
     }
     let esr = Esr(frame.esr);
     match esr.ec() {
-        Esr::EC_SVC64 => syscall::dispatch(slot, frame),
+        Esr::EC_SVC64 => {
+            let next = syscall::dispatch(slot, frame);
+            // The time slice restarts at every syscall return: a tick that fell due while
+            // the kernel worked (a fork copies tables for a while) would otherwise preempt
+            // the process at its first instruction back, between two steps the stepwise
+            // test programs expect to run together (fork, then read the page's count).
+            // Processes are still preempted anywhere after a full tick of user code.
+            crate::arch::aarch64::timer::start();
+            next
+        }
         Esr::EC_DABT_LOWER if esr.is_write() && esr.is_permission_fault() => {
             let p = snapshot(slot);
             match cow_fault::handle_write_fault(p.pid, &p.space(), frame.far) {

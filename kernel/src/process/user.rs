@@ -44,6 +44,8 @@ unsafe extern "C" {
     static tinyos_user_idle: u8;
     static tinyos_user_sbrktest: u8;
     static tinyos_user_forkfail: u8;
+    static tinyos_user_spin: u8;
+    static tinyos_user_forkrace: u8;
 }
 
 /// A program of the image: its name and its entry symbol.
@@ -51,18 +53,27 @@ unsafe extern "C" {
 pub struct Program {
     pub name: &'static str,
     pub summary: &'static str,
+    /// Whether the timer tick may hand the CPU to another process while it runs. The
+    /// stepwise programs check reference counts that are only defined for one
+    /// interleaving (e.g. "shared by 2 right after fork", before the child can write):
+    /// they run cooperatively, as they were written to, and with their descendants give
+    /// the CPU up only in syscalls (or to the shell for console input).
+    pub preemptible: bool,
     entry: fn() -> *const u8,
 }
 
 macro_rules! program {
     ($name:literal, $symbol:ident, $summary:literal) => {
-        Program { name: $name, summary: $summary, entry: || &raw const $symbol }
+        Program { name: $name, summary: $summary, preemptible: false, entry: || &raw const $symbol }
+    };
+    ($name:literal, $symbol:ident, $summary:literal, preemptible) => {
+        Program { name: $name, summary: $summary, preemptible: true, entry: || &raw const $symbol }
     };
 }
 
 /// Every program `run` knows, in `help run` order.
 pub const PROGRAMS: &[Program] = &[
-    program!("hello", tinyos_user_hello, "print the pid and exit 0"),
+    program!("hello", tinyos_user_hello, "print the pid and exit 0", preemptible),
     program!("forkwrite", tinyos_user_forkwrite, "fork; the child writes a shared page; both check their own value"),
     program!("forkpause", tinyos_user_forkpause, "[pages] fork with a heap, pausing between steps for inspection (cont)"),
     program!("bigfork", tinyos_user_bigfork, "fork twice while holding 2/3 of the free frames"),
@@ -70,11 +81,13 @@ pub const PROGRAMS: &[Program] = &[
     program!("waitbuf", tinyos_user_waitbuf, "wait() stores into a buffer shared with the parent: no leak"),
     program!("oom", tinyos_user_oom, "the child runs out of frames copying: killed, the parent intact"),
     program!("reuse", tinyos_user_reuse, "the last sharer's write reuses its page without a copy"),
-    program!("rowrite", tinyos_user_rowrite, "write to the read-only code page: killed"),
-    program!("forkcycle", tinyos_user_forkcycle, "[n] n fork/write/exit cycles (default 200)"),
+    program!("rowrite", tinyos_user_rowrite, "write to the read-only code page: killed", preemptible),
+    program!("forkcycle", tinyos_user_forkcycle, "[n] n fork/write/exit cycles (default 200)", preemptible),
     program!("sbrktest", tinyos_user_sbrktest, "sbrk grows zero-filled pages and shrinks freeing them"),
     program!("forkfail", tinyos_user_forkfail, "fork with almost no free frames fails and rolls back"),
-    program!("idle", tinyos_user_idle, "one heap page holding the pid, then pause forever"),
+    program!("idle", tinyos_user_idle, "one heap page holding the pid, then pause forever", preemptible),
+    program!("spin", tinyos_user_spin, "loop forever without a syscall (only the timer takes the CPU back)", preemptible),
+    program!("forkrace", tinyos_user_forkrace, "[n] n children and the parent write shared pages while preempted", preemptible),
 ];
 
 impl Program {

@@ -685,6 +685,119 @@ tinyos_user_forkfail:
     puts    s_ff_ok
     exit_with 0
 
+// ---------------------------------------------------------------- spin
+// Loops forever without a syscall: only the timer tick takes the CPU back (the shell's
+// `kill`, or Ctrl-C when it runs in the foreground, ends it).
+.global tinyos_user_spin
+tinyos_user_spin:
+1:  add     x0, x0, #1
+    b       1b
+
+// ---------------------------------------------------------------- forkrace <n>
+// FR_CYCLES times: the parent writes its values into FR_PAGES heap pages, forks n
+// children (default 3, at most 8) and then every process, parent and children at once,
+// rewrites and re-reads all the pages FR_ROUNDS times with values made of its own pid,
+// the round and the page: the first write of each is a copy-on-write fault, and the
+// timer tick preempts them anywhere in between. Each must read back only its own values;
+// the parent then reaps every child (status 0) and checks its pages once more.
+.equ FR_PAGES, 4
+.equ FR_ROUNDS, 50000
+.equ FR_CYCLES, 3
+.global tinyos_user_forkrace
+tinyos_user_forkrace:
+    mov     x19, x0
+    cbnz    x19, 1f
+    mov     x19, #3
+1:  cmp     x19, #8
+    b.ls    2f
+    mov     x19, #8
+2:  mov     x0, #(FR_PAGES * PAGE)
+    sys     SYS_SBRK
+    cmn     x0, #1
+    expect  ne, s_sbrk_failed
+    mov     x20, x0                         // heap base
+    sys     SYS_GETPID
+    mov     x21, x0                         // own pid
+    mov     x22, #FR_CYCLES
+3:  mov     x0, x20
+    mov     x1, x21
+    bl      u_race                          // the pages hold the parent's values
+    cmp     x0, #1
+    expect  eq, s_fr_value
+    mov     x23, #0
+4:  cmp     x23, x19                        // fork n children
+    b.hs    5f
+    sys     SYS_FORK
+    cmp     x0, #0
+    expect  ge, s_fork_failed
+    b.eq    9f
+    add     x23, x23, #1
+    b       4b
+5:  mov     x0, x20                         // parent races its children
+    mov     x1, x21
+    bl      u_race
+    cmp     x0, #1
+    expect  eq, s_fr_value
+    mov     x23, #0
+6:  cmp     x23, x19                        // reap them: each exited 0
+    b.hs    7f
+    sub     sp, sp, #16
+    mov     x0, sp
+    sys     SYS_WAIT
+    cmp     x0, #0
+    expect  gt, s_wait_pid
+    ldr     x0, [sp]
+    add     sp, sp, #16
+    cmp     x0, #0
+    expect  eq, s_child_status
+    add     x23, x23, #1
+    b       6b
+7:  subs    x22, x22, #1
+    b.ne    3b
+    puts    s_fr_ok
+    exit_with 0
+9:  sys     SYS_GETPID                      // child
+    mov     x21, x0
+    mov     x0, x20
+    mov     x1, x21
+    bl      u_race
+    cmp     x0, #1
+    expect  eq, s_fr_value
+    exit_with 0
+
+// u_race(x0 = base, x1 = pid) -> x0 = 1 when, FR_ROUNDS times, word 0 of each of the
+// FR_PAGES pages at base read back (pid << 32 | round << 4 | page) right after this
+// process wrote it; 0 at the first other value. Clobbers x1-x7.
+u_race:
+    lsl     x1, x1, #32
+    mov     x2, #0                          // round
+1:  mov     x3, #FR_ROUNDS
+    cmp     x2, x3
+    b.hs    5f
+    orr     x3, x1, x2, lsl #4
+    mov     x4, #0                          // write every page
+2:  add     x5, x0, x4, lsl #12
+    orr     x6, x3, x4
+    str     x6, [x5]
+    add     x4, x4, #1
+    cmp     x4, #FR_PAGES
+    b.lo    2b
+    mov     x4, #0                          // then read every page back
+3:  add     x5, x0, x4, lsl #12
+    ldr     x7, [x5]
+    orr     x6, x3, x4
+    cmp     x7, x6
+    b.ne    6f
+    add     x4, x4, #1
+    cmp     x4, #FR_PAGES
+    b.lo    3b
+    add     x2, x2, #1
+    b       1b
+5:  mov     x0, #1
+    ret
+6:  mov     x0, #0
+    ret
+
 // ---------------------------------------------------------------- strings
 s_fail:             .asciz "FAIL: "
 s_nl:               .asciz "\n"
@@ -733,6 +846,8 @@ s_ff_value:         .asciz "forkfail: the parent's pages changed\n"
 s_ff_frames:        .asciz "forkfail: writing the parent's pages used frames (copies)\n"
 s_ff_ok:            .asciz "forkfail: failed fork rolled back, every page private again\n"
 s_sb_ok:            .asciz "sbrktest: grows zero-filled, shrinks freeing frames\n"
+s_fr_value:         .asciz "forkrace: a page holds another process's value\n"
+s_fr_ok:            .asciz "forkrace: every process read back only its own values\n"
 
 .balign 4096
 .global tinyos_user_image_end

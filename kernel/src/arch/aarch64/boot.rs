@@ -69,6 +69,17 @@ _start:
     // ---- EL3: hand the machine to non-secure EL2 (if present) or EL1 ----
     msr     cptr_el3, xzr
     msr     mdcr_el3, xzr
+    // GICv2 with security extensions: the banked SGIs/PPIs (the timer's among them) reset
+    // Secure (group 0), which non-secure EL1 can neither enable nor acknowledge.
+    movz    x0, #0x0800, lsl #16            // GICD (MMU off: physical)
+    mov     w1, #-1
+    str     w1, [x0, #0x80]                 // GICD_IGROUPR0: all group 1
+    mov     w1, #3
+    str     w1, [x0]                        // GICD_CTLR (secure view): both groups on
+    movk    x0, #0x0801, lsl #16            // GICC
+    str     w1, [x0]                        // GICC_CTLR (secure view): both groups on
+    mov     w1, #0xff
+    str     w1, [x0, #4]                    // GICC_PMR: every priority
     mrs     x0, id_aa64pfr0_el1
     ubfx    x0, x0, #8, #4                  // EL2 field: 0 = not implemented
     mov     x1, #0x4b1                      // RW | SMD | RES1(5:4) | NS

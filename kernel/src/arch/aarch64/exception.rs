@@ -189,6 +189,8 @@ impl Vector {
     pub const LOWER_IRQ: Vector = Vector(9);
     /// Synchronous exception at EL1 using SP_EL1.
     pub const CURRENT_SYNC: Vector = Vector(4);
+    /// IRQ at EL1 using SP_EL1.
+    pub const CURRENT_IRQ: Vector = Vector(5);
 
     pub const fn is_lower_el(self) -> bool { self.0 >= 8 }
     pub const fn is_sync(self) -> bool { self.0 % 4 == 0 }
@@ -313,8 +315,14 @@ pub type UserHandler = fn(&mut TrapFrame, Vector) -> *mut TrapFrame;
 /// user page): returns true when handled and execution may resume at `frame.elr`.
 pub type KernelFaultHandler = fn(&mut TrapFrame) -> bool;
 
+/// Handles an IRQ taken at EL1 (the kernel keeps IRQs masked, so only a kernel path that
+/// unmasks them meets one): acknowledges it and returns; the kernel is never switched away
+/// from at EL1.
+pub type KernelIrqHandler = fn(&mut TrapFrame);
+
 static USER_HANDLER: AtomicUsize = AtomicUsize::new(0);
 static KERNEL_FAULT_HANDLER: AtomicUsize = AtomicUsize::new(0);
+static KERNEL_IRQ_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
 /// Installs the handler for every exception taken from EL0 (issue 3's process layer);
 /// returns the one it replaces (self-tests put it back).
@@ -332,6 +340,11 @@ pub fn clear_user_handler() {
 /// Installs the handler consulted for EL1 synchronous exceptions not caused by a probe.
 pub fn set_kernel_fault_handler(handler: KernelFaultHandler) {
     KERNEL_FAULT_HANDLER.store(handler as usize, Ordering::Release);
+}
+
+/// Installs the handler for IRQs taken at EL1.
+pub fn set_kernel_irq_handler(handler: KernelIrqHandler) {
+    KERNEL_IRQ_HANDLER.store(handler as usize, Ordering::Release);
 }
 
 /// The Rust side of every vector.
@@ -356,6 +369,14 @@ extern "C" fn tinyos_trap(frame: &mut TrapFrame, kind: u64) -> *mut TrapFrame {
             if handler(frame) {
                 return frame;
             }
+        }
+    } else if vector == Vector::CURRENT_IRQ {
+        let handler = KERNEL_IRQ_HANDLER.load(Ordering::Acquire);
+        if handler != 0 {
+            // SAFETY: only `set_kernel_irq_handler` stores here, always a KernelIrqHandler.
+            let handler: KernelIrqHandler = unsafe { core::mem::transmute(handler) };
+            handler(frame);
+            return frame;
         }
     }
     unexpected(frame, vector)

@@ -33,8 +33,9 @@ impl TableCell {
 pub static KERNEL_L0: TableCell = TableCell::new();
 
 /// Tables for levels 1-3 of the kernel map: L1, L2 for the device GiB and for RAM, an L3
-/// for the UART page and L3s for the 2 MiB regions the image overlaps.
-const POOL_TABLES: usize = 12;
+/// for the UART page, one for the GIC's two pages and L3s for the 2 MiB regions the image
+/// overlaps.
+const POOL_TABLES: usize = 14;
 static KERNEL_TABLE_POOL: [TableCell; POOL_TABLES] = [const { TableCell::new() }; POOL_TABLES];
 
 struct Pool {
@@ -88,8 +89,10 @@ pub fn init() -> Result<(), MapError> {
         }
         pa = block_end;
     }
-    let uart = PhysAddr::new(UART_PA);
-    space.map_with(uart.to_virt(), uart, 3, Attributes::DEVICE, &mut pool)?.flush();
+    for device in [UART_PA, super::gic::GICD_PA, super::gic::GICC_PA] {
+        let pa = PhysAddr::new(device);
+        space.map_with(pa.to_virt(), pa, 3, Attributes::DEVICE, &mut pool)?.flush();
+    }
 
     // SAFETY: the new tables map the running code, stack and UART at the same VAs as
     // the boot tables; the trampoline switches from the identity map.

@@ -4,8 +4,10 @@ pub mod boot;
 pub mod context;
 pub mod exception;
 pub mod fault_probe;
+pub mod gic;
 pub mod mmu;
 pub mod sysreg;
+pub mod timer;
 pub mod tlb;
 
 /// Stops this CPU for good: interrupts masked, waiting for events forever.

@@ -1,4 +1,5 @@
-//! System commands: `help`, `version`, the processes (`ps`, `run`, `cont`, `kill`) and
+//! System commands: `help`, `version`, the processes (`ps`, `run`, `cont`, `kill`,
+//! `sched`) and
 //! the copy-on-write commands `~1`..`~6` (upstream TinyOS's names and output formats,
 //! with true values).
 //!
@@ -20,15 +21,17 @@ use crate::memory::cow::{COW_MANAGER, CowPage};
 use crate::process::cow_fault::{self, CowOpError};
 use crate::process::user::{PROGRAMS, Program, USER_HEAP_LIMIT, USER_HEAP_START};
 use crate::process::{self, MAX_PROCESSES, Outcome, PROCESSES, ProcessState, cow_selftest, scheduler};
+use crate::drivers::pl011::UART;
 use crate::println;
 
 pub const COMMANDS: &[Command] = &[
     Command { name: "help", description: "list the commands", run: help },
     Command { name: "version", description: "kernel version, exception level and build-id", run: version },
     Command { name: "ps", description: "list the processes", run: ps },
-    Command { name: "run", description: "run <program> [arg]: start a user program (no name: list them)", run: run },
+    Command { name: "run", description: "run <program> [arg] [&]: start a user program (no name: list them)", run: run },
     Command { name: "cont", description: "wake the paused processes and run until idle", run: cont },
     Command { name: "kill", description: "kill <pid>: end a process that is not running", run: kill },
+    Command { name: "sched", description: "timer ticks and preemptions since boot", run: sched },
     Command { name: "~1", description: "COW status: statistics and every tracked page", run: cow_status },
     Command { name: "~2", description: "COW statistics", run: cow_statistics },
     Command { name: "~3", description: "~3 [src_va dst_va [src_pid dst_pid]]: share a page copy-on-write", run: cow_create },
@@ -74,13 +77,22 @@ fn report_reaped() {
 }
 
 fn report_alive() {
-    let paused = PROCESSES.lock().iter().filter(|p| p.is_live()).count();
+    let paused = PROCESSES
+        .lock()
+        .iter()
+        .enumerate()
+        .filter(|(slot, p)| p.is_live() && !scheduler::is_background(*slot))
+        .count();
     if paused > 0 {
         println!("{paused} process(es) paused or waiting ('cont' resumes, 'kill <pid>' ends, 'ps' lists)");
     }
 }
 
 fn run(args: &str) {
+    let (args, background) = match args.strip_suffix('&') {
+        Some(rest) => (rest.trim_end(), true),
+        None => (args, false),
+    };
     let mut words = args.split_whitespace();
     let Some(name) = words.next() else {
         for p in PROGRAMS {
@@ -100,10 +112,17 @@ fn run(args: &str) {
             return;
         }
     };
+    if background {
+        match process::spawn_background(program, arg) {
+            Ok(pid) => println!("process {pid} ({name}) started in the background"),
+            Err(err) => println!("error: run: cannot start {name}: {err}"),
+        }
+        return;
+    }
     match process::spawn(program, arg, 0) {
         Ok(pid) => {
             println!("process {pid} ({name}) started");
-            scheduler::run_until_idle();
+            run_foreground();
             report_reaped();
             report_alive();
         }
@@ -111,10 +130,25 @@ fn run(args: &str) {
     }
 }
 
+/// Runs the foreground processes until none is ready; console input meanwhile is kept
+/// for the next line, except Ctrl-C, which kills them.
+fn run_foreground() {
+    while scheduler::run(scheduler::Mode::Interactive) == scheduler::Stop::Input {
+        while let Some(byte) = UART.try_get() {
+            if byte == crate::shell::INTERRUPT {
+                println!("^C");
+                process::kill_foreground(&mut |pid, name| println!("process {pid} ({name}) killed: interrupted"));
+            } else {
+                crate::shell::type_ahead(byte);
+            }
+        }
+    }
+}
+
 fn cont(_args: &str) {
     let woken = process::resume_paused();
     println!("resumed {woken} process(es)");
-    scheduler::run_until_idle();
+    run_foreground();
     report_reaped();
     report_alive();
 }
@@ -130,6 +164,14 @@ fn kill(args: &str) {
     } else {
         println!("error: kill: no live process with pid {pid}");
     }
+}
+
+fn sched(_args: &str) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let ticks = crate::arch::aarch64::timer::TICKS.load(Relaxed);
+    println!("tick: {} Hz", crate::arch::aarch64::timer::HZ);
+    println!("ticks: {ticks}");
+    println!("preemptions: {}", scheduler::PREEMPTIONS.load(Relaxed));
 }
 
 /// A decimal number, or hex with 0x.
