@@ -1,4 +1,23 @@
-//! The debugger contract: the kernel API the gdb plugin relies on besides DWARF.
+//! The debugger contract: the kernel API the gdb plugin relies on besides DWARF — the
+//! event hook, the contract's constants, and the refusal record. A leaf module: it
+//! imports nothing from the kernel, so any layer may raise an event (arch code does so
+//! through the hook it is given at boot, `exception::set_event_hook`). The C-ABI entry
+//! points the debugger calls live in `crate::entry_points`.
+//!
+//! **The constants, once** ([`TINYOS_DEBUG_CONTRACT`], ELF symbol
+//! `TINYOS_DEBUG_CONTRACT`, a `#[repr(C)]` struct of plain integers the debugger reads
+//! from the ELF or from memory by its DWARF field names): `version` (1), every event
+//! kind `event_<name>`, every status `status_<name>`, `cow_pte_sw_bit` (55: the software
+//! bit marking a copy-on-write PTE), `killed_status` (137), the user layout
+//! (`user_code_va`, `user_data_va`, `user_data_pages`, `user_heap_start`,
+//! `user_heap_limit`, `user_stack_top`, `user_stack_pages`, `user_page_size`) and the
+//! bookkeeping conventions of `COW_MANAGER`: `cow_refs_count_owner` (0: `ref_count`
+//! counts mappings only), `cow_pids_parallel` (1: `process_ids[i]` is the pid of
+//! `virtual_addresses[i]`), `cow_stats_maintained` (bit 0 `cow_pages_count`, 1
+//! `cow_faults_handled`, 2 `pages_duplicated`, 3 `memory_saved_bytes`, 4
+//! `metadata_memory_bytes`, 5 `peak_cow_pages`: the statistics the kernel keeps true).
+//! The kernel's own `EVENT_*`/`STATUS_*`/`KILLED_STATUS`/user-layout constants are
+//! read from the one [`CONTRACT`] value, so the two cannot differ.
 //!
 //! [`tinyos_debug_event`] is a stable, never-inlined C-ABI function the kernel calls at
 //! interesting moments; the debugger sets a breakpoint on it and reads `kind`, `a`, `b`
@@ -44,6 +63,13 @@
 //!   failed tests (0 = all passed).
 //! - `tinyos_layout_info()`: prints the `layout` report on the console; returns the number
 //!   of lines.
+//! - `tinyos_debug_recover()`: after the debugger unwound an entry-point call it
+//!   interrupted (a watchdog, a signal), puts the kernel back in the shell's idle state:
+//!   kills and reaps every process the interrupted call created (their memory freed),
+//!   releases the locks it held, takes any process off the CPU and stops the tick.
+//!   Returns how many processes it cleaned up, 0 when no call was pending (then it
+//!   changes nothing). Only [`STATUS_IN_PROCESS`] refuses it (a process stopped on the
+//!   CPU outside any call: nothing to recover from).
 //!
 //! The data the debugger decodes (paths as DWARF names them; layouts from DWARF, also
 //! printed by `layout`): `tinyos::memory::cow::COW_MANAGER` (`SpinLock<CowManager>`: lock
@@ -53,31 +79,98 @@
 //! copy-on-write PTE is read-only with software bit 55 set
 //! (`process::cow_fault::SW_COW`).
 
-use crate::memory::PhysAddr;
-use crate::process::{self, cow_fault, cow_selftest};
-use crate::println;
+/// The contract's values, defined once; the static below and every `EVENT_*`/`STATUS_*`
+/// constant of the kernel are read from here.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DebugContract {
+    pub version: u32,
+    pub event_shell_command: u32,
+    pub event_shell_done: u32,
+    pub event_fault_recovered: u32,
+    pub event_halt: u32,
+    pub event_cow_fault: u32,
+    pub event_page_duplicated: u32,
+    pub event_page_reused: u32,
+    pub event_fork: u32,
+    pub event_process_exit: u32,
+    pub event_process_killed: u32,
+    pub cow_pte_sw_bit: u32,
+    pub killed_status: u32,
+    pub cow_refs_count_owner: u32,
+    pub cow_pids_parallel: u32,
+    pub cow_stats_maintained: u32,
+    pub status_busy: i64,
+    pub status_bad_argument: i64,
+    pub status_refused: i64,
+    pub status_in_process: i64,
+    pub user_code_va: u64,
+    pub user_data_va: u64,
+    pub user_data_pages: u64,
+    pub user_heap_start: u64,
+    pub user_heap_limit: u64,
+    pub user_stack_top: u64,
+    pub user_stack_pages: u64,
+    pub user_page_size: u64,
+}
+
+/// The one definition of the contract's values.
+pub const CONTRACT: DebugContract = DebugContract {
+    version: 1,
+    event_shell_command: 1,
+    event_shell_done: 2,
+    event_fault_recovered: 3,
+    event_halt: 4,
+    event_cow_fault: 16,
+    event_page_duplicated: 17,
+    event_page_reused: 18,
+    event_fork: 19,
+    event_process_exit: 20,
+    event_process_killed: 21,
+    cow_pte_sw_bit: 55,
+    killed_status: 137,
+    cow_refs_count_owner: 0,
+    cow_pids_parallel: 1,
+    cow_stats_maintained: 0b11_1111,
+    status_busy: -1,
+    status_bad_argument: -2,
+    status_refused: -3,
+    status_in_process: -4,
+    user_code_va: 0x0040_0000,
+    user_data_va: 0x0080_0000,
+    user_data_pages: 1,
+    user_heap_start: 0x1000_0000,
+    user_heap_limit: 0x3000_0000,
+    user_stack_top: 0x0000_7FFF_FFFF_0000,
+    user_stack_pages: 2,
+    user_page_size: 4096,
+};
+
+/// The contract in the ELF and in memory, for the debugger (never read by the kernel).
+#[unsafe(no_mangle)]
+#[used]
+pub static TINYOS_DEBUG_CONTRACT: DebugContract = CONTRACT;
 
 /// A shell command is about to run (`a` = line VA, `b` = length).
-pub const EVENT_SHELL_COMMAND: u32 = 1;
+pub const EVENT_SHELL_COMMAND: u32 = CONTRACT.event_shell_command;
 /// A shell command finished (`a` = line VA, `b` = length).
-pub const EVENT_SHELL_DONE: u32 = 2;
+pub const EVENT_SHELL_DONE: u32 = CONTRACT.event_shell_done;
 /// A fault probe's exception was recovered (`a` = ESR, `b` = ELR).
-pub const EVENT_FAULT_RECOVERED: u32 = 3;
+pub const EVENT_FAULT_RECOVERED: u32 = CONTRACT.event_fault_recovered;
 /// An unexpected exception; the kernel halts next (`a` = ESR, `b` = ELR).
-pub const EVENT_HALT: u32 = 4;
-
+pub const EVENT_HALT: u32 = CONTRACT.event_halt;
 /// A copy-on-write write fault was resolved (`a` = pid, `b` = fault address).
-pub const EVENT_COW_FAULT: u32 = 16;
+pub const EVENT_COW_FAULT: u32 = CONTRACT.event_cow_fault;
 /// A shared page was copied for the writer (`a` = page VA, `b` = new frame PA).
-pub const EVENT_PAGE_DUPLICATED: u32 = 17;
+pub const EVENT_PAGE_DUPLICATED: u32 = CONTRACT.event_page_duplicated;
 /// The last sharer's page was made writable in place (`a` = page VA, `b` = frame PA).
-pub const EVENT_PAGE_REUSED: u32 = 18;
+pub const EVENT_PAGE_REUSED: u32 = CONTRACT.event_page_reused;
 /// A fork completed (`a` = parent pid, `b` = child pid).
-pub const EVENT_FORK: u32 = 19;
+pub const EVENT_FORK: u32 = CONTRACT.event_fork;
 /// A process exited and its memory was freed (`a` = pid, `b` = exit status).
-pub const EVENT_PROCESS_EXIT: u32 = 20;
+pub const EVENT_PROCESS_EXIT: u32 = CONTRACT.event_process_exit;
 /// The kernel is killing a process (`a` = pid); `EVENT_PROCESS_EXIT` follows.
-pub const EVENT_PROCESS_KILLED: u32 = 21;
+pub const EVENT_PROCESS_KILLED: u32 = CONTRACT.event_process_killed;
 
 /// The breakpoint target for every debugger event. Does nothing.
 #[unsafe(no_mangle)]
@@ -88,26 +181,13 @@ pub extern "C" fn tinyos_debug_event(kind: u32, a: u64, b: u64) {
 }
 
 /// Status: `COW_MANAGER` or `PROCESSES` is locked, or the frame allocator busy; nothing was done.
-pub const STATUS_BUSY: i64 = -1;
+pub const STATUS_BUSY: i64 = CONTRACT.status_busy;
 /// Status: an argument is not a valid address or pid.
-pub const STATUS_BAD_ARGUMENT: i64 = -2;
+pub const STATUS_BAD_ARGUMENT: i64 = CONTRACT.status_bad_argument;
 /// Status: the operation was refused as unsafe or impossible (reason on the console).
-pub const STATUS_REFUSED: i64 = -3;
+pub const STATUS_REFUSED: i64 = CONTRACT.status_refused;
 /// Status: a process is on the CPU (stopped inside it); call from the shell's context.
-pub const STATUS_IN_PROCESS: i64 = -4;
-
-/// `STATUS_BUSY` when a lock is held, `STATUS_IN_PROCESS` when a process runs.
-fn refusal(needs_shell: bool) -> Option<i64> {
-    record_refusal(format_args!(""));
-    let locked = crate::memory::cow::COW_MANAGER.is_locked() || process::PROCESSES.is_locked();
-    if locked || crate::memory::frame::is_busy() {
-        return Some(STATUS_BUSY);
-    }
-    if needs_shell && process::current_slot().is_some() {
-        return Some(STATUS_IN_PROCESS);
-    }
-    None
-}
+pub const STATUS_IN_PROCESS: i64 = CONTRACT.status_in_process;
 
 /// Bytes of [`LAST_REFUSAL`]'s text (longer reasons are cut).
 pub const REFUSAL_CAPACITY: usize = 192;
@@ -141,150 +221,8 @@ impl core::fmt::Write for &Refusal {
 }
 
 /// Replaces the recorded reason by `reason` (empty: none).
-fn record_refusal(reason: core::fmt::Arguments<'_>) {
+pub fn record_refusal(reason: core::fmt::Arguments<'_>) {
     LAST_REFUSAL.len.store(0, core::sync::atomic::Ordering::Relaxed);
     let _ = core::fmt::Write::write_fmt(&mut &LAST_REFUSAL, reason);
 }
 
-fn status_of(err: cow_fault::CowOpError, operation: &str) -> i64 {
-    use cow_fault::CowOpError as E;
-    println!("{operation}: {err}");
-    record_refusal(format_args!("{err}"));
-    match err {
-        E::NoSuchProcess(_) | E::BadAddress(_) | E::NotMapped { .. } | E::NotMappedAnywhere(_) | E::Ambiguous(_) => {
-            STATUS_BAD_ARGUMENT
-        }
-        _ => STATUS_REFUSED,
-    }
-}
-
-fn frame_for(addr: u64, pid: u64) -> Result<PhysAddr, cow_fault::CowOpError> {
-    cow_fault::resolve_frame(addr, (pid != 0).then_some(pid as usize))
-}
-
-/// `~3` for the debugger: see the module doc.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn tinyos_cow_create(src_pid: u64, src_va: u64, dst_pid: u64, dst_va: u64) -> i64 {
-    if let Some(status) = refusal(true) {
-        return status;
-    }
-    let result = cow_fault::target(src_pid as usize)
-        .and_then(|src| Ok((src, cow_fault::target(dst_pid as usize)?)))
-        .and_then(|(src, dst)| cow_fault::create(src, src_va, dst, dst_va));
-    match result {
-        Ok(created) => created.refs as i64,
-        Err(err) => status_of(err, "tinyos_cow_create"),
-    }
-}
-
-/// `~4` for the debugger: see the module doc.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn tinyos_cow_protect(addr: u64, pid: u64) -> i64 {
-    if let Some(status) = refusal(true) {
-        return status;
-    }
-    match frame_for(addr, pid).and_then(cow_fault::protect) {
-        Ok(refs) => refs as i64,
-        Err(err) => status_of(err, "tinyos_cow_protect"),
-    }
-}
-
-/// `~5` for the debugger: see the module doc.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn tinyos_cow_unprotect(addr: u64, pid: u64) -> i64 {
-    if let Some(status) = refusal(true) {
-        return status;
-    }
-    match frame_for(addr, pid).and_then(cow_fault::unprotect) {
-        Ok(()) => 0,
-        Err(err) => status_of(err, "tinyos_cow_unprotect"),
-    }
-}
-
-/// `~6` for the debugger: see the module doc.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn tinyos_cow_run_test() -> i64 {
-    if let Some(status) = refusal(true) {
-        return status;
-    }
-    cow_selftest::run_suite().failed as i64
-}
-
-/// The `layout` report on the console, for the debugger: see the module doc.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn tinyos_layout_info() -> i64 {
-    if let Some(status) = refusal(false) {
-        return status;
-    }
-    let mut lines = 0;
-    crate::layout::report(&mut |line| {
-        println!("{line}");
-        lines += 1;
-    });
-    lines
-}
-
-/// The entry points nothing in the kernel calls, referenced here so the linker keeps them.
-pub struct EntryPoints {
-    pub create: extern "C" fn(u64, u64, u64, u64) -> i64,
-    pub protect: extern "C" fn(u64, u64) -> i64,
-    pub unprotect: extern "C" fn(u64, u64) -> i64,
-    pub run_test: extern "C" fn() -> i64,
-    pub layout_info: extern "C" fn() -> i64,
-}
-
-pub static ENTRY_POINTS: EntryPoints = EntryPoints {
-    create: tinyos_cow_create,
-    protect: tinyos_cow_protect,
-    unprotect: tinyos_cow_unprotect,
-    run_test: tinyos_cow_run_test,
-    layout_info: tinyos_layout_info,
-};
-
-/// Makes sure the entry points are linked (called once at boot).
-pub fn retain_entry_points() {
-    core::hint::black_box(&ENTRY_POINTS);
-}
-
-/// Layouts of the copy-on-write types (for the `layout` command).
-pub fn cow_layout(out: &mut dyn FnMut(crate::layout::Line)) {
-    use crate::layout::{Line, fields};
-    use crate::memory::cow::{CowManager, CowPage, CowStatistics, RegionType, SimpleVec};
-    use crate::sync::SpinLock;
-    use core::mem::{align_of, size_of};
-    type Lock = SpinLock<CowManager>;
-    out(Line::Type { name: "SpinLock<CowManager>", size: size_of::<Lock>(), align: align_of::<Lock>() });
-    out(Line::Field { ty: "SpinLock<CowManager>", field: "locked", offset: Lock::LOCKED_OFFSET, size: 1 });
-    let data = Lock::DATA_OFFSET;
-    out(Line::Field { ty: "SpinLock<CowManager>", field: "data", offset: data, size: size_of::<CowManager>() });
-    fields!(out, CowManager, cow_pages, active_pages, statistics, memory_manager, next_process_id);
-    out(Line::Type { name: "Option<CowPage>", size: size_of::<Option<CowPage>>(), align: align_of::<Option<CowPage>>() });
-    fields!(out, CowPage, physical_addr, ref_count, is_cow, original_permissions, virtual_addresses, process_ids);
-    macro_rules! simple_vec {
-        ($name:literal, $ty:ty) => {{
-            out(Line::Type { name: $name, size: size_of::<$ty>(), align: align_of::<$ty>() });
-            let data = core::mem::offset_of!($ty, data);
-            let len = core::mem::offset_of!($ty, len);
-            out(Line::Field { ty: $name, field: "data", offset: data, size: size_of::<[u64; 8]>() });
-            out(Line::Field { ty: $name, field: "len", offset: len, size: size_of::<usize>() });
-        }};
-    }
-    simple_vec!("SimpleVec<u64>", SimpleVec<u64>);
-    simple_vec!("SimpleVec<usize>", SimpleVec<usize>);
-    fields!(
-        out,
-        CowStatistics,
-        cow_pages_count,
-        cow_faults_handled,
-        pages_duplicated,
-        memory_saved_bytes,
-        metadata_memory_bytes,
-        peak_cow_pages
-    );
-    out(Line::Type { name: "RegionType", size: size_of::<RegionType>(), align: align_of::<RegionType>() });
-}

@@ -1,6 +1,8 @@
-//! Struct layouts reported by the `layout` shell command, one line per type and field,
-//! computed by the compiler (`size_of`/`align_of`/`offset_of!`), so the debugger's
-//! DWARF decoder can be checked against the running kernel.
+//! The line format and the `fields!` helper of the struct-layout report: one line per
+//! type and field, computed by the compiler (`size_of`/`align_of`/`offset_of!`), so the
+//! debugger's DWARF decoder can be checked against the running kernel. Each module
+//! describes its own types; the `layout` shell command (shell/commands/layout.rs) puts
+//! the report together, so this module knows none of them.
 
 use core::fmt;
 
@@ -47,12 +49,3 @@ macro_rules! fields {
     }};
 }
 pub(crate) use fields;
-
-/// Every layout the kernel reports, in order. Issue 3 adds the COW and process types.
-pub fn report(out: &mut dyn FnMut(Line)) {
-    crate::memory::frame::layout(out);
-    crate::arch::aarch64::exception::layout(out);
-    crate::arch::aarch64::context::layout(out);
-    crate::debug::cow_layout(out);
-    crate::process::layout(out);
-}

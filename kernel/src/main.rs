@@ -11,6 +11,7 @@ pub mod arch;
 pub mod console;
 pub mod debug;
 pub mod drivers;
+pub mod entry_points;
 pub mod layout;
 pub mod memory;
 pub mod process;

@@ -70,6 +70,16 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// Releases the lock with no guard: for the debugger's recovery after it abandoned a
+    /// call that held it.
+    ///
+    /// # Safety
+    /// No guard of this lock may be alive (its holder's stack was discarded), and the
+    /// protected data must be usable in whatever state the holder left it.
+    pub unsafe fn force_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
     /// Whether some guard currently exists.
     pub fn is_locked(&self) -> bool {
         self.locked.load(Ordering::Relaxed)

@@ -225,6 +225,15 @@ pub fn is_busy() -> bool {
     FRAME_ALLOCATOR.locked.load(Ordering::Relaxed)
 }
 
+/// Releases the allocator's flag with no operation running: for the debugger's recovery
+/// after it abandoned a call stopped inside an allocator operation.
+///
+/// # Safety
+/// No allocator operation may still be running (its stack was discarded).
+pub unsafe fn force_unlock() {
+    FRAME_ALLOCATOR.locked.store(false, Ordering::Release);
+}
+
 /// Total and free managed frames.
 pub fn stats() -> FrameStats {
     FRAME_ALLOCATOR.with(|s| FrameStats { total: s.total_frames, free: s.free_frames })

@@ -26,6 +26,8 @@ use super::{PROCESSES, Process};
 
 /// Descriptor software bit (of bits [58:55]) marking a copy-on-write entry.
 pub const SW_COW: u8 = 0b0001;
+// The software field is PTE bits [58:55]: SW_COW is the contract's bit.
+const _: () = assert!((SW_COW as u64) << 55 == 1 << crate::debug::CONTRACT.cow_pte_sw_bit);
 
 /// Why a write fault is not a resolvable copy-on-write fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

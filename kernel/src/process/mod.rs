@@ -46,7 +46,7 @@ const _: () = assert!(crate::memory::cow::MAX_COW_PAGES as u64 * PAGE_SIZE == cr
 /// its frames.
 pub fn init() {
     trap::install();
-    crate::debug::retain_entry_points();
+    crate::entry_points::retain_entry_points();
     COW_MANAGER.lock().attach(&raw const frame::FRAME_ALLOCATOR as usize);
 }
 
@@ -240,7 +240,11 @@ pub(super) fn release_slot(slot: usize) {
 pub(super) fn new_space(slot: usize) -> Result<AddressSpace, SpawnError> {
     let asid = asid_of(slot);
     tlb::invalidate_asid(asid);
-    Ok(AddressSpace::new_user(asid)?)
+    let space = AddressSpace::new_user(asid)?;
+    // Recorded while the process is still being built, so a debugger call abandoned
+    // half way through a spawn or fork leaves tables `tinyos_debug_recover` can free.
+    PROCESSES.lock()[slot].ttbr0 = space.l0().as_u64();
+    Ok(space)
 }
 
 /// Maps a fresh zeroed frame at `va`.
@@ -370,7 +374,8 @@ pub fn exit(slot: usize, status: i64) {
         let p = &mut table[slot];
         let had_space = p.ttbr0 != 0;
         let taken = (p.space(), p.pid);
-        p.ttbr0 = 0;
+        // ttbr0 is cleared only once the teardown is complete: a debugger call abandoned
+        // half way through it leaves the rest for `tinyos_debug_recover` to free.
         p.state = ProcessState::Zombie;
         p.exit_status = status;
         let (pid, parent) = (p.pid, p.parent);
@@ -388,6 +393,7 @@ pub fn exit(slot: usize, status: i64) {
         taken
     };
     teardown(space, pid);
+    PROCESSES.lock()[slot].ttbr0 = 0;
     // Orphaned zombies nobody will wait for are reaped by the shell (`reap_orphans`).
     crate::debug::tinyos_debug_event(crate::debug::EVENT_PROCESS_EXIT, pid as u64, status as u64);
 }

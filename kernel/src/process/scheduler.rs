@@ -273,6 +273,42 @@ fn pick_next(after: Option<usize>) -> Option<usize> {
     }
 }
 
+/// Puts the scheduler back in the shell's idle state after the debugger abandoned a
+/// call that was running processes (see `entry_points::tinyos_debug_recover`): the
+/// tick stops, no process is on the CPU, the EL0 hooks are the process layer's again,
+/// every process whose pid is `first_pid` or later (created by that call) is killed, its
+/// memory freed and its slot emptied, and a process the call left "running" is ready
+/// again. Returns how many processes were removed.
+pub fn abandon_run(first_pid: usize) -> usize {
+    timer::stop();
+    mmu::clear_user_table();
+    CURRENT.store(NO_PROCESS, Ordering::Relaxed);
+    MODE.store(Mode::Foreground as u8, Ordering::Relaxed);
+    STOPPED_FOR_INPUT.store(false, Ordering::Relaxed);
+    RESUME_FIRST.store(NO_PROCESS, Ordering::Relaxed);
+    super::trap::install();
+    let mut cleaned = 0;
+    for slot in 0..MAX_PROCESSES {
+        let p = super::snapshot(slot);
+        if p.state == ProcessState::Unused {
+            continue;
+        }
+        if p.pid < first_pid {
+            if p.state == ProcessState::Running {
+                PROCESSES.lock()[slot].state = ProcessState::Ready;
+            }
+            continue;
+        }
+        if p.ttbr0 != 0 {
+            super::exit(slot, super::user::KILLED_STATUS);
+        }
+        PROCESSES.lock()[slot] = super::Process::EMPTY;
+        cleaned += 1;
+    }
+    update_background_ready();
+    cleaned
+}
+
 /// Whether a run in the current mode may resume slot `slot` now.
 fn runnable(slot: usize) -> bool {
     slot < MAX_PROCESSES

@@ -13,6 +13,16 @@ pub fn install() {
     exception::set_user_handler(user_trap);
     exception::set_kernel_fault_handler(super::uaccess::kernel_fault);
     exception::set_kernel_irq_handler(super::scheduler::kernel_interrupt);
+    exception::set_event_hook(arch_event);
+}
+
+/// The architecture's events, raised as the debugger contract's.
+fn arch_event(event: exception::ArchEvent, a: u64, b: u64) {
+    let kind = match event {
+        exception::ArchEvent::FaultRecovered => crate::debug::EVENT_FAULT_RECOVERED,
+        exception::ArchEvent::Halt => crate::debug::EVENT_HALT,
+    };
+    crate::debug::tinyos_debug_event(kind, a, b);
 }
 
 fn user_trap(frame: &mut TrapFrame, vector: Vector) -> *mut TrapFrame {

@@ -5,28 +5,31 @@
 //! kernel's read-only data and copied into fresh frames mapped at [`USER_CODE_VA`]
 //! (EL0 read + execute, never writable). A program is an entry point in that image.
 
+use crate::debug::CONTRACT;
 use crate::memory::PAGE_SIZE;
+
+const _: () = assert!(CONTRACT.user_page_size == PAGE_SIZE);
 
 core::arch::global_asm!(include_str!("user_programs.S"));
 
 /// Where the program image is mapped: EL0 RX, never writable.
-pub const USER_CODE_VA: u64 = 0x0040_0000;
+pub const USER_CODE_VA: u64 = CONTRACT.user_code_va;
 /// The data page (zero-filled, RW, XN), after the code.
-pub const USER_DATA_VA: u64 = 0x0080_0000;
+pub const USER_DATA_VA: u64 = CONTRACT.user_data_va;
 /// Data pages every process starts with.
-pub const USER_DATA_PAGES: u64 = 1;
+pub const USER_DATA_PAGES: u64 = CONTRACT.user_data_pages;
 /// The heap (`sbrk`) starts here and grows up.
-pub const USER_HEAP_START: u64 = 0x1000_0000;
+pub const USER_HEAP_START: u64 = CONTRACT.user_heap_start;
 /// Upper bound of the heap (far more than RAM; `sbrk` fails earlier when frames run out).
-pub const USER_HEAP_LIMIT: u64 = 0x3000_0000;
+pub const USER_HEAP_LIMIT: u64 = CONTRACT.user_heap_limit;
 /// Initial user stack pointer; the stack grows down from here.
-pub const USER_STACK_TOP: u64 = 0x0000_7FFF_FFFF_0000;
+pub const USER_STACK_TOP: u64 = CONTRACT.user_stack_top;
 /// Stack pages every process starts with (RW, XN), just below the top.
-pub const USER_STACK_PAGES: u64 = 2;
+pub const USER_STACK_PAGES: u64 = CONTRACT.user_stack_pages;
 
 /// The exit status a process killed by the kernel reports to `wait` (like a shell's
 /// 128 + SIGKILL).
-pub const KILLED_STATUS: i64 = 137;
+pub const KILLED_STATUS: i64 = CONTRACT.killed_status as i64;
 
 unsafe extern "C" {
     static tinyos_user_image_start: u8;

@@ -342,6 +342,36 @@ pub fn set_kernel_fault_handler(handler: KernelFaultHandler) {
     KERNEL_FAULT_HANDLER.store(handler as usize, Ordering::Release);
 }
 
+/// What the architecture code tells the debugger about (the debugger-contract layer
+/// turns it into an event kind: arch code knows nothing of the contract).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ArchEvent {
+    /// A `fault` probe's exception was reported and recovered (`a` = ESR, `b` = ELR).
+    FaultRecovered,
+    /// An unexpected exception; the CPU halts next (`a` = ESR, `b` = ELR).
+    Halt,
+}
+
+/// Receives [`ArchEvent`]s.
+pub type EventHook = fn(ArchEvent, u64, u64);
+
+static EVENT_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the receiver of [`ArchEvent`]s (the debugger hook, at boot).
+pub fn set_event_hook(hook: EventHook) {
+    EVENT_HOOK.store(hook as usize, Ordering::Release);
+}
+
+/// Tells the installed hook about `event` (nothing happens before one is installed).
+pub fn raise_event(event: ArchEvent, a: u64, b: u64) {
+    let hook = EVENT_HOOK.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: only `set_event_hook` stores here, always an EventHook.
+        let hook: EventHook = unsafe { core::mem::transmute(hook) };
+        hook(event, a, b);
+    }
+}
+
 /// Installs the handler for IRQs taken at EL1.
 pub fn set_kernel_irq_handler(handler: KernelIrqHandler) {
     KERNEL_IRQ_HANDLER.store(handler as usize, Ordering::Release);
@@ -385,7 +415,7 @@ extern "C" fn tinyos_trap(frame: &mut TrapFrame, kind: u64) -> *mut TrapFrame {
 /// Reports an exception nobody handles and halts this CPU.
 pub fn unexpected(frame: &TrapFrame, vector: Vector) -> ! {
     report(frame, vector);
-    crate::debug::tinyos_debug_event(crate::debug::EVENT_HALT, frame.esr, frame.elr);
+    raise_event(ArchEvent::Halt, frame.esr, frame.elr);
     println!("halted: unexpected exception");
     halt()
 }

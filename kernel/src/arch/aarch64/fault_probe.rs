@@ -8,7 +8,7 @@
 //! the probe's recovery label instead of halting. Any other EL1 exception still halts.
 
 use super::exception::{self, TrapFrame, Vector};
-use crate::debug::{EVENT_FAULT_RECOVERED, tinyos_debug_event};
+use super::exception::{ArchEvent, raise_event};
 use crate::println;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -174,7 +174,7 @@ pub fn recover(frame: &mut TrapFrame) -> bool {
         exception::report(frame, Vector::CURRENT_SYNC);
         println!("recovered: the fault probe returns to the shell");
     }
-    tinyos_debug_event(EVENT_FAULT_RECOVERED, frame.esr, frame.elr);
+    raise_event(ArchEvent::FaultRecovered, frame.esr, frame.elr);
     frame.elr = if exec_fault { exec_recover } else { recover };
     true
 }

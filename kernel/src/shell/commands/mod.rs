@@ -2,7 +2,7 @@
 //! module, and the dispatcher (`help` lists them in this order).
 
 mod fault;
-mod layout;
+pub mod layout;
 mod memory;
 mod selftest;
 mod system;
