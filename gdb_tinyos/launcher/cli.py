@@ -4,6 +4,8 @@
     tinyos-gdb --kernel my.elf --el 2   # any kernel ELF, booted at EL2
     tinyos-gdb --batch                  # the scripted walkthrough (gdb_tinyos/walkthrough.gdb), exit status of gdb
     tinyos-gdb --session demo           # name the session (default: <pid>-1)
+    tinyos-gdb --record fw.rr           # record the whole run (fw.rr, fw.rr.qcow2, fw.rr.json)
+    tinyos-gdb --replay fw.rr           # replay it, halted at reset: reverse-stepi, reverse-continue...
     tinyos-gdb --console [NAME]         # in ANOTHER terminal: the serial console of a running session
 
 Each session has a private (0700) directory, ``<runtime>/tinyos-gdb-<uid>/<session>/``
@@ -75,6 +77,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--batch", action="store_true", help="run the scripted walkthrough non-interactively and exit")
     parser.add_argument("--timeout", type=float, default=120.0, help="--batch only: give up after this many seconds")
     parser.add_argument("-x", dest="scripts", type=Path, action="append", default=[], help="extra gdb script to run")
+    rr = parser.add_mutually_exclusive_group()
+    rr.add_argument("--record", type=Path, metavar="FILE",
+                    help="record the run (console input included) to FILE, FILE.qcow2 and FILE.json")
+    rr.add_argument("--replay", type=Path, metavar="FILE",
+                    help="replay a recording of the same kernel under gdb, with reverse execution")
     parser.add_argument("--session", metavar="NAME", help="name this session (default: <pid>-1); `--console NAME` finds it")
     parser.add_argument("--console", nargs="?", const="", metavar="NAME",
                         help="attach this terminal to a running session's serial console: its name or socket "
@@ -106,12 +113,19 @@ def debug(kernel: Path, args: argparse.Namespace) -> int:
 
     options = {"port_picker": (lambda: args.port), "port_attempts": 1} if args.port else {}
     try:
-        with QemuMachine(kernel=kernel, el=args.el, gdb=True, session_name=args.session, **options) as machine:
+        with QemuMachine(kernel=kernel, el=args.el, gdb=True, session_name=args.session,
+                         record=args.record, replay=args.replay, **options) as machine:  # fmt: skip
             assert machine.session is not None
             sock, log = machine.session.console_socket, machine.session.console_log
             with ConsoleBridge(machine.console, sock, log):
-                say(f"session {machine.session.name}: QEMU pid {machine.pid}, EL{args.el}, "
+                say(f"session {machine.session.name}: QEMU pid {machine.pid}, EL{machine.el}, "
                     f"gdbstub 127.0.0.1:{machine.gdb_port}, kernel {kernel}")
+                if args.record:
+                    say(f"recording to {machine.recording.path} (+ .qcow2, .json); replay with "
+                        f"`tinyos-gdb --replay {args.record}`")
+                if args.replay:
+                    say(f"replaying {machine.recording.path}: console input is the recorded one; "
+                        "reverse-stepi, reverse-continue and watchpoints run backwards")
                 if not args.batch:
                     say(f"serial console: `tinyos-gdb --console {machine.session.name}` in another terminal "
                         f"(socket {sock}, log {log})")

@@ -31,6 +31,7 @@ from gdb_tinyos.launcher.serial import PROMPT, SerialConsole
 from gdb_tinyos.launcher.errors import QemuStartError, ToolMissing
 from gdb_tinyos.launcher.ports import LOOPBACK, free_port, process_listens_on
 from gdb_tinyos.launcher.processes import close_quietly, die_with_parent, stop_process
+from gdb_tinyos.launcher.record import Recording, RecordingError
 from gdb_tinyos.launcher.sessiondir import SessionDir
 
 QEMU = "qemu-system-aarch64"
@@ -62,6 +63,11 @@ class QemuMachine:
          debugger on this host may map (default on).
     session: the private directory for the RAM file and other session files; default: a
          new one (``session_name`` or ``<pid>-<n>``), removed when the machine closes.
+    record: record the whole run to this file (:mod:`~gdb_tinyos.launcher.record`: also
+         ``FILE.qcow2`` and ``FILE.json``); what is typed on the console is recorded too.
+    replay: replay a recording instead of running freely: the kernel must be the recorded
+         one; exception level, RAM size and backend are taken from the recording; console
+         input is the recorded one. With ``gdb``, reverse execution is available.
     """
 
     def __init__(
@@ -81,7 +87,11 @@ class QemuMachine:
         shared_ram: bool = True,
         session: SessionDir | None = None,
         session_name: str | None = None,
+        record: str | os.PathLike[str] | None = None,
+        replay: str | os.PathLike[str] | None = None,
     ):
+        if record is not None and replay is not None:
+            raise ValueError("record and replay exclude each other")
         if el not in _MACHINE_BY_EL:
             raise ValueError(f"el must be 1, 2 or 3, not {el!r}")
         self.kernel = Path(kernel)
@@ -100,6 +110,10 @@ class QemuMachine:
         self.session = session
         self.session_name = session_name
         self._owns_session = session is None
+        self.record = Path(record) if record is not None else None
+        self.replay = Path(replay) if replay is not None else None
+        self.recording: Recording | None = None
+        self._rr_args: list[str] = []
         self.gdb_port: int | None = None
         self.argv: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -124,6 +138,7 @@ class QemuMachine:
         try:
             if self.session is None:
                 self.session = SessionDir.create(self.session_name)
+            self._prepare_record_replay()
             self._launch_until_port_is_ours(qemu)
             if self.start_running and self.wait_for_prompt:
                 self.console.wait_for_prompt(self.boot_timeout)
@@ -161,7 +176,7 @@ class QemuMachine:
             self.argv += ["-gdb", f"tcp:{LOOPBACK}:{port}"]
             if not self.start_running:
                 self.argv.append("-S")
-        self.argv += self.extra_args
+        self.argv += self._rr_args + self.extra_args
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             self.argv,
@@ -172,6 +187,20 @@ class QemuMachine:
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._console = SerialConsole(self.proc.stdout, self.proc.stdin, prompt=self.prompt, describe_owner=self.describe)
+
+    def _prepare_record_replay(self) -> None:
+        assert self.session is not None
+        if self.record is not None:
+            self.recording = Recording.create(self.record, self.kernel, self.el, self.memory, self.shared_ram)
+            self._rr_args = self.recording.qemu_args("record", self.recording.image)
+        elif self.replay is not None:
+            self.recording = Recording.open(self.replay)
+            self.recording.check_kernel(self.kernel)
+            if self.recording.el not in _MACHINE_BY_EL:
+                raise RecordingError(f"{self.recording.sidecar}: exception level {self.recording.el} is not 1, 2 or 3")
+            # The snapshot holds this machine's devices and RAM blocks: same board, or no replay.
+            self.el, self.memory, self.shared_ram = self.recording.el, self.recording.memory, self.recording.shared_ram
+            self._rr_args = self.recording.qemu_args("replay", self.recording.replay_image(self.session.path))
 
     @property
     def ram_path(self) -> Path:

@@ -351,6 +351,21 @@ class GdbSession:
         self.resume()
         return self.wait_for_stop(timeout)
 
+    def reverse_continue(self, timeout: float | None = None) -> Stop:
+        """Runs backwards (a replay session) until a breakpoint or watchpoint, or the start
+        of the recording; that stop."""
+        return self._run_and_wait("-exec-continue --reverse", timeout)
+
+    def reverse_stepi(self, timeout: float | None = None) -> Stop:
+        """One instruction backwards (a replay session); that stop."""
+        return self._run_and_wait("-exec-step-instruction --reverse", timeout)
+
+    def _run_and_wait(self, command: str, timeout: float | None) -> Stop:
+        self._drain_stops()
+        self.mi(command, timeout)
+        self._running = True
+        return self.wait_for_stop(timeout)
+
     def interrupt(self, timeout: float | None = None) -> Stop:
         """Makes sure the target is stopped and returns that stop: the stop gdb already
         reported if it stopped on its own meanwhile, else the one ``-exec-interrupt`` causes."""

@@ -147,6 +147,15 @@ class DebugSession:
             raise HarnessError(f"QEMU's xp gave {len(words)} of {count} words at {pa:#x}: {reply!r}")
         return words
 
+    def replay_position(self) -> int:
+        """QEMU's instruction count in a replay (``monitor info replay``): where in the
+        recorded run the CPU is; HarnessError when the session is not a replay."""
+        reply = self.monitor("info replay")
+        m = re.search(r"instruction count = (\d+)", reply)
+        if m is None:
+            raise HarnessError(f"not a replay session: QEMU says {reply.strip()!r}")
+        return int(m.group(1))
+
     def gva2gpa(self, va: int) -> int:
         """The physical address QEMU translates ``va`` to, with the CPU's current tables."""
         reply = self.monitor(f"gva2gpa {va:#x}")
@@ -168,12 +177,32 @@ def debug_session(
     gdb_args: Sequence[str] = (),
     timeout: float = 10.0,
     prompt: str = PROMPT,
+    record: str | os.PathLike[str] | None = None,
+    replay: str | os.PathLike[str] | None = None,
+    shared_ram: bool = True,
 ) -> Iterator[DebugSession]:
     """Boots ``kernel`` halted under QEMU, attaches gdb and loads ``plugin`` (default: the
-    gdb_tinyos loader if it exists; None loads nothing). Everything is ended on exit."""
+    gdb_tinyos loader if it exists; None loads nothing). Everything is ended on exit.
+
+    record=PATH records the whole run (QEMU record/replay: PATH, PATH.qcow2, PATH.json; the
+    console input typed through ``s.console``/``s.shell`` included); the recording is
+    complete once the session has ended. replay=PATH replays such a recording instead (same
+    kernel; el and RAM come from the recording; console input is the recorded one), halted
+    at the first instruction, with reverse execution (``reverse-stepi``,
+    ``reverse-continue``, watchpoints backwards) and ``s.replay_position()``::
+
+        with debug_session(kernel, record=tmp / "fw.rr") as s:
+            s.boot_to_prompt(); s.shell("run forkwrite")
+        with debug_session(kernel, replay=tmp / "fw.rr") as s:
+            s.gdb.run_to("tinyos::shell::run")      # then any stop, reverse-continue...
+
+    shared_ram=False gives QEMU private RAM (the plugin then reads through /proc or the gdbstub)."""
     plugin_path = default_plugin() if plugin is _DEFAULT else plugin
     with ExitStack() as stack:
-        machine = stack.enter_context(QemuMachine(kernel=kernel, el=el, gdb=True, extra_args=qemu_args, prompt=prompt))
+        machine = stack.enter_context(
+            QemuMachine(kernel=kernel, el=el, gdb=True, extra_args=qemu_args, prompt=prompt,
+                        record=record, replay=replay, shared_ram=shared_ram)  # fmt: skip
+        )
         gdb = stack.enter_context(GdbSession(extra_args=gdb_args, timeout=timeout))
         gdb.file(kernel)
         assert machine.gdb_port is not None
