@@ -39,7 +39,7 @@ from pathlib import Path
 
 from .console import CONSOLE_ENV, ConsoleBridge, attach_console, say
 from .errors import LaunchError
-from .kernel import PACKAGE_DIR, KernelChoice, choose_kernel
+from .kernel import PACKAGE_DIR, KernelChoice, choose_kernel, validate_kernel
 from .qemu import QemuMachine
 
 LOADER = PACKAGE_DIR / "gdbinit.py"
@@ -102,11 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.console is not None:
         return attach_console(args.console or None)
     choice = KernelChoice(args.kernel, "--kernel") if args.kernel else choose_kernel(None, os.environ)
-    if choice.path is None or not choice.path.is_file():
-        print(f"tinyos-gdb: no kernel ELF ({choice.source}: {choice.path}); build it with scripts/build-kernel "
-              "or pass --kernel", file=sys.stderr)
+    if choice.path is None:
+        say(f"no kernel ELF ({choice.source}); build it with scripts/build-kernel or pass --kernel")
         return 2
-    return debug(choice.path.resolve(), args)
+    try:
+        kernel = validate_kernel(choice.path)
+    except LaunchError as exc:
+        say(f"{choice.source}: {exc}")
+        return 2
+    return debug(kernel, args)
 
 
 def debug(kernel: Path, args: argparse.Namespace) -> int:

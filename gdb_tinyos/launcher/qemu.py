@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from gdb_tinyos.core.timeouts import scaled
 from gdb_tinyos.launcher.serial import PROMPT, SerialConsole
 from gdb_tinyos.launcher.errors import QemuStartError, ToolMissing
 from gdb_tinyos.launcher.ports import LOOPBACK, free_port, process_listens_on
@@ -212,7 +213,7 @@ class QemuMachine:
         """Unlinks the RAM file as soon as QEMU holds a descriptor on it: from then on it
         exists only while QEMU (and any debugger that mapped it) does."""
         assert self.proc is not None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while self.proc.poll() is None and time.monotonic() < deadline:
             try:
                 st = os.stat(self.ram_path)
@@ -228,7 +229,7 @@ class QemuMachine:
     def _gdbstub_listens(self, port: int, timeout: float = 10.0) -> bool:
         """Waits until QEMU itself listens on ``port`` (True) or exits (False)."""
         assert self.proc is not None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while self.proc.poll() is None:
             if process_listens_on(self.proc.pid, port):
                 return True

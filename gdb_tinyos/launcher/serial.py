@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO
 
+from gdb_tinyos.core.timeouts import scaled
 from gdb_tinyos.launcher.errors import ConsoleClosed, ConsoleTimeout
 
 PROMPT = "tinyos> "
@@ -92,7 +93,7 @@ class SerialConsole:
         The match is against the raw text (CR LF line ends). Raises ConsoleTimeout or,
         if QEMU exits first, ConsoleClosed; both carry the console's last output."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             while True:
                 match = regex.search(self._text, self._pos)

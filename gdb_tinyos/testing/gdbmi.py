@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from pygdbmi.gdbcontroller import GdbController
 
+from gdb_tinyos.core.timeouts import scaled
 from gdb_tinyos.testing.errors import GdbCommandError, GdbError, GdbTimeout, UnexpectedStop
 from gdb_tinyos.launcher.ports import LOOPBACK
 from gdb_tinyos.launcher.processes import close_quietly, stop_process
@@ -241,7 +242,7 @@ class GdbSession:
         command = self._pending.get(token)
         if command is None:
             raise GdbError(f"no command with token {token} is waiting for its result.")
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = time.monotonic() + scaled(self.timeout if timeout is None else timeout)
         console: list[str] = []
         log: list[str] = []
         while token not in self._results:
@@ -294,7 +295,7 @@ class GdbSession:
     def _write(self, line: str) -> None:
         controller = self._live_controller()
         self.transcript.append(f">> {line}")
-        controller.write(line, timeout_sec=self.timeout, raise_error_on_timeout=False, read_response=False)
+        controller.write(line, timeout_sec=scaled(self.timeout), raise_error_on_timeout=False, read_response=False)
 
     def _live_controller(self) -> MiController:
         if self._controller is None:
@@ -337,7 +338,7 @@ class GdbSession:
 
     def wait_for_stop(self, timeout: float | None = None) -> Stop:
         """Waits for the next ``*stopped`` record (possibly already received)."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = time.monotonic() + scaled(self.timeout if timeout is None else timeout)
         while not self._stops:
             record = self._next_record(deadline, "*stopped record (the target is still running)")
             if record.get("type") == "console":

@@ -10,16 +10,23 @@
 - ``tinyos_debug_factory``: more debug sessions with options (``el=2``, ``plugin=None``...).
 - ``tinyos_booted``: a DebugSession whose kernel booted to its shell prompt and runs on.
 
-A missing qemu-system-aarch64, gdb-multiarch or kernel is a test error (ToolMissing), never a skip."""
+A missing qemu-system-aarch64, gdb-multiarch or kernel is a test error (ToolMissing), never a skip.
+
+Every wait (gdb/MI, console, QEMU start) is multiplied by ``--tinyos-timeout-scale N`` (or
+$TINYOS_TIMEOUT_SCALE). Scenarios run in parallel with pytest-xdist (``-n auto``): each
+test starts its own QEMU on its own free port, in its own session directory."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from gdb_tinyos.core.timeouts import TIMEOUT_SCALE_ENV
 
 from gdb_tinyos.testing.kernel import existing_kernel, kernel_path
 from gdb_tinyos.launcher.qemu import QemuMachine
@@ -34,6 +41,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="kernel ELF to boot in the tinyos fixtures (default: $TINYOS_KERNEL, else scripts/build-kernel).",
     )
+    group.addoption(
+        "--tinyos-timeout-scale",
+        metavar="FACTOR",
+        type=float,
+        default=None,
+        help=f"multiply every harness timeout (gdb, console, QEMU start) by FACTOR (default: ${TIMEOUT_SCALE_ENV}, else 1).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    factor = config.getoption("--tinyos-timeout-scale")
+    if factor is not None:
+        if not factor > 0:
+            raise pytest.UsageError(f"--tinyos-timeout-scale must be a positive number, not {factor}")
+        # The environment carries it to every wait, in this process and in xdist workers.
+        os.environ[TIMEOUT_SCALE_ENV] = repr(factor)
 
 
 def _entered_with_kernel(stack: ExitStack, make: Callable[..., Any], kernel: Path) -> Callable[..., Any]:
