@@ -18,13 +18,17 @@ Example::
 
 from __future__ import annotations
 
+import struct
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..core.address import PAGE_SIZE, Address, page_base
 from ..debuginfo import DebugInfo, decode, plain
 from ..debuginfo.layouts import ArrayType, RustEnumType, StructType, Type
 from ..core.errors import CorruptStructure, LayoutError
-from ..debuginfo.locate import Found, find_struct, has_members, member, uint
+from ..debuginfo.locate import Found, find_struct, has_members, member
 from ..core.target import Target
 
 # -- the model ----------------------------------------------------------------------------
@@ -104,6 +108,11 @@ class _PageFields:
     perms: tuple[int, Type]
     vas: tuple[int, int, int, int, int]  # data offset, element size, capacity, len offset, len size
     pids: tuple[int, int, int, int, int]
+
+    @cached_property
+    def codec(self) -> _SlotCodec:
+        """The element's unpackers, compiled on first use (once per located manager)."""
+        return _codec(self)
 
 
 @dataclass(frozen=True)
@@ -222,51 +231,148 @@ def _plain_address(data: bytes, m: int, manager: StructType) -> Address:
     return Address(value or 0)
 
 
-def _pages(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None):
+def _pages(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None) -> Iterator[CowPage]:
+    """The occupied slots' pages, in slot order; the first corrupt slot raises."""
     f = where.page_fields
-    base = where.pages_offset
-    for slot in range(f.count):
-        at = base + slot * f.stride
-        if f.slot_enum is not None:
-            variant = f.slot_enum.select(f.slot_enum.discriminant(data, at))
-            if variant is None:
-                raise CorruptStructure(
-                    f"{where.symbol}.cow_pages[{slot}]: {f.slot_enum.name} discriminant "
-                    f"{f.slot_enum.discriminant(data, at)} selects no variant")
-            if variant.name not in f.occupied:
-                continue
-        yield _page(data, at, slot, f, where.symbol, ram)
+    slots, bad_slot = _occupied_slots(data, where)
+    codec = f.codec
+    names: dict[bytes, str] = {}  # original_permissions by raw bytes: a handful of values
+    for slot in slots:
+        yield _page(data, where.pages_offset + slot * f.stride, slot, f, codec, names, where.symbol, ram)
+    if bad_slot is not None:
+        e = f.slot_enum
+        at = where.pages_offset + bad_slot * f.stride
+        raise CorruptStructure(
+            f"{where.symbol}.cow_pages[{bad_slot}]: {e.name} discriminant {e.discriminant(data, at)} selects no variant")
 
 
-def _page(data: bytes, at: int, slot: int, f: _PageFields, symbol: str, ram) -> CowPage:
-    where = f"{symbol}.cow_pages[{slot}]"
-    pa = uint(data, at + f.pa[0], f.pa[1])
+def _occupied_slots(data: bytes, where: ManagerLocation) -> tuple[list[int] | range, int | None]:
+    """The slots holding a page before the first slot whose discriminant selects no
+    variant, and that slot (None when there is none). The discriminants of all slots
+    come from one strided slice of the static; each distinct value is looked up once."""
+    f = where.page_fields
+    e = f.slot_enum
+    if e is None:
+        return range(f.count), None
+    if e.discr_offset is None:  # one variant, no discriminant field: every slot alike
+        variant = e.select(None)
+        if variant is None:
+            return [], 0 if f.count else None
+        return (range(f.count) if variant.name in f.occupied else []), None
+    tags = _column(data, where.pages_offset + e.discr_offset, f.stride, f.count, e.discr_size, e.discr_signed)
+    stop, occupied = f.count, []
+    for value in set(tags):
+        variant = e.select(value)
+        if variant is None:
+            stop = min(stop, tags.index(value))
+        elif variant.name in f.occupied:
+            occupied.append(value)
+    slots = sorted(slot for value in occupied for slot in _positions(tags, value, stop))
+    return slots, (stop if stop < f.count else None)
+
+
+def _column(data: bytes, start: int, stride: int, count: int, size: int, signed: bool) -> bytes | list[int]:
+    """The ``size``-byte little-endian integers at ``start``, ``start + stride``, ... (``count``
+    of them): one slice in C when the host is little-endian and the stride allows."""
+    if count == 0:
+        return []
+    if size == 1 and not signed:
+        return data[start : start + (count - 1) * stride + 1 : stride]
+    code = _INT_CODES.get(size)
+    if code is not None and stride % size == 0 and sys.byteorder == "little":
+        view = memoryview(data)[start : start + (count - 1) * stride + size]
+        return view.cast(code.lower() if signed else code)[:: stride // size].tolist()
+    return [int.from_bytes(data[start + i * stride : start + i * stride + size], "little", signed=signed)
+            for i in range(count)]
+
+
+def _positions(tags: bytes | list[int], value: int, stop: int) -> Iterator[int]:
+    """Indices below ``stop`` where ``tags`` holds ``value`` (each found by a C search)."""
+    i = 0
+    while True:
+        try:
+            i = tags.index(value, i, stop)
+        except ValueError:
+            return
+        yield i
+        i += 1
+
+
+_INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+@dataclass(frozen=True)
+class _SlotCodec:
+    """Precompiled unpackers of one ``cow_pages`` element: the fixed fields in one
+    ``unpack_from`` (physical_addr, ref_count, is_cow, the two SimpleVec lengths, the raw
+    original_permissions), each SimpleVec's whole data array in another."""
+
+    head: struct.Struct
+    order: tuple[int, ...]  # where each of the six fields lands in head's tuple
+    vas: struct.Struct
+    pids: struct.Struct
+
+
+def _codec(f: _PageFields) -> _SlotCodec:
+    perms_size = f.perms[1].size
+    fields = [(f.pa[0], f.pa[1], "pa"), (f.refs[0], f.refs[1], "refs"), (f.is_cow, 1, "is_cow"),
+              (f.vas[3], f.vas[4], "vas_len"), (f.pids[3], f.pids[4], "pids_len"), (f.perms[0], perms_size, "perms")]
+    fmt, at, names = "<", 0, []
+    for offset, size, name in sorted(fields):
+        if offset < at:
+            raise LayoutError(f"cow_pages element: field {name} at offset {offset} overlaps the previous one")
+        code = "s" if name == "perms" else _INT_CODES.get(size)
+        if code is None:
+            raise LayoutError(f"cow_pages element: {name} is {size} bytes, not a machine integer")
+        fmt += f"{offset - at}x" if offset > at else ""
+        fmt += f"{size}s" if code == "s" else code
+        at, names = offset + size, names + [name]
+    order = tuple(names.index(n) for n in ("pa", "refs", "is_cow", "vas_len", "pids_len", "perms"))
+
+    def array(shape: tuple[int, int, int, int, int]) -> struct.Struct:
+        _, size, capacity, _, _ = shape
+        if size not in _INT_CODES:
+            raise LayoutError(f"cow_pages element: SimpleVec items of {size} bytes are not machine integers")
+        return struct.Struct(f"<{capacity}{_INT_CODES[size]}")
+
+    return _SlotCodec(struct.Struct(fmt), order, array(f.vas), array(f.pids))
+
+
+def _page(data: bytes, at: int, slot: int, f: _PageFields, codec: _SlotCodec, names: dict[bytes, str],
+          symbol: str, ram: tuple[int, int] | None) -> CowPage:
+    head = codec.head.unpack_from(data, at)
+    pa, refs, is_cow, vas_len, pids_len, perms_raw = (head[i] for i in codec.order)
     if ram is not None and not ram[0] <= pa < ram[1]:
-        raise CorruptStructure(f"{where}.physical_addr is {pa:#x}, outside RAM {ram[0]:#x}-{ram[1]:#x}")
+        raise CorruptStructure(f"{_slot(symbol, slot)}.physical_addr is {pa:#x}, outside RAM {ram[0]:#x}-{ram[1]:#x}")
     if pa % PAGE_SIZE:
-        raise CorruptStructure(f"{where}.physical_addr is {pa:#x}, not page aligned")
-    is_cow = data[at + f.is_cow]
+        raise CorruptStructure(f"{_slot(symbol, slot)}.physical_addr is {pa:#x}, not page aligned")
     if is_cow > 1:
-        raise CorruptStructure(f"{where}.is_cow holds {is_cow}, not 0 or 1")
-    perms_off, perms_t = f.perms
-    perms = decode(perms_t, data, at + perms_off, f"{where}.original_permissions")
-    perms_name = perms.variant if hasattr(perms, "variant") else str(perms)  # str() only when needed: it is slow
-    vas = _simple_vec(data, at, f.vas, f"{where}.virtual_addresses")
-    pids = _simple_vec(data, at, f.pids, f"{where}.process_ids")
+        raise CorruptStructure(f"{_slot(symbol, slot)}.is_cow holds {is_cow}, not 0 or 1")
+    perms_name = names.get(perms_raw)
+    if perms_name is None:
+        perms_off, perms_t = f.perms
+        perms = decode(perms_t, data, at + perms_off, f"{_slot(symbol, slot)}.original_permissions")
+        perms_name = names[perms_raw] = perms.variant if hasattr(perms, "variant") else str(perms)
+    vas = _simple_vec(data, at, f.vas, vas_len, codec.vas, symbol, slot, "virtual_addresses")
+    pids = _simple_vec(data, at, f.pids, pids_len, codec.pids, symbol, slot, "process_ids")
     if len(vas) != len(pids):
         raise CorruptStructure(
-            f"{where}: {len(vas)} virtual addresses but {len(pids)} process ids")
+            f"{_slot(symbol, slot)}: {len(vas)} virtual addresses but {len(pids)} process ids")
     return CowPage(
-        slot=slot, physical_addr=Address(pa), ref_count=uint(data, at + f.refs[0], f.refs[1]),
+        slot=slot, physical_addr=Address(pa), ref_count=refs,
         is_cow=bool(is_cow), original_permissions=perms_name,
-        sharers=tuple(Sharer(Address(va), pid) for va, pid in zip(vas, pids)),
+        sharers=tuple(map(Sharer, map(Address, vas), pids)),
     )
 
 
-def _simple_vec(data: bytes, at: int, shape: tuple[int, int, int, int, int], where: str) -> list[int]:
-    data_off, size, capacity, len_off, len_size = shape
-    length = uint(data, at + len_off, len_size)
-    if length > capacity:
-        raise CorruptStructure(f"{where}.len is {length}, more than its capacity {capacity}")
-    return [uint(data, at + data_off + i * size, size) for i in range(length)]
+def _slot(symbol: str, slot: int) -> str:
+    """How errors name a slot (made only when one is raised)."""
+    return f"{symbol}.cow_pages[{slot}]"
 
+
+def _simple_vec(data: bytes, at: int, shape: tuple[int, int, int, int, int], length: int, items: struct.Struct,
+                symbol: str, slot: int, name: str) -> tuple[int, ...]:
+    data_off, _size, capacity, _len_off, _len_size = shape
+    if length > capacity:
+        raise CorruptStructure(f"{_slot(symbol, slot)}.{name}.len is {length}, more than its capacity {capacity}")
+    return items.unpack_from(data, at + data_off)[:length]
