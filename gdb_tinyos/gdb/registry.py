@@ -35,6 +35,7 @@ def register_all() -> list[str]:
     failures = _import_command_modules()
     failures += _import_printers()
     failures += _install_unwinder()
+    failures += _install_tui()
     for cls in _COMMAND_CLASSES:
         _register(cls)
     return failures
@@ -71,6 +72,14 @@ def _install_unwinder() -> list[str]:
     except ImportError as exc:
         return [f"tinyos: the trap frame unwinder is unavailable: {exc}"]
     return []
+
+
+def _install_tui() -> list[str]:
+    """`layout cow` (gdb/tui.py)."""
+    try:
+        return importlib.import_module(f"{__package__}.tui").install()
+    except ImportError as exc:
+        return [f"tinyos: `layout cow` is unavailable: {exc}"]
 
 
 def _register(cls: type[TinyOSCommand] | type[TinyOSFunction]) -> None:
