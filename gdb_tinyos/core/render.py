@@ -96,14 +96,14 @@ def table(rows: Sequence[Any], headers: Sequence[str], titles: Sequence[str] | N
 def table_lines(body: Sequence[Sequence[str]], headers: Sequence[str]) -> Iterator[str]:
     """The lines of tabulate's "simple" table of single-line string cells (the same text,
     produced lazily: a caller can write 40 000 rows in chunks as they come)."""
-    body = [[c.strip() for c in row] for row in body]
-    widths = [len(h) + 2 for h in headers]  # tabulate pads header cells by 2
-    for row in body:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-    yield "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
+    body = [list(map(str.strip, row)) for row in body]
+    columns = list(zip(*body)) if body else [()] * len(headers)
+    # tabulate pads header cells by 2
+    widths = [max(len(h) + 2, max(map(len, column), default=0)) for h, column in zip(headers, columns)]
+    yield "  ".join(map(str.ljust, headers, widths)).rstrip()
     yield "  ".join("-" * w for w in widths)
     for row in body:
-        yield "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+        yield "  ".join(map(str.ljust, row, widths)).rstrip()
 
 
 def cell(value: Any) -> str:

@@ -148,6 +148,11 @@ class CachedTarget(Target):
             self._mem[key] = read(address, size)
         return self._mem[key]
 
+    def cached_reads(self) -> list[tuple[str, int, int]]:
+        """``(space, address, size)`` of every read made since the last invalidate, in
+        order ("p" physical, "v" virtual): what a bench replays to time the transfer alone."""
+        return list(self._mem)
+
     def read_register(self, name: str) -> int:
         if name not in self._regs:
             self._regs[name] = self.inner.read_register(name)

@@ -237,15 +237,20 @@ def _lock_warnings(cow: CowManagerState, processes: ProcessTable, frames: FrameA
 
 def _page_violations(page: CowPage, ptes: list[PteRef], live: set[int], index: MappingIndex) -> Iterable[Violation]:
     pa = Address(page.physical_addr)
-    recorded = [f"recorded: va {Address(s.va)} pid {s.pid}" for s in page.sharers]
-    found = [f"PTE: {r.describe()}" for r in ptes]
+    # the evidence, worded only for a violation (a clean page of 20 000 costs none)
+    def recorded() -> tuple[str, ...]:
+        return tuple(f"recorded: va {Address(s.va)} pid {s.pid}" for s in page.sharers)
+
+    def found() -> tuple[str, ...]:
+        return tuple(f"PTE: {r.describe()}" for r in ptes)
+
     if page.ref_count != len(page.sharers):
         yield Violation("ref-count-metadata", pa,
-                        f"ref_count is {page.ref_count} but {len(page.sharers)} sharers are recorded", tuple(recorded))
+                        f"ref_count is {page.ref_count} but {len(page.sharers)} sharers are recorded", recorded())
     if page.ref_count != len(ptes):
         yield Violation("ref-count", pa,
                         f"ref_count is {page.ref_count} but {len(ptes)} live user PTEs map the frame",
-                        tuple(found) or ("no live user PTE maps it",))
+                        found() or ("no live user PTE maps it",))
     if not page.is_cow:
         yield Violation("not-cow", pa, f"slot {page.slot} tracks the frame with is_cow false")
     for sharer, times in Counter(page.sharers).items():
@@ -257,14 +262,14 @@ def _page_violations(page: CowPage, ptes: list[PteRef], live: set[int], index: M
     for ref in ptes:
         if (ref.pid, page_base(ref.va)) not in recorded_pairs:
             yield Violation("unrecorded-mapping", pa, f"{ref.describe()} maps the frame but is not a recorded sharer",
-                            tuple(recorded))
+                            recorded())
         if ref.writable and page.is_cow:
             shared = page.ref_count > 1 or len(ptes) > 1
             kind, consequence = (("writable-shared", "a write there reaches the other sharers without a copy")
                                  if shared else
                                  ("writable-cow", "the manager expects a write fault that will never come"))
             yield Violation(kind, pa, f"{ref.describe()} maps a COW frame writable: {consequence}",
-                            (f"ref_count {page.ref_count}",) + tuple(found))
+                            (f"ref_count {page.ref_count}",) + found())
 
 
 def _sharer_violations(pa: Address, va: int, pid: int, live: set[int], index: MappingIndex) -> Iterable[Violation]:

@@ -18,9 +18,10 @@ Example::
 
 from __future__ import annotations
 
+import operator
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -305,10 +306,11 @@ _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 class _SlotCodec:
     """Precompiled unpackers of one ``cow_pages`` element: the fixed fields in one
     ``unpack_from`` (physical_addr, ref_count, is_cow, the two SimpleVec lengths, the raw
-    original_permissions), each SimpleVec's whole data array in another."""
+    original_permissions, put in that order by ``fields``), each SimpleVec's whole data
+    array in another."""
 
     head: struct.Struct
-    order: tuple[int, ...]  # where each of the six fields lands in head's tuple
+    fields: Callable[[tuple], tuple]  # head's tuple -> (pa, refs, is_cow, vas_len, pids_len, perms)
     vas: struct.Struct
     pids: struct.Struct
 
@@ -327,7 +329,7 @@ def _codec(f: _PageFields) -> _SlotCodec:
         fmt += f"{offset - at}x" if offset > at else ""
         fmt += f"{size}s" if code == "s" else code
         at, names = offset + size, names + [name]
-    order = tuple(names.index(n) for n in ("pa", "refs", "is_cow", "vas_len", "pids_len", "perms"))
+    order = [names.index(n) for n in ("pa", "refs", "is_cow", "vas_len", "pids_len", "perms")]
 
     def array(shape: tuple[int, int, int, int, int]) -> struct.Struct:
         _, size, capacity, _, _ = shape
@@ -335,44 +337,46 @@ def _codec(f: _PageFields) -> _SlotCodec:
             raise LayoutError(f"cow_pages element: SimpleVec items of {size} bytes are not machine integers")
         return struct.Struct(f"<{capacity}{_INT_CODES[size]}")
 
-    return _SlotCodec(struct.Struct(fmt), order, array(f.vas), array(f.pids))
+    return _SlotCodec(struct.Struct(fmt), operator.itemgetter(*order), array(f.vas), array(f.pids))
 
 
 def _page(data: bytes, at: int, slot: int, f: _PageFields, codec: _SlotCodec, names: dict[bytes, str],
           symbol: str, ram: tuple[int, int] | None) -> CowPage:
-    head = codec.head.unpack_from(data, at)
-    pa, refs, is_cow, vas_len, pids_len, perms_raw = (head[i] for i in codec.order)
+    pa, refs, is_cow, vas_len, pids_len, perms_raw = codec.fields(codec.head.unpack_from(data, at))
+    perms_name = names.get(perms_raw)
+    if (perms_name is None or is_cow > 1 or pa % PAGE_SIZE or vas_len != pids_len or vas_len > f.vas[2]
+            or pids_len > f.pids[2] or (ram is not None and not ram[0] <= pa < ram[1])):
+        # something to look at: every check, in order (the first failing one raises)
+        perms_name = _checked(data, at, slot, f, names, symbol, ram, pa, is_cow, vas_len, pids_len, perms_raw)
+    vas = codec.vas.unpack_from(data, at + f.vas[0])[:vas_len]
+    pids = codec.pids.unpack_from(data, at + f.pids[0])[:pids_len]
+    return CowPage(slot, Address(pa), refs, is_cow == 1, perms_name, tuple(map(Sharer, map(Address, vas), pids)))
+
+
+def _checked(data: bytes, at: int, slot: int, f: _PageFields, names: dict[bytes, str], symbol: str,
+             ram: tuple[int, int] | None, pa: int, is_cow: int, vas_len: int, pids_len: int, perms_raw: bytes) -> str:
+    """Raise CorruptStructure for the first field of the slot that is wrong; else the
+    permissions' name (decoded, and remembered for the next slots)."""
+    where = _slot(symbol, slot)
     if ram is not None and not ram[0] <= pa < ram[1]:
-        raise CorruptStructure(f"{_slot(symbol, slot)}.physical_addr is {pa:#x}, outside RAM {ram[0]:#x}-{ram[1]:#x}")
+        raise CorruptStructure(f"{where}.physical_addr is {pa:#x}, outside RAM {ram[0]:#x}-{ram[1]:#x}")
     if pa % PAGE_SIZE:
-        raise CorruptStructure(f"{_slot(symbol, slot)}.physical_addr is {pa:#x}, not page aligned")
+        raise CorruptStructure(f"{where}.physical_addr is {pa:#x}, not page aligned")
     if is_cow > 1:
-        raise CorruptStructure(f"{_slot(symbol, slot)}.is_cow holds {is_cow}, not 0 or 1")
+        raise CorruptStructure(f"{where}.is_cow holds {is_cow}, not 0 or 1")
     perms_name = names.get(perms_raw)
     if perms_name is None:
         perms_off, perms_t = f.perms
-        perms = decode(perms_t, data, at + perms_off, f"{_slot(symbol, slot)}.original_permissions")
+        perms = decode(perms_t, data, at + perms_off, f"{where}.original_permissions")
         perms_name = names[perms_raw] = perms.variant if hasattr(perms, "variant") else str(perms)
-    vas = _simple_vec(data, at, f.vas, vas_len, codec.vas, symbol, slot, "virtual_addresses")
-    pids = _simple_vec(data, at, f.pids, pids_len, codec.pids, symbol, slot, "process_ids")
-    if len(vas) != len(pids):
-        raise CorruptStructure(
-            f"{_slot(symbol, slot)}: {len(vas)} virtual addresses but {len(pids)} process ids")
-    return CowPage(
-        slot=slot, physical_addr=Address(pa), ref_count=refs,
-        is_cow=bool(is_cow), original_permissions=perms_name,
-        sharers=tuple(map(Sharer, map(Address, vas), pids)),
-    )
+    for name, length, capacity in (("virtual_addresses", vas_len, f.vas[2]), ("process_ids", pids_len, f.pids[2])):
+        if length > capacity:
+            raise CorruptStructure(f"{where}.{name}.len is {length}, more than its capacity {capacity}")
+    if vas_len != pids_len:
+        raise CorruptStructure(f"{where}: {vas_len} virtual addresses but {pids_len} process ids")
+    return perms_name
 
 
 def _slot(symbol: str, slot: int) -> str:
     """How errors name a slot (made only when one is raised)."""
     return f"{symbol}.cow_pages[{slot}]"
-
-
-def _simple_vec(data: bytes, at: int, shape: tuple[int, int, int, int, int], length: int, items: struct.Struct,
-                symbol: str, slot: int, name: str) -> tuple[int, ...]:
-    data_off, _size, capacity, _len_off, _len_size = shape
-    if length > capacity:
-        raise CorruptStructure(f"{_slot(symbol, slot)}.{name}.len is {length}, more than its capacity {capacity}")
-    return items.unpack_from(data, at + data_off)[:length]

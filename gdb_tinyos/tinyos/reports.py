@@ -31,7 +31,7 @@ from .check import MappingIndex, PteRef
 from .cow import CowManagerState, CowPage
 from ..core.errors import TinyOSError
 from .kernel import KernelView
-from .processes import ProcessTable
+from .processes import Process, ProcessTable
 
 # Lines of pages the shell's `~1` prints before summarising: the same default here.
 DEFAULT_LIMIT = 64
@@ -206,8 +206,12 @@ def pte_lookup(view: KernelView, table: ProcessTable, walk_budget: int = 2 * DEF
     indexes: dict[int, MappingIndex] = {}
     walks: Counter[int] = Counter()
 
+    processes: dict[int, Process | None] = {}
+
     def lookup(pid: int, va: int) -> LivePte:
-        process = table.by_pid(pid)
+        if pid not in processes:
+            processes[pid] = table.by_pid(pid)
+        process = processes[pid]
         if process is None or not process.live:
             state = "no such process" if process is None else process.state.lower()
             return LivePte(problem=f"pid {pid} is not live ({state})")

@@ -1,0 +1,77 @@
+"""Timing one command at the current stop against the raw transfer of the bytes it read
+(``scripts/bench --live`` calls :func:`measure` through gdb's Python).
+
+The command runs as a user runs it (``gdb.execute``, its whole text output); the reads it
+issued are the session cache's list (the cache starts empty at each stop), and the floor
+is those same reads replayed straight through the physical path in use, uncached, right
+after. Example, in gdb stopped at a fresh stop::
+
+    (gdb) python import json; from gdb_tinyos.gdb.measure import measure; print(json.dumps(measure("cow-stats")))
+    {"command": "cow-stats", "ms": 21.4, "reads": 4, "bytes": 5560184, "floor_ms": 1.3, "path": "shared-ram", ...}
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gdb
+
+from .session import session
+
+
+def measure(command: str) -> dict[str, Any]:
+    """Run ``command`` once; its time, output size, reads, bytes and the floor."""
+    s = session()
+    reads_before, bytes_before = s.target.stats.reads, s.target.stats.bytes
+    start = time.perf_counter()
+    try:
+        out = gdb.execute(command, to_string=True)
+        error = None
+    except gdb.error as exc:  # cow-check fails when it finds violations: still a measurement
+        out, error = "", str(exc)
+    ms = (time.perf_counter() - start) * 1000
+    issued = s.target.cached_reads()
+    return {
+        "command": command,
+        "ms": ms,
+        "lines": out.count("\n"),
+        "error": error,
+        "reads": s.target.stats.reads - reads_before,
+        "bytes": s.target.stats.bytes - bytes_before,
+        "floor_ms": replay(issued),
+        "path": s.gdb_target.physical_path()[0],
+    }
+
+
+def replay(reads: list[tuple[str, int, int]]) -> float:
+    """Milliseconds to make ``reads`` again straight through the target (no cache)."""
+    target = session().gdb_target
+    start = time.perf_counter()
+    for space, address, size in reads:
+        (target.read_physical if space == "p" else target.read_virtual)(address, size)
+    return (time.perf_counter() - start) * 1000
+
+
+def raw_read(pa: int, size: int) -> dict[str, Any]:
+    """One physical read of ``size`` bytes at ``pa`` through the path in use: the floor of
+    reading a whole structure (e.g. the COW manager)."""
+    ms = replay([("p", pa, size)])
+    return {"command": f"raw read {size} bytes", "ms": ms, "lines": 0, "error": None, "reads": 1, "bytes": size,
+            "floor_ms": ms, "path": session().gdb_target.physical_path()[0]}
+
+
+def raw_manager() -> dict[str, Any]:
+    """:func:`raw_read` of the whole COW manager static (its PA from the live tables)."""
+    from ..aarch64 import translate
+
+    s = session()
+    where = s.kernel_view().cow_location
+    figure = raw_read(translate(s.target, where.address), where.size)
+    figure["command"] = f"raw read of the manager ({where.size} bytes)"
+    return figure
+
+
+def manager_capacity() -> int:
+    """The number of slots of the manager's page array, from DWARF."""
+    return session().kernel_view().cow_location.page_fields.count

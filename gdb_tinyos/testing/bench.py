@@ -1,0 +1,105 @@
+"""The live bench (``scripts/bench --live``): what a user waits for after a stop.
+
+Boots the kernel under QEMU with gdb and the plugin (the harness, so guest RAM is a shared
+file and the fast path can be found), builds the issue's states with the kernel's own
+shell -- ``run forkpause N`` (N = 20 000, or fewer when the manager has fewer slots: read
+from DWARF) and a 16 000-page process -- and, at a fresh stop for each figure (resume,
+interrupt), times every command on each physical path next to the raw transfer of the
+bytes it read on that path (:mod:`gdb_tinyos.gdb.measure`, run inside gdb).
+
+Example::
+
+    for line in live_bench(kernel_path()):
+        print(line)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from .kernel import kernel_path
+from .session import DebugSession, debug_session
+from .shell import parse_run
+
+# The issue's table, in its order; the raw manager read first (the floor of the COW commands).
+COW_COMMANDS = ("cow-stats", "cow-status --limit 20", "cow-status --limit 0", "cow-check")
+FORKPAUSE_PAGES = 20_000
+PROCESS_PAGES = 16_000
+SHARED_EXTRA = 3  # forkpause also shares its data page and two stack pages
+PATHS = ("gdbstub", "shared-ram")
+
+
+def live_bench(kernel: str | os.PathLike[str] | None = None) -> Iterator[str]:
+    """The figures, one line each, as they are measured."""
+    kernel = kernel or kernel_path()
+    rows: list[dict[str, Any]] = []
+    with debug_session(kernel) as s:
+        s.boot_to_prompt()
+        s.interrupt_at_prompt()
+        capacity = int(_in_gdb(s, "manager_capacity()"))
+        pages = min(FORKPAUSE_PAGES, capacity - SHARED_EXTRA)
+        yield f"live bench: {kernel}; the manager has {capacity} slots (DWARF)"
+        parent = parse_run(s.shell(f"run forkpause {pages}", timeout=900)).pid
+        yield f"state 1: `run forkpause {pages}` (pid {parent} forked: {pages + SHARED_EXTRA} tracked pages)"
+        for path in _paths(s):
+            rows.append(_fresh(s, path, "raw_manager()"))
+            rows += [_fresh(s, path, f"measure({command!r})") for command in COW_COMMANDS]
+            rows.append(_same_stop(s, "cow-stats"))
+    with debug_session(kernel) as s:
+        s.boot_to_prompt()
+        s.interrupt_at_prompt()
+        pages = min(PROCESS_PAGES, int(_in_gdb(s, "manager_capacity()")) - SHARED_EXTRA)
+        parent = parse_run(s.shell(f"run forkpause {pages}", timeout=900)).pid
+        yield f"state 2: `run forkpause {pages}` (pid {parent} maps {pages + SHARED_EXTRA} pages besides its code)"
+        for path in _paths(s):
+            rows.append(_fresh(s, path, f"measure('pt --pid {parent}')"))
+            rows.append(_same_stop(s, f"pt --pid {parent}"))
+    yield from _table(rows)
+
+
+def _paths(s: DebugSession) -> Iterator[str]:
+    """Each physical path this session offers, selected (the fast one only when found)."""
+    if s.gdb.running:
+        s.interrupt_at_prompt()
+    for path in PATHS:
+        s.gdb.cli(f"set tinyos-physical-memory {path}")
+        if _in_gdb(s, "session().gdb_target.physical_path()[0]", module="gdb_tinyos.gdb.session") == path:
+            yield path
+
+
+def _fresh(s: DebugSession, path: str, call: str) -> dict[str, Any]:
+    """``call`` (a function of gdb_tinyos.gdb.measure) at a new stop of the idle shell."""
+    s.gdb.resume()
+    s.interrupt_at_prompt()
+    row = _in_gdb(s, call)
+    row.update(stop="fresh", wanted=path)
+    return row
+
+
+def _same_stop(s: DebugSession, command: str) -> dict[str, Any]:
+    """``command`` again without a new stop: everything comes from the session cache."""
+    row = _in_gdb(s, f"measure({command!r})")
+    row.update(stop="same", wanted=row["path"])
+    return row
+
+
+def _in_gdb(s: DebugSession, call: str, module: str = "gdb_tinyos.gdb.measure") -> Any:
+    return s.gdb.python_value(f"__import__({module!r}, fromlist=['_']).{call}", timeout=900)
+
+
+def _table(rows: list[dict[str, Any]]) -> Iterator[str]:
+    """One line per (command, path, stop); a command's paths side by side."""
+    from ..core.render import table_lines
+
+    order = {command: i for i, command in reversed(list(enumerate(r["command"] for r in rows)))}
+    body = []
+    for r in sorted(rows, key=lambda r: (order[r["command"]], r["stop"] != "fresh", r["path"])):
+        fresh = r["stop"] == "fresh"
+        floor = f"{r['floor_ms']:.1f} ms" if fresh else "-"
+        ratio = f"{r['ms'] / r['floor_ms']:.2f}x" if fresh and r["floor_ms"] > 0 else "-"
+        note = "; ".join(x for x in (f"{r['lines']} lines" if r["lines"] else "", r["error"] or "") if x)
+        body.append([r["command"], r["path"], "fresh stop" if fresh else "same stop, cached",
+                     f"{r['ms']:.1f} ms", floor, ratio, str(r["reads"]), f"{r['bytes'] / 2**20:.2f} MiB", note])
+    yield from table_lines(body, ["command", "path", "when", "time", "raw transfer", "ratio", "reads", "bytes", "output"])
