@@ -114,6 +114,11 @@ class MappingIndex:
         return [run.ref((frame - page_base(run.pa)) // PAGE_SIZE) for run in self._covering[k]]
 
     def lookup(self, pid: int, va: int) -> PteRef | None:
+        found = self.run_at(pid, va)
+        return found[0].ref(found[1]) if found is not None else None
+
+    def run_at(self, pid: int, va: int) -> tuple[MappedRun, int] | None:
+        """The run of ``pid`` mapping ``va`` and the page's index in it (no PteRef made)."""
         found = self._by_pid.get(pid)
         if found is None:
             return None
@@ -123,7 +128,7 @@ class MappingIndex:
             return None
         run = runs[k]
         page = (page_base(va) - page_base(run.va)) // PAGE_SIZE
-        return run.ref(page) if page < run.pages else None
+        return (run, page) if page < run.pages else None
 
     def segments(self) -> Iterator[tuple[int, int, tuple[MappedRun, ...]]]:
         """``(start, end, runs)``: maximal PA spans mapped by the same runs, in PA order."""

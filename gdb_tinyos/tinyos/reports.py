@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ..core import render
 from ..aarch64 import Walk
 from ..core.address import PAGE_SIZE, Address, page_base
-from .check import MappingIndex, PteRef
+from .check import MappedRun, MappingIndex
 from .cow import CowManagerState, CowPage
 from ..core.errors import TinyOSError
 from .kernel import KernelView
@@ -219,7 +219,7 @@ def pte_lookup(view: KernelView, table: ProcessTable, walk_budget: int = 2 * DEF
             if pid in indexes or walks[pid] >= walk_budget:
                 if pid not in indexes:
                     indexes[pid] = MappingIndex.build({pid: view.address_space(process)})
-                return _indexed(indexes[pid].lookup(pid, va))
+                return _indexed(indexes[pid].run_at(pid, va))
             walks[pid] += 1
             return _walked(view.walk(va, process))
         except TinyOSError as exc:
@@ -236,10 +236,11 @@ def _walked(walk: Walk) -> LivePte:
     return LivePte(Address(page_base(walk.mapping.pa)), perms.describe(), perms.writable)
 
 
-def _indexed(ref: PteRef | None) -> LivePte:
-    if ref is None:
+def _indexed(found: tuple[MappedRun, int] | None) -> LivePte:
+    if found is None:
         return LivePte(problem="not mapped (absent from the process's page tables)")
-    return LivePte(Address(page_base(ref.pa)), ref.perms, ref.writable)
+    run, page = found
+    return LivePte(Address(page_base(run.pa) + page * PAGE_SIZE), run.perms, run.writable)
 
 
 def _warnings(cow: CowManagerState):
