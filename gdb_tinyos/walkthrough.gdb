@@ -39,9 +39,10 @@ pt --kernel
 set trace-commands on
 
 echo \n=== 5. `run forkwrite` on the console; stop when its fork completes (debugger event 19) ===\n
-tbreak *tinyos::debug::tinyos_debug_event if ($x0 & 0xffffffff) == 19
+tinyos-break fork --temporary
 python console_type("run forkwrite")
 continue
+print $cow_event()
 python expect("($x0 & 0xffffffff) == 19", "not stopped at the fork event")
 python expect("$x1 == 1 && $x2 == 2", "the fork is not pid 1 -> pid 2 (the first program after boot)")
 info registers x1 x2
@@ -58,7 +59,7 @@ x/i $ELR_EL1
 va2pa $FAR_EL1 --pid 2
 
 echo \n=== 7. the fault resolved (debugger event 16): the child has its own copy ===\n
-tbreak *tinyos::debug::tinyos_debug_event if ($x0 & 0xffffffff) == 16
+tinyos-break fault --pid 2 --temporary
 continue
 python expect("$x1 == 2 && $x2 == 0x800000", "event 16 is not the child's fault at 0x800000")
 cow-status
@@ -67,8 +68,9 @@ va2pa 0x800000 --pid 1
 cow-check
 
 echo \n=== 8. to the end of `run forkwrite` (debugger event 2: the shell command finished) ===\n
-tbreak *tinyos::debug::tinyos_debug_event if ($x0 & 0xffffffff) == 2
+tinyos-break done --temporary
 continue
+python expect("($x0 & 0xffffffff) == 2", "not stopped where the shell command finished")
 python console_expect("forkwrite: parent still sees 0x1111, child exited 0")
 cow-stats
 cow-check

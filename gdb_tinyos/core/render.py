@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
@@ -27,7 +28,16 @@ from tabulate import tabulate
 
 from .address import Address, hexs
 
-__all__ = ["Address", "cell", "hexs", "key_values", "printable", "table", "table_lines", "to_json", "to_mi", "to_plain"]
+__all__ = ["Address", "cell", "hexs", "key_values", "printable", "table", "table_lines", "terminal_safe", "to_json",
+           "to_mi", "to_plain"]
+
+# What JSON leaves raw that a terminal acts on or that reorders what the user reads: DEL,
+# the C1 controls (U+009B is a CSI on many terminals), bidirectional marks and overrides.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+# The colour sequences the plugin's own styling writes (core/style.py): the only escape
+# sequences terminal_safe() lets through.
+_SGR = re.compile("\x1b\\[[0-9;]*m")
+_LINE_PIECES = re.compile("[^\n\t]+")
 
 
 def to_plain(obj: Any) -> Any:
@@ -54,8 +64,11 @@ def to_plain(obj: Any) -> Any:
 
 
 def to_json(obj: Any) -> str:
-    """The ``--json`` face: stable key order as declared, indented for humans and diffs."""
-    return json.dumps(to_plain(obj), indent=2)
+    """The ``--json`` face: stable key order as declared, indented for humans and diffs,
+    UTF-8 as is; the characters a terminal would act on are ``\\uNNNN`` escapes (JSON
+    escapes C0 controls itself, not DEL, C1 controls or bidirectional overrides)."""
+    text = json.dumps(to_plain(obj), indent=2, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def to_mi(obj: Any) -> Any:
@@ -116,7 +129,7 @@ def cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
         return ", ".join(cell(v) for v in value) or "-"
-    return str(value)
+    return printable(str(value))
 
 
 def key_values(pairs: Iterable[tuple[str, Any]]) -> str:
@@ -134,5 +147,21 @@ def _field(row: Any, name: str) -> Any:
 
 def printable(text: str) -> str:
     """Text read from the target, safe for a terminal: control characters (escape sequences
-    included) and other non-printables as ``\\xNN`` / ``\\uNNNN``."""
+    included) and other non-printables as ``\\xNN`` / ``\\uNNNN``. The one escaping
+    function of the text faces (tables and ``key_values`` apply it to every string cell).
+
+    Example: ``printable("a\\x1b]0;x\\x07")`` -> ``'a\\\\x1b]0;x\\\\x07'``"""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def terminal_safe(text: str) -> str:
+    """A whole text face made safe for the terminal, the last step before it is written:
+    line ends and tabs kept, the plugin's own colour codes kept, everything else through
+    :func:`printable` (a net for strings a face forgot)."""
+    parts, last = [], 0
+    for match in _SGR.finditer(text):
+        parts.append(_LINE_PIECES.sub(lambda m: printable(m.group()), text[last:match.start()]))
+        parts.append(match.group())
+        last = match.end()
+    parts.append(_LINE_PIECES.sub(lambda m: printable(m.group()), text[last:]))
+    return "".join(parts)

@@ -53,7 +53,7 @@ class StaticEntry:
 
 @dataclass
 class DwarfIndex:
-    """Paths of statics and named types, to DIE offsets. Picklable (it is cached)."""
+    """Paths of statics and named types, to DIE offsets (cached as JSON, debuginfo/cache.py)."""
 
     statics: dict[str, StaticEntry] = field(default_factory=dict)
     types: dict[str, int] = field(default_factory=dict)

@@ -3,7 +3,7 @@
 Every type knows its name, size and alignment. Aggregates hold their members' types
 directly (a tree); only pointers refer to their target by DIE offset, resolved on demand
 through :meth:`gdb_tinyos.debuginfo.DebugInfo.pointee`, so self-referential types
-(``struct Node { next: *const Node }``) never make the model cyclic and it pickles as is.
+(``struct Node { next: *const Node }``) never make the model cyclic and it is cached as plain data.
 
 Example::
 

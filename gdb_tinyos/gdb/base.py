@@ -41,7 +41,7 @@ import gdb
 
 from ..core import render
 from ..core.errors import TinyOSError
-from .args import CommandParser, HelpShown, address, one_line, options_help, unexpected_failure_message
+from .args import EXPRESSION, FILENAME, CommandParser, HelpShown, UsageError, address, completes_with, completions, one_line, options_help, unexpected_failure_message
 from .session import Session, session
 
 
@@ -52,18 +52,21 @@ def command_boundary(command: str) -> Iterator[None]:
         yield
     except HelpShown:
         return
-    except TinyOSError as exc:
-        raise gdb.GdbError(one_line(str(exc))) from None
-    except gdb.GdbError as exc:
-        raise gdb.GdbError(one_line(str(exc))) from None
-    except gdb.error as exc:
-        raise gdb.GdbError(one_line(f"{command}: {exc}")) from None
+    except (TinyOSError, gdb.GdbError, gdb.error) as exc:
+        raise gdb.GdbError(voiced(command, str(exc))) from None
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - the one place a crash becomes a message
         if _print_stack_full():
             raise
         raise gdb.GdbError(unexpected_failure_message(command, exc)) from None
+
+
+def voiced(command: str, message: str) -> str:
+    """The one error voice: ``cmd: what is wrong; what to do``, on one line, the command
+    named once whichever layer wrote the sentence."""
+    line = render.printable(one_line(message) or "failed")
+    return line if line.startswith(f"{command}: ") else f"{command}: {line}"
 
 
 def _print_stack_full() -> bool:
@@ -73,16 +76,52 @@ def _print_stack_full() -> bool:
         return False
 
 
+_GDB_COMPLETERS = {FILENAME: gdb.COMPLETE_FILENAME, EXPRESSION: gdb.COMPLETE_EXPRESSION}
+
+
+@completes_with(EXPRESSION)
 def gdb_address(text: str) -> int:
     """argparse type: a number, else any gdb expression (``$sp``, ``&COW_MANAGER``, ``$pc+4``)."""
     try:
         return address(text)
     except argparse.ArgumentTypeError:
         pass
+    return _evaluate_integer(text, "an address") & ((1 << 64) - 1)
+
+
+@completes_with(EXPRESSION)
+def gdb_number(text: str) -> int:
+    """argparse type for pids, ASIDs, counts: a non-negative integer or a gdb expression
+    (``--pid $x2`` at a fork event, where x2 is the child's pid)."""
     try:
-        return int(gdb.parse_and_eval(text)) & ((1 << 64) - 1)
+        value = int(text.replace("_", ""), 0)
+    except ValueError:
+        value = _evaluate_integer(text, "a number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give a number >= 0")
+    return value
+
+
+def _evaluate_integer(text: str, what: str) -> int:
+    try:
+        value = gdb.parse_and_eval(text)
     except gdb.error as exc:
-        raise argparse.ArgumentTypeError(f"not an address or expression: {text!r} ({exc})") from None
+        raise argparse.ArgumentTypeError(f"not {what}: {one_line(str(exc))}") from None
+    if not _is_integral(value):
+        raise argparse.ArgumentTypeError(f"not {what}: {text} is of type {value.type}")
+    return int(value)
+
+
+_INTEGRAL = (gdb.TYPE_CODE_INT, gdb.TYPE_CODE_PTR, gdb.TYPE_CODE_BOOL, gdb.TYPE_CODE_CHAR,
+             gdb.TYPE_CODE_ENUM, gdb.TYPE_CODE_REF)
+
+
+def _is_integral(value: gdb.Value) -> bool:
+    return value.type.strip_typedefs().code in _INTEGRAL
+
+
+# Every command's help names the plugin, so `apropos tinyos` finds them all.
+HELP_FOOTER = "A gdb-tinyos command (TinyOS kernel debugging): `help cow`, `tinyos-info`."
 
 
 class TinyOSCommand(gdb.Command):
@@ -90,13 +129,12 @@ class TinyOSCommand(gdb.Command):
 
     name: ClassVar[str]
     command_class: ClassVar[int] = gdb.COMMAND_USER
-    # Offered by gdb's completer for the first word (e.g. gdb.COMPLETE_EXPRESSION).
-    completer_class: ClassVar[int] = gdb.COMPLETE_NONE
 
     def __init__(self, gdb_name: str | None = None) -> None:
         self.parser = self.build_parser()
         type(self).__doc__ = self.help_text()
-        super().__init__(gdb_name or self.name, self.command_class, self.completer_class)
+        # No completer class: gdb then calls complete() (a class would replace it).
+        super().__init__(gdb_name or self.name, self.command_class)
 
     # -- what a subclass writes ------------------------------------------------------
 
@@ -139,8 +177,14 @@ class TinyOSCommand(gdb.Command):
         return parser
 
     def help_text(self) -> str:
-        """gdb's help: the docstring (summary line, usage example) then usage and options."""
-        return self.docstring() + "\n\n" + options_help(self.parser)
+        """gdb's help: the docstring (summary, its one ``Usage:`` line, example), then the options."""
+        return self.docstring() + "\n\n" + options_help(self.parser) + "\n\n" + HELP_FOOTER
+
+    def complete(self, text: str, word: str) -> Any:
+        """Tab completion from the parser (:func:`args.completions`): option names,
+        choices, file names, expressions."""
+        found = completions(self.parser, text, word)
+        return _GDB_COMPLETERS[found] if isinstance(found, str) else found
 
     def parse(self, argument: str) -> argparse.Namespace:
         return self.parser.parse(gdb.string_to_argv(argument))
@@ -152,14 +196,15 @@ class TinyOSCommand(gdb.Command):
             chunks = (render.to_json(self.plain(model)),) if getattr(args, "json", False) else self.format_chunks(model)
             for text in chunks:  # each written as it comes: gdb's pager can stop a long listing
                 if text:
-                    gdb.write(text + ("" if text.endswith("\n") else "\n"))
+                    gdb.write(render.terminal_safe(text) + ("" if text.endswith("\n") else "\n"))
 
 
 class TinyOSFunction(gdb.Function):
     """Base of convenience functions (``$name(args)``): integer arguments in, a value out.
 
-    Subclasses set ``name`` and write ``compute(session, *ints)``; typed errors become one
-    gdb error line, as in commands."""
+    Subclasses set ``name`` and write ``compute(session, *ints)``; the number of arguments
+    comes from ``compute``'s signature and each must be an integer or a pointer (``1.5``
+    is refused, not truncated); typed errors become one gdb error line, as in commands."""
 
     name: ClassVar[str]
 
@@ -170,9 +215,26 @@ class TinyOSFunction(gdb.Function):
     def compute(self, s: Session, *args: int) -> Any:
         raise NotImplementedError
 
+    @classmethod
+    def parameters(cls) -> list[str]:
+        """``compute``'s argument names after the session (``["va", "pid"]``)."""
+        return list(inspect.signature(cls.compute).parameters)[2:]
+
     def invoke(self, *args: gdb.Value) -> Any:
         with command_boundary("$" + self.name):
-            return self.compute(session(), *(int(a) & ((1 << 64) - 1) for a in args))
+            return self.compute(session(), *self.check_arguments(args))
+
+    def check_arguments(self, args: tuple[gdb.Value, ...]) -> list[int]:
+        names = self.parameters()
+        call = f"${self.name}({', '.join(n.upper() for n in names)})"
+        if len(args) != len(names):
+            raise UsageError(f"${self.name}: takes {len(names)} argument{'s' if len(names) != 1 else ''}, "
+                             f"{len(args)} given; write {call}")
+        for position, (name, value) in enumerate(zip(names, args), 1):
+            if not _is_integral(value):
+                raise UsageError(f"${self.name}: argument {position} ({name.upper()}) is of type {value.type}, "
+                                 f"not an integer or address; write {call}")
+        return [int(a) & ((1 << 64) - 1) for a in args]
 
 
 class CowPrefix(gdb.Command):

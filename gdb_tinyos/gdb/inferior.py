@@ -29,9 +29,14 @@ build would jump into the middle of some other function.
 The call itself (:func:`call_kernel`) is made in C language mode (GDB 13 must never
 print Rust values, facts.md section 2) through a function-pointer cast of the symbol's
 address, with ``unwindonsignal on`` (a signal during the call restores the registers),
-user breakpoints disabled (a stop inside the call would leave gdb in the called
-function's frame), and a watchdog: after ``timeout`` seconds it interrupts the target,
-gdb unwinds the call and the command says so. Every setting is restored afterwards.
+every breakpoint suspended -- the user's and the plugin's own (``cow-trace``,
+``tinyos-break``): a stop inside the call would leave gdb in the called function's frame,
+and a tracing breakpoint would turn each of the call's events into a round trip -- and a
+watchdog: after ``timeout`` seconds (more than 0, at most ``MAX_TIMEOUT``) it interrupts
+the target and gdb unwinds the call. The kernel may then be half way through the
+operation (a process created, frames allocated): when the ELF has
+``tinyos_debug_recover`` it is called at once to roll that back, and the command's error
+says what happened. Every setting and breakpoint is restored afterwards.
 
 Example (inside gdb)::
 
@@ -50,6 +55,9 @@ import gdb
 
 from ..aarch64 import SCTLR
 from ..core.errors import BuildIdMismatch, InferiorCallError, SymbolError, TargetStateError
+from ..core.render import printable
+from ..core.target import Target
+from .args import one_line
 from .session import Session
 from .target import require_stopped
 
@@ -61,9 +69,13 @@ _MAX_INNER_FRAMES = 8
 LOCKS = ("COW_MANAGER", "PROCESSES", "FRAME_ALLOCATOR")
 HOW_TO_GET_SAFE = (
     "stop at the shell prompt (interrupt while it waits for input) or at the debugger hook "
-    "(`tbreak *tinyos_debug_event` and continue)"
+    "(`tinyos-break command` and continue)"
 )
 DEFAULT_TIMEOUT = 10.0
+MAX_TIMEOUT = 3600.0
+# The kernel's roll-back entry point for a call gdb unwound (issue 10), and its own watchdog.
+RECOVER = "tinyos_debug_recover"
+RECOVER_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -133,12 +145,36 @@ def _stop_place(s: Session, pc: int) -> tuple[str | None, str]:
 
 
 def _require_build_id(s: Session) -> None:
-    from ..debuginfo import check_build_id  # noqa: PLC0415 - the debug-info layer loads lazily
-
     try:
-        check_build_id(s.debuginfo(), s.target)
+        check_running_build_id(s)
     except BuildIdMismatch as exc:
         raise BuildIdMismatch(f"refusing to call kernel code: {exc}") from None
+
+
+def check_running_build_id(s: Session) -> bytes:
+    """The ELF's build-id when the running kernel carries it (BuildIdMismatch otherwise);
+    read through the linear map's physical alias while the MMU is off (the reset stop)."""
+    from ..debuginfo import check_build_id  # noqa: PLC0415 - the debug-info layer loads lazily
+
+    target = s.target if s.gdb_target.mmu_on() else _LinearView(s.target, s.gdb_target.linear_offset)
+    return check_build_id(s.debuginfo(), target)
+
+
+class _LinearView(Target):
+    """Kernel virtual addresses read at PA = VA - offset: the image before the MMU is on."""
+
+    def __init__(self, inner: Target, offset: int) -> None:
+        super().__init__()
+        self.inner, self.offset = inner, offset
+
+    def read_physical(self, pa: int, size: int) -> bytes:
+        return self.inner.read_physical(pa, size)
+
+    def read_virtual(self, va: int, size: int) -> bytes:
+        return self.inner.read_physical(va - self.offset if va >= self.offset else va, size)
+
+    def read_register(self, name: str) -> int:
+        return self.inner.read_register(name)
 
 
 def _require_unlocked(s: Session) -> None:
@@ -156,7 +192,7 @@ def _require_shell_context(s: Session) -> None:
     current = s.kernel_view().processes().current
     if current is not None:
         raise TargetStateError(
-            f"process {current.pid} ({current.name}) is on the CPU: the kernel changes mappings from the "
+            f"process {current.pid} ({printable(current.name)}) is on the CPU: the kernel changes mappings from the "
             "shell's context only; stop at the shell prompt, or at a `tinyos_debug_event` the shell emits "
             "(a command starting or done)")
 
@@ -168,40 +204,85 @@ def call_kernel(s: Session, function: str, args: Sequence[int], timeout: float =
 
     The caller has checked :func:`require_safe_point`. InferiorCallError when the call
     does not return (timeout, signal, a stop inside it): gdb is usable afterwards and the
-    registers are those from before the call."""
+    registers are those from before the call. A call gdb had to unwind is then rolled back
+    by the kernel's ``tinyos_debug_recover`` when the ELF has it (:func:`_recover`)."""
+    check_timeout(timeout)
+    address = _entry_point(s, function)
+    if gdb.parameter("may-call-functions") is False:
+        raise InferiorCallError(f"cannot call {function}: `set may-call-functions on` first")
     try:
-        symbol = s.debuginfo().symbol(function)
+        return _invoke(s, address, args, timeout)
+    except _CallFailed as failed:
+        unwound = failed.timed_out or _SIGNALED in failed.message
+        recovery = _recover(s) if unwound else ""
+        raise InferiorCallError(_failure(function, failed.message, failed.timed_out, timeout, recovery)) from None
+
+
+class _CallFailed(Exception):
+    def __init__(self, message: str, timed_out: bool) -> None:
+        super().__init__(message)
+        self.message, self.timed_out = message, timed_out
+
+
+_SIGNALED = "signaled while in a function called from GDB"
+
+
+def check_timeout(timeout: float) -> None:
+    """A watchdog of 0 s (or less, or NaN, or hours) is never what a caller meant."""
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise InferiorCallError(f"a kernel call's timeout must be more than 0 and at most {MAX_TIMEOUT:g} s, not {timeout}")
+
+
+def _entry_point(s: Session, function: str) -> int:
+    try:
+        return s.debuginfo().symbol(function).address
     except SymbolError:
         raise SymbolError(
             f"the kernel ELF has no {function} (an older kernel without the debugger entry points, "
             "or a stripped ELF): rebuild it with scripts/build-kernel") from None
-    if gdb.parameter("may-call-functions") is False:
-        raise InferiorCallError(f"cannot call {function}: `set may-call-functions on` first")
+
+
+def _invoke(s: Session, address: int, args: Sequence[int], timeout: float) -> int:
+    """The inferior call itself, in C, every breakpoint suspended, under a watchdog."""
     params = ", ".join(["unsigned long"] * len(args)) or "void"
-    expression = f"((long (*)({params})) {symbol.address:#x})({', '.join(f'{a & (2**64 - 1):#x}' for a in args)})"
-    with _c_language(), _unwind_on_signal(), _user_breakpoints_paused(), _watchdog(timeout) as fired:
+    expression = f"((long (*)({params})) {address:#x})({', '.join(f'{a & (2**64 - 1):#x}' for a in args)})"
+    with _c_language(), _unwind_on_signal(), breakpoints_suspended(), _watchdog(timeout) as fired:
         try:
-            value = gdb.parse_and_eval(expression)
-            return int(value)
+            return int(gdb.parse_and_eval(expression))
         except gdb.error as exc:
-            raise InferiorCallError(_failure(function, str(exc), fired(), timeout)) from None
+            raise _CallFailed(str(exc), fired()) from None
         finally:
             s.target.invalidate()
 
 
-def _failure(function: str, message: str, timed_out: bool, timeout: float) -> str:
+def _recover(s: Session) -> str:
+    """Ask the kernel to roll back what the unwound call left half done (kernel/src/debug.rs:
+    ``tinyos_debug_recover() -> i64``, >= 0 done, < 0 refused); what happened, in words."""
+    try:
+        address = s.debuginfo().symbol(RECOVER).address
+    except SymbolError:
+        return (f"this kernel has no {RECOVER}, so memory the call changed stays changed "
+                "(check `ps` and `mem` at the prompt, or restart the kernel)")
+    try:
+        status = _invoke(s, address, [], RECOVER_TIMEOUT)
+    except _CallFailed as failed:
+        return f"{RECOVER} failed too ({one_line(failed.message) or 'no message'}): restart the kernel"
+    if status < 0:
+        return f"{RECOVER} refused (status {status}): the kernel's state may be inconsistent, restart it"
+    return f"the kernel rolled the interrupted operation back ({RECOVER} returned {status})"
+
+
+def _failure(function: str, message: str, timed_out: bool, timeout: float, recovery: str) -> str:
+    after = f"; {recovery}" if recovery else ""
     if timed_out:
-        return (f"{function} did not return within {timeout:g} s (the kernel may be stuck or have panicked: "
-                "see its console); gdb interrupted it and restored the registers from before the call, "
-                "but memory it changed stays changed")
-    if "signaled while in a function called from GDB" in message:
-        return (f"{function} was interrupted by a signal; gdb restored the registers from before the call "
-                "(memory it changed stays changed)")
+        return (f"{function} did not return within {timeout:g} s; gdb interrupted it and restored the "
+                f"registers from before the call{after}")
+    if _SIGNALED in message:
+        return f"{function} was interrupted by a signal; gdb restored the registers from before the call{after}"
     if "stopped while in a function called from GDB" in message:
         return (f"{function} stopped at a breakpoint inside the call; gdb is now in that frame: "
                 "`return` pops it, or continue to let the call finish")
-    first = message.strip().splitlines()[0] if message.strip() else "no message"
-    return f"calling {function} failed: {first}"
+    return f"calling {function} failed: {one_line(message) or 'no message'}"
 
 
 @contextmanager
@@ -225,9 +306,11 @@ def _unwind_on_signal() -> Iterator[None]:
         gdb.execute(f"set unwindonsignal {'on' if previous else 'off'}", to_string=True)
 
 
-# Breakpoints the call must not stop at but that stay active (cow-trace's, whose stop()
-# never stops the target during a call) register here.
-_KEEP_ENABLED: set[int] = set()
+# The plugin's own breakpoints (cow-trace's, tinyos-break's) register here: they are not
+# always in gdb.breakpoints() (internal ones), and a call must suspend them too -- a trace
+# breakpoint that stays armed turns every event of the call into a stop, a decode and a
+# log line (issue 10: cow-test took minutes instead of seconds).
+_PLUGIN_BREAKPOINTS: dict[int, gdb.Breakpoint] = {}
 _CALL_DEPTH = [0]
 
 
@@ -236,13 +319,21 @@ def call_in_progress() -> bool:
     return _CALL_DEPTH[0] > 0
 
 
-def keep_enabled(breakpoint_number: int, keep: bool = True) -> None:
-    (_KEEP_ENABLED.add if keep else _KEEP_ENABLED.discard)(breakpoint_number)
+def register_breakpoint(bp: gdb.Breakpoint, registered: bool = True) -> None:
+    """Have ``bp`` suspended during kernel calls like the user's own (or no longer)."""
+    if registered:
+        _PLUGIN_BREAKPOINTS[id(bp)] = bp
+    else:
+        _PLUGIN_BREAKPOINTS.pop(id(bp), None)
 
 
 @contextmanager
-def _user_breakpoints_paused() -> Iterator[None]:
-    paused = [b for b in gdb.breakpoints() if b.is_valid() and b.enabled and b.number not in _KEEP_ENABLED]
+def breakpoints_suspended() -> Iterator[None]:
+    """Every enabled breakpoint (the user's and the plugin's) disabled for the body and
+    re-enabled after, even when the body fails: the call never stops inside itself."""
+    candidates = {id(b): b for b in gdb.breakpoints()}
+    candidates.update(_PLUGIN_BREAKPOINTS)
+    paused = [b for b in candidates.values() if b.is_valid() and b.enabled]
     for b in paused:
         b.enabled = False
     _CALL_DEPTH[0] += 1

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..core.address import page_base
+from ..core.render import printable
 from .cow import CowStatistics
 from ..core.errors import MemoryReadError, TinyOSError, TranslationError
 from .kernel import KernelView
@@ -62,6 +63,7 @@ class KernelRefused(TinyOSError):
 def refusal_message(operation: str, status: int, reason: str = "") -> str:
     """One sentence for a negative status, with the kernel's own reason when it gave one."""
     label = {STATUS_BAD_ARGUMENT: "bad argument", STATUS_REFUSED: "refused"}.get(status)
+    reason = printable(reason)  # the kernel's record, read from its memory
     if reason and label:
         return f"{operation}: {label}: {reason}"
     what = STATUS_TEXT.get(status, "unknown status")

@@ -26,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..core.address import page_base
+from ..core.render import printable
 
 SHELL_COMMAND, SHELL_DONE, FAULT_RECOVERED, HALT = 1, 2, 3, 4
 COW_FAULT, PAGE_DUPLICATED, PAGE_REUSED, FORK, PROCESS_EXIT, PROCESS_KILLED = 16, 17, 18, 19, 20, 21
@@ -77,7 +78,7 @@ class TraceEvent:
         if k == PROCESS_KILLED:
             return f"pid {self.pid} is being killed"
         if k in (SHELL_COMMAND, SHELL_DONE):
-            return f"{'command' if k == SHELL_COMMAND else 'finished'} {self.text!r}"
+            return f"{'command' if k == SHELL_COMMAND else 'finished'} '{printable(self.text or '')}'"
         if k in (FAULT_RECOVERED, HALT):
             return f"ESR={self.a:#x} ELR={self.b:#x}"
         return f"unknown event kind {k}: a={self.a:#x} b={self.b:#x}"

@@ -136,7 +136,10 @@ def _name(target: Target, row: StructValue) -> str:
     ptr, length = name.data_ptr, name.length
     if length == 0:
         return ""
+    if length > _MAX_NAME:
+        # Validated like any other field: reading it would show the bytes after the name.
+        return f"<corrupt name: length {length} > {_MAX_NAME}>"
     try:
-        return target.read_virtual(ptr, min(length, _MAX_NAME)).decode("utf-8", "replace")
+        return target.read_virtual(ptr, length).decode("utf-8", "replace")
     except MemoryReadError:
         return "?"

@@ -121,7 +121,7 @@ def test_a_held_lock_is_refused_before_any_call_and_nothing_changes(booted):
         lock = lock_address(s, static)
         poke(s, lock, 1)
         message = s.gdb.expect_one_line_error(f"cow-protect {DATA_VA:#x} --pid 1")
-        assert message.startswith(f"{name} is locked: the kernel was stopped inside an update")
+        assert message.startswith(f"cow-protect: {name} is locked: the kernel was stopped inside an update")
         poke(s, lock, 0)
     assert s.gdb.cli_json(f"cow-protect {DATA_VA:#x} --pid 1 --json")["after"]["refs"] == 1
     s.gdb.resume()
@@ -130,7 +130,7 @@ def test_a_held_lock_is_refused_before_any_call_and_nothing_changes(booted):
 
 def test_running_target_and_unsafe_stops_are_refused_and_gdb_stays_usable(booted):
     s = booted
-    assert s.gdb.expect_one_line_error("cow-test") == "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
+    assert s.gdb.expect_one_line_error("cow-test") == "cow-test: the target is running: interrupt it first (Ctrl-C or `interrupt`)"
     s.gdb.interrupt()  # gdb still works
     # A stop inside the kernel that is not a quiet place: the fault handler's entry.
     s.gdb.resume()
@@ -138,13 +138,13 @@ def test_running_target_and_unsafe_stops_are_refused_and_gdb_stays_usable(booted
                         action=lambda: s.console.send_line("run forkwrite"), timeout=30)
     assert stop.func == "tinyos::process::cow_fault::handle_write_fault"
     message = s.gdb.expect_one_line_error("cow-protect 0x800000 --pid 1")
-    assert message.startswith("not at a safe point for a kernel call: the CPU is stopped in "
+    assert message.startswith("cow-protect: not at a safe point for a kernel call: the CPU is stopped in "
                               "tinyos::process::cow_fault::handle_write_fault")
     # The hook while a process is on the CPU (the child's exit): a quiet place, but not the
     # shell's context.
     s.run_to_event(DebugEvent.PROCESS_EXIT, timeout=30)
     message = s.gdb.expect_one_line_error("cow-protect 0x800000 --pid 1")
-    assert re.fullmatch(r"process \d+ \(forkwrite\) is on the CPU: the kernel changes mappings from the "
+    assert re.fullmatch(r"cow-protect: process \d+ \(forkwrite\) is on the CPU: the kernel changes mappings from the "
                         r"shell's context only.*", message)
     s.gdb.resume()
     s.console.read_until_prompt(timeout=30)  # the prompt after the typed command's output
@@ -165,7 +165,7 @@ def test_at_el0_the_call_is_refused(booted, tinyos_kernel):
     s.gdb.run_to(f"*{user_entry(tinyos_kernel, 'hello'):#x}", action=lambda: s.console.send_line("run hello"), timeout=30)
     assert s.gdb.read_register("cpsr") & 0b1100 == 0
     message = s.gdb.expect_one_line_error("cow-create")
-    assert message.startswith("the CPU is stopped at EL0 (a process's user code)")
+    assert message.startswith("cow-create: the CPU is stopped at EL0 (a process's user code)")
     s.gdb.resume()
     s.console.read_until_prompt(timeout=30)  # the prompt after the typed command's output
 
@@ -199,7 +199,7 @@ def test_a_call_that_does_not_return_in_time_is_unwound(booted):
     s.interrupt_at_prompt()
     pc = s.gdb.read_register("pc")
     message = s.gdb.expect_one_line_error("cow-test --timeout 0.3", timeout=60)
-    assert message.startswith("tinyos_cow_run_test did not return within 0.3 s")
+    assert message.startswith("cow-test: tinyos_cow_run_test did not return within 0.3 s")
     assert "restored the registers from before the call" in message
     assert s.gdb.read_register("pc") == pc  # back where the call started
     assert s.gdb.cli("show language").strip().endswith('"auto; currently rust".')

@@ -129,4 +129,4 @@ def test_missing_hook_or_debug_info_is_one_error_line(tinyos_debug_factory, tiny
     subprocess.run(["llvm-strip", "-o", str(stripped), str(tinyos_kernel)], check=True)
     s.gdb.cli(f"file {stripped}")
     assert s.gdb.expect_one_line_error("cow-trace on") == (
-        f"{stripped} has no DWARF debug info (stripped, or built without debug info): load the unstripped kernel ELF")
+        f"cow-trace: {stripped} has no DWARF debug info (stripped, or built without debug info): load the unstripped kernel ELF")

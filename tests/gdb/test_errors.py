@@ -72,7 +72,7 @@ def test_stripped_elf(at_prompt, tinyos_kernel, tmp_path):
     s.gdb.cli(f"file {stripped}")
     expected = f"{stripped} has no DWARF debug info (stripped, or built without debug info): load the unstripped kernel ELF"
     for command in ("cow-status", "cow-stats", "cow-check", "cow-create", "cow-test", "cow-trace on"):
-        assert s.gdb.expect_one_line_error(command) == expected, command
+        assert s.gdb.expect_one_line_error(command) == f"{command.split()[0]}: {expected}", command
     still_usable(s.gdb)
     # Page tables need no ELF: pt still works on a stripped kernel.
     assert "TTBR1" in s.gdb.cli("pt --kernel") or "ranges" in s.gdb.cli("pt --kernel")
@@ -124,7 +124,7 @@ def test_mmu_off_at_the_first_instruction(tinyos_debug_factory):
     s = tinyos_debug_factory()  # QEMU halted at reset: EL1, MMU off
     assert s.gdb.read_register("SCTLR") & 1 == 0
     for command in ("cow-create", "cow-protect 0x10000000", "cow-test"):
-        assert s.gdb.expect_one_line_error(command).startswith("the MMU is off (SCTLR_EL1.M = 0)"), command
+        assert s.gdb.expect_one_line_error(command).startswith(f"{command.split()[0]}: the MMU is off (SCTLR_EL1.M = 0)"), command
     for command in ("cow-status", "cow-check"):
         message = s.gdb.expect_one_line_error(command)
         assert "MMU" in message or "cannot read" in message, (command, message)

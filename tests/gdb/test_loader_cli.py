@@ -33,7 +33,7 @@ def test_a_failing_script_fails_the_batch(tinyos_kernel, tmp_path):
     bad.write_text("pt --no-such-option\n")
     run = tinyos_gdb("--batch", "--kernel", str(tinyos_kernel), "-x", str(bad))
     assert run.returncode != 0
-    assert "pt: unrecognized arguments: --no-such-option" in run.stderr
+    assert "pt: unrecognized option at: --no-such-option; see `help pt`" in run.stderr
 
 
 def test_a_missing_kernel_is_one_line(tmp_path):

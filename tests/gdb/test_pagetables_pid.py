@@ -157,5 +157,5 @@ def test_unknown_and_dead_pids_are_one_error_listing_the_live_ones(forkpause):
         ("pt --pid 9", f"no process has pid 9; {live}"),
         ("va2pa 0x400000 --asid 200", f"no process has ASID 200; {live}"),
     ):
-        assert s.gdb.expect_one_line_error(command) == message
+        assert s.gdb.expect_one_line_error(command) == f"{command.split()[0]}: {message}"
     assert s.gdb.cli("pt").startswith("TTBR1 root")  # no process on the CPU: the kernel half

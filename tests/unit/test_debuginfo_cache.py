@@ -3,6 +3,8 @@ ignored and rewritten, an unwritable directory only costs speed."""
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -10,6 +12,7 @@ import subprocess
 import pytest
 
 from gdb_tinyos.debuginfo import DebugInfo, decode
+from gdb_tinyos.debuginfo import cache
 from gdb_tinyos.debuginfo.cache import CacheData, cache_file
 from test_debuginfo_fixture import ElfImage, build_fixture
 
@@ -46,10 +49,13 @@ def test_layouts_resolved_later_are_added_to_the_cache(elf, tmp_path):
 
 
 @pytest.mark.parametrize("damage", [
-    lambda p: p.write_bytes(b"not a pickle at all"),
+    lambda p: p.write_bytes(b"not json at all"),
     lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
     lambda p: p.write_bytes(b""),
-    lambda p: p.write_bytes(pickle.dumps({"some": "other object"})),
+    lambda p: p.write_bytes(b"\xff\xfe"),
+    lambda p: p.write_text(json.dumps({"some": "other object"})),
+    lambda p: p.write_text(json.dumps({"$": "PosixPath", "x": 1})),  # not a cache record class
+    lambda p: p.write_text(json.dumps(cache.to_json(CacheData("another-build", [], None)))),
     lambda p: p.write_bytes(pickle.dumps(CacheData("another-build", [], None))),
 ])
 def test_damaged_cache_is_ignored_and_rebuilt(elf, tmp_path, damage):
@@ -72,7 +78,7 @@ def test_unwritable_cache_directory_still_works(elf, tmp_path):
 def test_each_build_has_its_own_file(tmp_path):
     for profile in ("debug", "release"):
         _open_and_use(build_fixture(profile), tmp_path)
-    assert len(list(tmp_path.glob("*.pickle"))) == 2
+    assert len(list(tmp_path.glob("*.json"))) == 2
 
 
 def test_elf_without_build_id_is_keyed_by_content(elf, tmp_path):
@@ -105,3 +111,46 @@ def test_elf_edited_in_place_with_the_same_build_id_is_parsed_again(elf, tmp_pat
         assert after.build_id == build_id
         assert not after.from_cache
         assert after.symbol("ADDED_AFTER_CACHING").address == 0x1234
+
+
+def test_the_cache_is_json_that_loads_without_running_code(elf, tmp_path):
+    """A file naming a callable (what a malicious pickle does) is data, never executed."""
+    info, _, _ = _open_and_use(elf, tmp_path)
+    path = cache_file(tmp_path, info.build_id.hex())
+    record = json.loads(path.read_text())  # plain JSON: it parses as data
+    assert record["$"] == "CacheData" and record["key"] == info.build_id.hex()
+    marker = tmp_path / "ran"
+    record["symbols"] = [{"$": "system", "command": f"touch {marker}"}]
+    path.write_text(json.dumps(record))
+    again, _, _ = _open_and_use(elf, tmp_path)
+    assert not again.from_cache and not marker.exists()
+
+
+def test_a_directory_the_plugin_creates_is_private(elf, tmp_path):
+    directory = tmp_path / "new" / "cache"
+    _open_and_use(elf, directory)
+    assert directory.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770, 0o722])
+def test_a_directory_others_can_write_is_refused_with_one_line(elf, tmp_path, capsys, mode):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    info, _, expected = _open_and_use(elf, shared)  # written while it was private
+    shared.chmod(mode)
+    again, _, value = _open_and_use(elf, shared)
+    assert not again.from_cache and value == expected  # refused, not used; still correct
+    lines = [line for line in capsys.readouterr().err.splitlines() if "debug-info cache" in line]
+    assert len(lines) == 1 and f"{shared} is writable by" in lines[0] and f"{mode & 0o777:o}" in lines[0]
+    assert shared.stat().st_mode & 0o7777 == mode  # the plugin does not change others' directories
+
+
+def test_a_directory_owned_by_someone_else_is_refused(elf, tmp_path, capsys):
+    if os.geteuid() != 0:
+        pytest.fail("needs root to give a directory to another uid (the project's machines run as root)")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 12345, 12345)
+    info, _, _ = _open_and_use(elf, theirs)
+    assert not info.from_cache and list(theirs.iterdir()) == []
+    assert "belongs to uid 12345, not to you" in capsys.readouterr().err

@@ -33,16 +33,17 @@ from ...tinyos.actions import (
     resolve_frame,
 )
 from ...core.errors import TargetStateError
-from ..base import TinyOSCommand, gdb_address
-from ..inferior import DEFAULT_TIMEOUT, SafePoint, call_kernel, require_safe_point
+from ..args import seconds
+from ..base import TinyOSCommand, gdb_address, gdb_number
+from ..inferior import DEFAULT_TIMEOUT, MAX_TIMEOUT, SafePoint, call_kernel, require_safe_point
 from ..registry import command
 from ..session import Session
 
-TEST_TIMEOUT = 600.0
+TEST_TIMEOUT = 600.0  # the suite runs a dozen EL0 programs; under load it is slow
 
 
 def _timeout_argument(parser: argparse.ArgumentParser, default: float) -> None:
-    parser.add_argument("--timeout", type=float, default=default, metavar="SECONDS",
+    parser.add_argument("--timeout", type=seconds(MAX_TIMEOUT), default=default, metavar="SECONDS",
                         help=f"interrupt the kernel call after this long (default {default:g})")
 
 
@@ -83,8 +84,8 @@ class CowCreate(_CowAction):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("vas", nargs="*", type=gdb_address, metavar="SRC_VA DST_VA",
                             help="source and destination page VAs (both or neither)")
-        parser.add_argument("--src-pid", type=int, help="process owning SRC_VA")
-        parser.add_argument("--dst-pid", type=int, help="process receiving DST_VA")
+        parser.add_argument("--src-pid", type=gdb_number, help="process owning SRC_VA")
+        parser.add_argument("--dst-pid", type=gdb_number, help="process receiving DST_VA")
         _timeout_argument(parser, DEFAULT_TIMEOUT)
 
     def run(self, s: Session, args: argparse.Namespace) -> CowActionResult:
@@ -120,7 +121,7 @@ class _ProtectCommand(_CowAction):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("address", type=gdb_address, help="a RAM physical address, or a user VA")
-        parser.add_argument("--pid", type=int, help="look the VA up in this process only")
+        parser.add_argument("--pid", type=gdb_number, help="look the VA up in this process only")
         _timeout_argument(parser, DEFAULT_TIMEOUT)
 
     def run(self, s: Session, args: argparse.Namespace) -> CowActionResult:

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 
 import gdb
 
+from ...core import render
 from ...core.address import page_base
 from ...tinyos.events import SHELL_COMMAND, SHELL_DONE, EventLog, TraceEvent
-from ...core.errors import SymbolError, TargetStateError, TinyOSError
+from ...core.errors import BuildIdMismatch, SymbolError, TargetStateError, TinyOSError
 from ..base import TinyOSCommand
-from ..inferior import HOOK, call_in_progress, keep_enabled
+from ..inferior import HOOK, call_in_progress, check_running_build_id, register_breakpoint
 from ..registry import command
 from ..session import Session, session
 from ..target import RUNNING, breakpoint_stop_context
@@ -85,7 +86,7 @@ class Tracer:
     def disable(self) -> None:
         for bp in (self.hook, self.entry):
             if bp is not None and bp.is_valid():
-                keep_enabled(bp.number, False)
+                register_breakpoint(bp, False)
                 bp.delete()
         self.hook = self.entry = None
 
@@ -108,15 +109,16 @@ class Tracer:
             raise SymbolError(
                 f"cow-trace: the kernel ELF {info.path} has no {HOOK} (not a TinyOS kernel with the "
                 "debugger contract, or a stripped ELF)") from None
+        _require_running_kernel_is(s)
         self.hook = _Hook(self, hook.address)
-        keep_enabled(self.hook.number)
+        register_breakpoint(self.hook)
         try:
             entry = info.symbol(FAULT_ENTRY)
         except SymbolError:
             self.entry = None  # old frames are then shown as "?"
         else:
             self.entry = _FaultEntry(self, entry.address)
-            keep_enabled(self.entry.number)
+            register_breakpoint(self.entry)
 
     # -- breakpoint callbacks (gdb calls them with the target stopped) --------------------
 
@@ -131,7 +133,7 @@ class Tracer:
         except (TinyOSError, gdb.error) as exc:
             self._failed(exc)
             return self.stop_on_event and not call_in_progress()
-        gdb.write(f"cow-trace: {event.describe()}\n")
+        gdb.write(render.terminal_safe(f"cow-trace: {event.describe()}") + "\n")
         return self.stop_on_event and not call_in_progress()
 
     def on_fault_entry(self) -> None:
@@ -157,7 +159,18 @@ class Tracer:
     def _failed(self, exc: BaseException) -> None:
         self.errors += 1
         self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        gdb.write(f"cow-trace: could not decode an event: {self.last_error}\n", gdb.STDERR)
+        gdb.write(f"cow-trace: could not decode an event: {render.printable(self.last_error)}\n", gdb.STDERR)
+
+
+def _require_running_kernel_is(s: Session) -> None:
+    """BuildIdMismatch when the running kernel is another build: the hook's address from
+    this ELF would be the middle of some other function there."""
+    try:
+        check_running_build_id(s)
+    except BuildIdMismatch as exc:
+        raise BuildIdMismatch(f"cow-trace: refusing to place breakpoints: {exc}") from None
+    except TinyOSError:
+        pass  # not readable here (not connected, running): the decoders report their own error
 
 
 _TRACER = Tracer()

@@ -22,7 +22,7 @@ from ...tinyos.reports import (
     status_chunks,
     status_text,
 )
-from ..base import TinyOSCommand, gdb_address
+from ..base import TinyOSCommand, gdb_address, gdb_number
 from ..registry import command
 from ..session import Session
 from ..target import require_stopped
@@ -61,7 +61,7 @@ class CowStatusCommand(TinyOSCommand):
     name = "cow-status"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--pid", type=int, help="only pages shared by this process")
+        parser.add_argument("--pid", type=gdb_number, help="only pages shared by this process")
         parser.add_argument("--pa", type=address_or_range,
                             help="only the page holding this physical address, or the frames in START-END")
         parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT,

@@ -18,6 +18,7 @@ from ...core import render
 from ...aarch64.coredump import SIDECAR_SUFFIX, write_sidecar
 from ...core.errors import RegisterError, TargetStateError
 from ...core.render import Address
+from ..args import UsageError, local_path
 from ..base import TinyOSCommand
 from ..registry import command
 from ..session import Session
@@ -30,6 +31,23 @@ class DumpResult:
     sidecar: str
     registers: dict[str, Address]
     missing: list[str]
+
+
+# QEMU's monitor reads a file name argument into a 1024-byte buffer.
+_MAX_MONITOR_PATH = 1000
+
+
+def monitor_quoted(path: Path) -> str:
+    """``path`` as one argument of a QEMU monitor (HMP) command: in double quotes with ``\\``
+    and ``"`` escaped -- unquoted, ``/tmp/a.core 0x40000000 0x1000`` would be a file name
+    followed by BEGIN and LENGTH (a partial dump). Paths HMP cannot carry are refused."""
+    text = str(path)
+    if len(text.encode()) > _MAX_MONITOR_PATH:
+        raise UsageError(f"tinyos-dump: the path is longer than QEMU's monitor accepts ({_MAX_MONITOR_PATH} bytes); "
+                         "choose a shorter one")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise UsageError("tinyos-dump: the path holds control characters; choose another name")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @command
@@ -46,14 +64,15 @@ class TinyOSDump(TinyOSCommand):
     name = "tinyos-dump"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("file", type=Path, help="where QEMU writes the core (a path on QEMU's host)")
+        parser.add_argument("file", type=local_path, help="where QEMU writes the core (relative: to gdb's working directory)")
         parser.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     def run(self, s: Session, args: argparse.Namespace) -> DumpResult:
         require_stopped()
-        core = args.file.expanduser().resolve()
+        core = args.file
+        quoted = monitor_quoted(core)
         if core.exists() and not args.force:
-            raise TargetStateError(f"{core} exists: pass --force to overwrite it")
+            raise TargetStateError(f"tinyos-dump: {core} exists; pass --force to overwrite it")
         if core.exists():
             core.unlink()
         values, missing = {}, []
@@ -62,9 +81,10 @@ class TinyOSDump(TinyOSCommand):
                 values[name] = s.target.read_register(name)
             except RegisterError:
                 missing.append(name)
-        reply = gdb.execute(f"monitor dump-guest-memory {core}", to_string=True)
+        reply = gdb.execute(f"monitor dump-guest-memory {quoted}", to_string=True)
         if not core.is_file():
-            raise TargetStateError(f"QEMU did not write {core}: {reply.strip() or 'no reply'}")
+            raise TargetStateError(f"tinyos-dump: QEMU did not write {core} ({reply.strip() or 'no reply'}); "
+                                   "check that the directory exists and QEMU may write there")
         sidecar = core.with_name(core.name + SIDECAR_SUFFIX)
         kernel = s.kernel.path
         write_sidecar(sidecar, values, kernel_elf=str(kernel) if kernel else "")

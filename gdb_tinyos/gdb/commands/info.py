@@ -16,8 +16,8 @@ from ...core import render
 from ...aarch64 import SCTLR
 from ...core.errors import BuildIdMismatch, TinyOSError
 from ...core.render import Address
-from ...core.target import Target
 from ..base import TinyOSCommand
+from ..inferior import check_running_build_id
 from ..registry import command
 from .. import hostram
 from ..session import Session, session
@@ -150,28 +150,9 @@ def _mmu_state(s: Session) -> MmuState:
     )
 
 
-class _LinearView(Target):
-    """Kernel virtual addresses read at PA = VA - offset: the image before the MMU is on."""
-
-    def __init__(self, inner: Target, offset: int) -> None:
-        super().__init__()
-        self.inner, self.offset = inner, offset
-
-    def read_physical(self, pa: int, size: int) -> bytes:
-        return self.inner.read_physical(pa, size)
-
-    def read_virtual(self, va: int, size: int) -> bytes:
-        return self.inner.read_physical(va - self.offset if va >= self.offset else va, size)
-
-    def read_register(self, name: str) -> int:
-        return self.inner.read_register(name)
-
-
 def _build_id_state(s: Session, connected: bool) -> str:
     """The ELF's build-id and whether the running kernel carries the same one."""
     try:
-        from ...debuginfo import check_build_id  # noqa: PLC0415 - optional layer
-
         info = s.debuginfo()
         expected = info.require_build_id().hex()
     except ImportError as exc:
@@ -181,7 +162,7 @@ def _build_id_state(s: Session, connected: bool) -> str:
     if not connected:
         return f"{expected} (running kernel not checked: not connected)"
     try:
-        check_build_id(info, s.target if s.gdb_target.mmu_on() else _LinearView(s.target, s.gdb_target.linear_offset))
+        check_running_build_id(s)
     except BuildIdMismatch as exc:
         return f"MISMATCH: {exc}"
     except TinyOSError as exc:

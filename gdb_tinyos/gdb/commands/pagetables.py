@@ -19,7 +19,7 @@ from ...aarch64.search import SearchResult, needle_for, search_space
 from ...core.errors import DebugInfoError, LayoutError, SymbolError, TranslationError
 from ...core.target import Target
 from ..args import UsageError
-from ..base import TinyOSCommand, TinyOSFunction, gdb_address
+from ..base import TinyOSCommand, TinyOSFunction, gdb_address, gdb_number
 from ..registry import command
 from ..session import Session
 from ..target import require_stopped
@@ -48,11 +48,17 @@ def walk_va(target: Target, va: int, root: int | None = None, asid: int | None =
 def add_process_arguments(parser: argparse.ArgumentParser, what: str) -> argparse._MutuallyExclusiveGroup:
     """``--pid``/``--asid``/``--root``: whose lower-half tables to use (one of them)."""
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--pid", type=int, help=f"{what} of the live process with this pid")
+    which.add_argument("--pid", type=gdb_number, help=f"{what} of the live process with this pid")
     which.add_argument("--root", type=gdb_address, help=f"{what} through the L0 table at this PA")
-    parser.add_argument("--asid", type=int,
+    parser.add_argument("--asid", type=gdb_number,
                         help="the live process with this ASID (with --root: the ASID to report)")
     return which
+
+
+def check_process_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--pid`` and ``--asid`` each name a process: both at once is a guess at which wins."""
+    if args.pid is not None and args.asid is not None:
+        parser.error("--pid cannot be combined with --asid; give one of them (--asid goes with --root)")
 
 
 def chosen_process(s: Session, args: argparse.Namespace) -> Process | None:
@@ -86,6 +92,7 @@ class Va2Pa(TinyOSCommand):
         add_process_arguments(parser, "walk the tables")
 
     def run(self, s: Session, args: argparse.Namespace) -> Walk:
+        check_process_arguments(self.parser, args)
         require_stopped()
         process = chosen_process(s, args)
         if process is not None:
@@ -142,8 +149,11 @@ class Pt(TinyOSCommand):
         parser.add_argument("--limit", type=int, default=100, metavar="N", help="at most N matches (0: all)")
 
     def run(self, s: Session, args: argparse.Namespace) -> PageTableDump:
-        translator = _translator(s.target)
         start, end = args.range or (None, None)
+        if args.range and start >= end:
+            self.parser.error(f"--range: START {start:#x} is not below END {end:#x}")
+        check_process_arguments(self.parser, args)
+        translator = _translator(s.target)
         options = dict(va_start=start, va_end=end, where=make_filter(args.filter) if args.filter else None)
         process = chosen_process(s, args)
         live_halves: list[int] = []
@@ -215,7 +225,7 @@ def _default_choice(s: Session) -> tuple[Process | None, list[int]]:
 
 
 def _space_text(space: AddressSpace, process: Process | None) -> str:
-    owner = f"pid {process.pid} ({process.name}) " if process is not None else ""
+    owner = f"pid {process.pid} ({render.printable(process.name)}) " if process is not None else ""
     head = (
         f"{owner}{space.name} root {space.root_table:#x} ASID {space.asid}: {space.granule} granule, "
         f"{space.input_bits}-bit VA, {len(space.ranges)} ranges, {space.leaves} leaves, {len(space.tables)} tables"
