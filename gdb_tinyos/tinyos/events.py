@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..core.address import page_base
+from ..core.address import Address, page_base
 from ..core.render import printable
 
 SHELL_COMMAND, SHELL_DONE, FAULT_RECOVERED, HALT = 1, 2, 3, 4
@@ -46,12 +46,12 @@ class TraceEvent:
     seq: int
     kind: int
     name: str
-    a: int
-    b: int
+    a: Address  # the raw arguments: register values, hex in JSON like every address
+    b: Address
     pid: int | None = None
-    va: int | None = None
-    old_frame: int | None = None
-    new_frame: int | None = None
+    va: Address | None = None
+    old_frame: Address | None = None
+    new_frame: Address | None = None
     resolution: str | None = None  # for a fault: "copy", "reuse" or "none" (already writable)
     child: int | None = None
     status: int | None = None
@@ -117,7 +117,7 @@ class EventLog:
         """Decode and keep one event; ``pid`` = the process on the CPU (for copy/reuse),
         ``text`` = the shell command line (for kinds 1 and 2)."""
         self.seen += 1
-        event = self._decode(self.seen, kind, a & (2**64 - 1), b & (2**64 - 1), pid, text)
+        event = self._decode(self.seen, kind, Address(a & (2**64 - 1)), Address(b & (2**64 - 1)), pid, text)
         self.events.append(event)
         return event
 
@@ -131,16 +131,16 @@ class EventLog:
             self._resolution = "copy" if kind == PAGE_DUPLICATED else "reuse"
             if kind == PAGE_REUSED:
                 return TraceEvent(**base, pid=pid, va=a, old_frame=b, new_frame=b)
-            return TraceEvent(**base, pid=pid, va=a, old_frame=old, new_frame=b)
+            return TraceEvent(**base, pid=pid, va=a, old_frame=None if old is None else Address(old), new_frame=b)
         if kind == COW_FAULT:
             resolution, self._resolution, self._pending = self._resolution or "none", None, None
-            return TraceEvent(**base, pid=a, va=b, resolution=resolution)
+            return TraceEvent(**base, pid=int(a), va=b, resolution=resolution)
         if kind == FORK:
-            return TraceEvent(**base, pid=a, child=b)
+            return TraceEvent(**base, pid=int(a), child=int(b))
         if kind == PROCESS_EXIT:
-            return TraceEvent(**base, pid=a, status=_signed(b))
+            return TraceEvent(**base, pid=int(a), status=_signed(b))
         if kind == PROCESS_KILLED:
-            return TraceEvent(**base, pid=a)
+            return TraceEvent(**base, pid=int(a))
         if kind in (SHELL_COMMAND, SHELL_DONE):
             return TraceEvent(**base, text=text)
         return TraceEvent(**base)
@@ -155,4 +155,4 @@ class EventLog:
 
 
 def _signed(value: int) -> int:
-    return value - 2**64 if value >= 2**63 else value
+    return int(value) - 2**64 if value >= 2**63 else int(value)

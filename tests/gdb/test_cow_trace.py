@@ -60,13 +60,13 @@ def test_fork_and_child_copy_are_logged_without_stopping(traced):
     copies = [e for e in events if e["name"] == "copy"]
     assert len(copies) == 1
     copy = copies[0]
-    assert (copy["pid"], copy["va"], copy["old_frame"]) == (child, HEAP, old_frame)
+    assert (copy["pid"], copy["va"], copy["old_frame"]) == (child, hex(HEAP), hex(old_frame))
     # The new frame is what the child's tables map now (walked from the TTBR0 `ps` shows).
     walk = s.gdb.cli(f"va2pa {HEAP:#x} --root {child_ttbr0:#x}")
-    assert int(re.search(r"-> pa (0x[0-9a-f]+)", walk).group(1), 16) == copy["new_frame"] != old_frame
+    assert int(re.search(r"-> pa (0x[0-9a-f]+)", walk).group(1), 16) == int(copy["new_frame"], 16) != old_frame
     fault = events[events.index(copy) + 1]
     assert (fault["name"], fault["pid"], fault["resolution"]) == ("fault", child, "copy")
-    assert fault["va"] & ~0xFFF == HEAP
+    assert int(fault["va"], 16) & ~0xFFF == HEAP
     commands = [e["text"] for e in events if e["name"] == "shell"]
     assert commands == ["run forkpause 1", "~1", "cont", "~1", "ps"]
     assert trace(s)["decode_errors"] == 0
@@ -98,7 +98,7 @@ def test_off_is_idempotent_and_stop_mode_stops(traced):
     s.gdb.resume()
     s.console.send_line("ps")
     s.gdb.wait_for_stop(timeout=30)
-    assert s.gdb.read_register("pc") == trace(s, 1)["hook"]
+    assert s.gdb.read_register("pc") == int(trace(s, 1)["hook"], 16)
     assert trace(s, 1)["events"][0]["text"] == "ps"
 
 

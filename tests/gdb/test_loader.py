@@ -102,7 +102,7 @@ def test_an_unexpected_crash_is_one_line_with_the_way_to_the_traceback(gdb, tmp_
 def test_mi_commands_return_the_model(gdb, tinyos_kernel):
     result = gdb.mi("-tinyos-info")["result"]
     assert result["kernel_elf"] == str(tinyos_kernel)
-    assert result["target"] == NOT_CONNECTED
+    assert result["target"] == "not connected" and result["connection"] == ""
     assert result["cpu"] == ""  # None in the model
 
 

@@ -60,7 +60,7 @@ def test_refusals(tinyos_gdb):
 def readme_walkthrough() -> list[str]:
     """The `(gdb) ` commands of README.md's walkthrough text blocks, in order."""
     text = README.read_text()
-    section = text[text.index("## Walkthrough"):text.index("## Commands")]
+    section = text[text.index("## Walkthrough"):text.index("The console (terminal 2) meanwhile")]
     blocks = re.findall(r"```text\n(.*?)```", section, flags=re.S)
     return [line[len("(gdb) "):] for block in blocks for line in block.splitlines() if line.startswith("(gdb) ")]
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import re
+
 import pytest
-from elftools.elf.elffile import ELFFile
 from test_errors import build_id_changed  # noqa: E402 - tests/gdb is on sys.path (rootdir)
 
 from gdb_tinyos.testing.shell import mem, ps, run
@@ -78,28 +79,23 @@ def test_cow_trace_from_the_reset_stop(tinyos_gdb):
     assert tinyos_gdb.gdb.cli("cow-trace on").startswith("cow-trace on: breakpoint on tinyos_debug_event")
 
 
-def has_symbol(kernel, name: str) -> bool:
-    with open(kernel, "rb") as f:
-        return bool(ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name))
-
-
-def test_an_interrupted_cow_test_is_rolled_back(at_prompt, tinyos_kernel):
-    """With the kernel's recovery entry point the interrupted suite leaves nothing behind;
-    a kernel without it (before the kernel side of issue 10 landed) is named in the error
-    instead of the plugin pretending the state is sound."""
+def test_an_interrupted_cow_test_is_rolled_back(at_prompt):
+    """`cow-test --timeout 0.3` at the prompt: the plugin's watchdog unwinds the call and
+    the plugin has the kernel roll it back (tinyos_debug_recover): no phantom process, the
+    frames of before, and the next program runs."""
     s = at_prompt
     s.gdb.resume()
     free = mem(s.console).free
     s.interrupt_at_prompt()
     message = s.gdb.expect_one_line_error("cow-test --timeout 0.3")
     assert message.startswith("cow-test: tinyos_cow_run_test did not return within 0.3 s"), message
-    if not has_symbol(tinyos_kernel, "tinyos_debug_recover"):
-        assert message.endswith("this kernel has no tinyos_debug_recover, so memory the call changed stays "
-                                "changed (check `ps` and `mem` at the prompt, or restart the kernel)"), message
-        return
-    assert "the kernel rolled the interrupted operation back" in message, message
+    assert re.search(r"the kernel rolled the interrupted operation back \(tinyos_debug_recover returned [1-9]", message)
     s.gdb.resume()
     assert ps(s.console, timeout=30) == []  # no phantom process
-    assert mem(s.console).free == free  # no leaked frame
+    # The kernel's documented gap (tests/gdb/test_debug_recover.py): a frame allocated and
+    # not yet mapped when the watchdog lands has no owner to be found by -- at most one.
+    after = mem(s.console).free
+    assert free - 1 <= after <= free
     result = run(s.console, "run forkwrite", timeout=60)
     assert list(result.statuses.values()) == [0], result.output
+    assert mem(s.console).free == after

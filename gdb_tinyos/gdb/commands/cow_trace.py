@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import gdb
 
 from ...core import render
-from ...core.address import page_base
+from ...core.address import Address, page_base
 from ...tinyos.events import SHELL_COMMAND, SHELL_DONE, EventLog, TraceEvent
 from ...core.errors import BuildIdMismatch, SymbolError, TargetStateError, TinyOSError
 from ..base import TinyOSCommand
@@ -199,8 +199,8 @@ def _connect_reload() -> None:
 class TraceState:
     active: bool
     stop: bool
-    hook: int | None
-    fault_entry: int | None
+    hook: Address | None
+    fault_entry: Address | None
     events_seen: int
     capacity: int
     decode_errors: int
@@ -278,4 +278,4 @@ def _refuse_if_running() -> None:
 def _address(bp: gdb.Breakpoint | None) -> int | None:
     if bp is None or not bp.is_valid():
         return None
-    return int(bp.location.lstrip("*"), 0)
+    return Address(int(bp.location.lstrip("*"), 0))

@@ -14,14 +14,14 @@ import gdb
 from ... import __version__
 from ...core import render
 from ...aarch64 import SCTLR
-from ...core.errors import BuildIdMismatch, TinyOSError
+from ...core.errors import BuildIdMismatch, TargetStateError, TinyOSError
 from ...core.render import Address
 from ..base import TinyOSCommand
 from ..inferior import check_running_build_id
 from ..registry import command
 from .. import hostram
 from ..session import Session, session
-from ..target import require_stopped
+from ..target import NOT_CONNECTED, require_stopped
 
 @dataclass
 class MmuState:
@@ -38,8 +38,11 @@ class PluginInfo:
     version: str
     kernel_elf: str | None
     kernel_source: str
-    build_id: str
-    target: str
+    build_id: str | None  # the ELF's, hex; None when unknown (build_id_note says why)
+    build_id_check: str  # "match", "mismatch" or "unchecked"
+    build_id_note: str  # why unchecked or unknown, the mismatch's sentence; "" on a match
+    target: str  # "stopped", "running" or "not connected"
+    connection: str | None  # e.g. "remote 127.0.0.1:1234"
     physical_path: str | None  # shared-ram, proc-mem, gdbstub or fallback; None when not stopped
     physical_memory: str  # how and why
     cpu: MmuState | None
@@ -53,7 +56,7 @@ class TinyOSInfo(TinyOSCommand):
     Example:
       (gdb) tinyos-info
       version:         0.1.0
-      kernel ELF:      /work/main/kernel/target/.../release/tinyos (gdb's loaded file)
+      kernel ELF:      kernel/target/aarch64-unknown-none-softfloat/release/tinyos (gdb's loaded file)
       physical memory: shared-ram: QEMU's RAM file mapped read-only (ram 0x40000000-0x48000000, QEMU pid 4242)
       ..."""
 
@@ -61,13 +64,17 @@ class TinyOSInfo(TinyOSCommand):
 
     def run(self, s: Session, args: argparse.Namespace) -> PluginInfo:
         kernel = s.kernel
-        target, (path, physical), cpu = _target_state(s)
+        (target, connection), (path, physical), cpu = _target_state(s)
+        build_id, check, note = _build_id_state(s, target)
         return PluginInfo(
             version=__version__,
             kernel_elf=str(kernel.path) if kernel.path else None,
             kernel_source=kernel.source,
-            build_id=_build_id_state(s, connected=cpu is not None),
+            build_id=build_id,
+            build_id_check=check,
+            build_id_note=note,
             target=target,
+            connection=connection,
             physical_path=path,
             physical_memory=physical,
             cpu=cpu,
@@ -77,8 +84,8 @@ class TinyOSInfo(TinyOSCommand):
         rows = [
             ("version", info.version),
             ("kernel ELF", f"{info.kernel_elf or 'none'} ({info.kernel_source})"),
-            ("build-id", info.build_id),
-            ("target", info.target),
+            ("build-id", _build_id_text(info)),
+            ("target", _target_text(info)),
             ("physical memory", f"{info.physical_path}: {info.physical_memory}" if info.physical_path else info.physical_memory),
         ]
         if info.cpu is not None:
@@ -94,14 +101,37 @@ class TinyOSInfo(TinyOSCommand):
         return render.key_values(rows)
 
 
-def _target_state(s: Session) -> tuple[str, tuple[str | None, str], MmuState | None]:
+def _target_state(s: Session) -> tuple[tuple[str, str | None], tuple[str | None, str], MmuState | None]:
+    """((state, connection), physical-memory path, CPU state): state is "stopped",
+    "running" or "not connected"; the CPU is read only when stopped."""
+    inferior = gdb.selected_inferior()
+    connection = inferior.connection
+    if inferior.pid == 0 or connection is None:
+        return ("not connected", None), (None, "unavailable (no target)"), None
+    where = f"{connection.type} {connection.details or ''}".strip()
     try:
         require_stopped()
-    except TinyOSError as exc:
-        return str(exc), (None, "unavailable (no target)"), None
-    connection = gdb.selected_inferior().connection
-    where = f"{connection.type} {connection.details or ''}".strip()
-    return f"stopped, {where}", s.gdb_target.physical_path(), _mmu_state(s)
+    except TargetStateError:
+        return ("running", where), (None, "unavailable while the target runs"), None
+    return ("stopped", where), s.gdb_target.physical_path(), _mmu_state(s)
+
+
+def _target_text(info: PluginInfo) -> str:
+    if info.target == "not connected":
+        return NOT_CONNECTED
+    if info.target == "running":
+        return f"running, {info.connection} (interrupt it, Ctrl-C or `interrupt`, to read registers and memory)"
+    return f"stopped, {info.connection}"
+
+
+def _build_id_text(info: PluginInfo) -> str:
+    if info.build_id_check == "mismatch":
+        return f"MISMATCH: {info.build_id_note}"
+    if info.build_id is None:
+        return f"unknown: {info.build_id_note}"
+    if info.build_id_check == "match":
+        return f"{info.build_id} (matches the running kernel)"
+    return f"{info.build_id} (running kernel not checked: {info.build_id_note})"
 
 
 class PhysicalMemoryPath(gdb.Parameter):
@@ -150,21 +180,21 @@ def _mmu_state(s: Session) -> MmuState:
     )
 
 
-def _build_id_state(s: Session, connected: bool) -> str:
-    """The ELF's build-id and whether the running kernel carries the same one."""
+def _build_id_state(s: Session, target: str) -> tuple[str | None, str, str]:
+    """(the ELF's build-id, "match" | "mismatch" | "unchecked", why / the mismatch)."""
     try:
         info = s.debuginfo()
         expected = info.require_build_id().hex()
     except ImportError as exc:
-        return f"unknown: the debug-info layer does not load ({exc})"
+        return None, "unchecked", f"the debug-info layer does not load ({exc})"
     except TinyOSError as exc:
-        return f"unknown: {exc}"
-    if not connected:
-        return f"{expected} (running kernel not checked: not connected)"
+        return None, "unchecked", str(exc)
+    if target != "stopped":
+        return expected, "unchecked", "the target is running" if target == "running" else "not connected"
     try:
         check_running_build_id(s)
     except BuildIdMismatch as exc:
-        return f"MISMATCH: {exc}"
+        return expected, "mismatch", str(exc)
     except TinyOSError as exc:
-        return f"{expected} (running kernel not checked: {exc})"
-    return f"{expected} (matches the running kernel)"
+        return expected, "unchecked", str(exc)
+    return expected, "match", ""
