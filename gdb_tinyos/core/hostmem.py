@@ -206,28 +206,37 @@ def host_mapping(pid: int, hva: int, maps_path: str | None = None) -> HostMappin
     raise HostMemoryError(f"no mapping at {hva:#x} in process {pid}")
 
 
-def open_backing_file(pid: int, mapping: HostMapping, fd_dir: str | None = None) -> int:
-    """A new read-only descriptor on the file behind ``mapping``, opened through one of
-    process ``pid``'s own descriptors (works after the file was unlinked). Matched by
-    device and inode, never by name."""
-    if not mapping.shared or mapping.inode == 0:
-        raise HostMemoryError(f"guest RAM is not in a shared file mapping ({mapping.perms} {mapping.path or 'anonymous'})")
+def descriptor_of(pid: int, device: tuple[int, int], inode: int, fd_dir: str | None = None) -> str | None:
+    """``/proc/<pid>/fd/N`` of a descriptor process ``pid`` holds on the file with this
+    device (major, minor) and inode, None if it holds none (or we may not look)."""
     directory = fd_dir or f"/proc/{pid}/fd"
     try:
         names = os.listdir(directory)
-    except OSError as exc:
-        raise HostMemoryError(f"cannot list {directory}: {exc}") from None
+    except OSError:
+        return None
     for name in names:
         link = os.path.join(directory, name)
         try:
             st = os.stat(link)
         except OSError:
             continue
-        if st.st_ino == mapping.inode and (os.major(st.st_dev), os.minor(st.st_dev)) == mapping.device:
-            try:
-                return os.open(link, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as exc:
-                raise HostMemoryError(f"cannot open QEMU's RAM file through {link}: {exc}") from None
+        if st.st_ino == inode and (os.major(st.st_dev), os.minor(st.st_dev)) == device:
+            return link
+    return None
+
+
+def open_backing_file(pid: int, mapping: HostMapping, fd_dir: str | None = None) -> int:
+    """A new read-only descriptor on the file behind ``mapping``, opened through one of
+    process ``pid``'s own descriptors (works after the file was unlinked). Matched by
+    device and inode, never by name."""
+    if not mapping.shared or mapping.inode == 0:
+        raise HostMemoryError(f"guest RAM is not in a shared file mapping ({mapping.perms} {mapping.path or 'anonymous'})")
+    link = descriptor_of(pid, mapping.device, mapping.inode, fd_dir)
+    if link is not None:
+        try:
+            return os.open(link, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise HostMemoryError(f"cannot open QEMU's RAM file through {link}: {exc}") from None
     raise HostMemoryError(f"process {pid} holds no descriptor on its RAM file {mapping.path!r}")
 
 

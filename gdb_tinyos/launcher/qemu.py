@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from gdb_tinyos.core.hostmem import descriptor_of
 from gdb_tinyos.core.timeouts import scaled
 from gdb_tinyos.launcher.serial import PROMPT, SerialConsole
 from gdb_tinyos.launcher.errors import QemuStartError, ToolMissing
@@ -220,7 +221,7 @@ class QemuMachine:
             except FileNotFoundError:
                 time.sleep(_POLL_S)
                 continue
-            if _holds_file(self.proc.pid, st):
+            if descriptor_of(self.proc.pid, (os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino) is not None:
                 self.ram_path.unlink()
                 return
             time.sleep(_POLL_S)
@@ -294,20 +295,3 @@ class QemuMachine:
         state = "QEMU is running" if status is None else f"QEMU exited with status {status}"
         stderr = self.stderr_text().strip()
         return f"{state} (pid {self.proc.pid}, {' '.join(self.argv)})" + (f"; its stderr: {stderr}" if stderr else ".")
-
-
-def _holds_file(pid: int, st: os.stat_result) -> bool:
-    """Whether process ``pid`` has a descriptor open on the file ``st`` describes."""
-    fd_dir = f"/proc/{pid}/fd"
-    try:
-        names = os.listdir(fd_dir)
-    except OSError:
-        return False
-    for name in names:
-        try:
-            fst = os.stat(os.path.join(fd_dir, name))
-        except OSError:
-            continue
-        if (fst.st_dev, fst.st_ino) == (st.st_dev, st.st_ino):
-            return True
-    return False

@@ -135,12 +135,15 @@ def test_memory_that_does_not_read_as_the_kernel(at_prompt):
     s = at_prompt
     # Make every gdb memory access physical behind the plugin's back: the kernel's statics
     # (upper-half VAs) then do not read as the kernel's memory (QEMU answers other bytes);
-    # the plugin notices from the build-id region instead of decoding garbage.
+    # the plugin notices from the build-id region instead of decoding garbage. (Its own
+    # host-RAM path would read the right bytes whatever the stub does: use the stub's.)
+    s.gdb.cli("set tinyos-physical-memory gdbstub")
     assert s.gdb.cli("maint packet Qqemu.PhyMemMode:1").strip().endswith('"OK"')
     for command in ("cow-status", "cow-stats", "cow-create", "cow-test"):
         message = s.gdb.expect_one_line_error(command)
         assert "the running kernel (no build-id note at 0xffff" in message, (command, message)
     s.gdb.cli("maint packet Qqemu.PhyMemMode:0")
+    s.gdb.cli("set tinyos-physical-memory auto")
     still_usable(s.gdb)
     s.gdb.resume()  # a new stop: the plugin reads memory afresh
     s.gdb.interrupt()

@@ -40,5 +40,5 @@ def test_a_missing_kernel_is_one_line(tmp_path):
     run = tinyos_gdb("--batch", "--kernel", str(tmp_path / "none.elf"))
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        f"tinyos-gdb: no kernel ELF (--kernel: {tmp_path / 'none.elf'}); build it with scripts/build-kernel or pass --kernel"
+        f"tinyos-gdb: --kernel: kernel ELF {tmp_path / 'none.elf'} does not exist (or is not a file)"
     ]
