@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import gdb
 
-from ..core import render
+from ..core import render, style
 from ..core.errors import TinyOSError
 from .args import EXPRESSION, FILENAME, CommandParser, HelpShown, UsageError, address, completes_with, completions, one_line, options_help, unexpected_failure_message
 from .session import Session, session
@@ -60,6 +61,33 @@ def command_boundary(command: str) -> Iterator[None]:
         if _print_stack_full():
             raise
         raise gdb.GdbError(unexpected_failure_message(command, exc)) from None
+
+
+# gdb's style settings for each kind of the plugin's vocabulary (core/style.py); the
+# violation and OK colours are fixed: red and green whatever the theme.
+_STYLE_SETTINGS = {style.ADDRESS: "style address foreground", style.PERMISSION: "style variable foreground",
+                   style.COW: "style function foreground"}
+_FIXED = {style.VIOLATION: "1;31", style.OK: "32"}
+_SGR_COLOURS = {"black": 30, "red": 31, "green": 32, "yellow": 33, "blue": 34, "magenta": 35, "cyan": 36,
+                "white": 37}
+
+
+def styled(text: str, plain: bool = False, terminal: bool | None = None) -> str:
+    """A text face coloured through gdb's styles: only when ``set style enabled`` is on
+    and gdb writes to a terminal (``terminal`` overrides the check), never for JSON."""
+    if plain or not gdb.parameter("style enabled"):
+        return text
+    if not (os.isatty(1) if terminal is None else terminal):
+        return text
+    codes = dict(_FIXED)
+    for kind, setting in _STYLE_SETTINGS.items():
+        try:
+            colour = _SGR_COLOURS.get(str(gdb.parameter(setting)))
+        except (gdb.error, RuntimeError):
+            colour = None
+        if colour is not None:
+            codes[kind] = str(colour)
+    return style.highlight(text, lambda kind, span: f"\x1b[{codes[kind]}m{span}\x1b[0m" if kind in codes else span)
 
 
 def voiced(command: str, message: str) -> str:
@@ -196,7 +224,8 @@ class TinyOSCommand(gdb.Command):
             chunks = (render.to_json(self.plain(model)),) if getattr(args, "json", False) else self.format_chunks(model)
             for text in chunks:  # each written as it comes: gdb's pager can stop a long listing
                 if text:
-                    gdb.write(render.terminal_safe(text) + ("" if text.endswith("\n") else "\n"))
+                    gdb.write(styled(render.terminal_safe(text), plain=getattr(args, "json", False))
+                              + ("" if text.endswith("\n") else "\n"))
 
 
 class TinyOSFunction(gdb.Function):

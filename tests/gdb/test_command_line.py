@@ -106,3 +106,19 @@ def test_relative_dump_paths_land_in_gdbs_working_directory(at_prompt, tmp_path)
     s.gdb.cli(f"cd {tmp_path}")
     out = s.gdb.cli("tinyos-dump rel.core")
     assert (tmp_path / "rel.core").is_file() and re.search(rf"core:\s+{re.escape(str(tmp_path))}/rel.core", out)
+
+
+def test_styling_follows_gdbs_settings_and_never_reaches_json_or_mi(tinyos_gdb):
+    g = tinyos_gdb.gdb
+    probe = "python from gdb_tinyos.gdb.base import styled; print(repr(styled({text!r}, terminal=True{extra})))"
+    line = "va 0x800000 EL0:RW- cow-check: OK; 2 violations"
+    g.cli("set style enabled on")
+    g.cli("set style address foreground magenta")
+    out = g.cli(probe.format(text=line, extra="")).strip()
+    assert out == repr("va \x1b[35m0x800000\x1b[0m \x1b[36mEL0:RW-\x1b[0m cow-check: \x1b[32mOK\x1b[0m; "
+                       "\x1b[1;31m2 violations\x1b[0m")
+    assert g.cli(probe.format(text=line, extra=", plain=True")).strip() == repr(line)  # the JSON face
+    g.cli("set style enabled off")
+    assert g.cli(probe.format(text=line, extra="")).strip() == repr(line)
+    g.cli("set style enabled on")
+    assert "\x1b" not in g.cli("tinyos-info")  # MI's console is no terminal: plain text
