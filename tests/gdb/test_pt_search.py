@@ -79,6 +79,6 @@ def test_search_errors_are_one_line(tinyos_debug_factory):
                  action=lambda: s.console.send_line("run forkwrite"), timeout=60)
     assert "not hex bytes" in s.gdb.expect_one_line_error("pt --bytes zz")
     assert "empty" in s.gdb.expect_one_line_error('pt --search ""')
-    assert "not allowed with" in s.gdb.expect_one_line_error("pt --search a --u64 1")
+    assert s.gdb.expect_one_line_error("pt --search a --u64 1") == "pt: --u64 cannot be combined with --search; see `help pt`"
     assert "--limit" in s.gdb.expect_one_line_error("pt --search a --limit -1")
     assert "fit in 32 bits" in s.gdb.expect_one_line_error("pt --u32 0x100000000")

@@ -59,4 +59,4 @@ def test_dump_refuses_to_overwrite_without_force(dumped):
     s, core = dumped
     with pytest.raises(GdbCommandError) as err:
         s.gdb.cli(f"tinyos-dump {core.path}")
-    assert err.value.message == f"{core.path} exists: pass --force to overwrite it"
+    assert err.value.message == f"tinyos-dump: {core.path} exists; pass --force to overwrite it"

@@ -102,7 +102,7 @@ except RegisterError as e:
 def test_a_running_target_is_refused_in_one_line(live):
     live.gdb.resume()
     message = live.gdb.expect_one_line_error("pt --kernel")
-    assert message == "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
+    assert message == "pt: the target is running: interrupt it first (Ctrl-C or `interrupt`)"
     live.gdb.interrupt()
 
 
