@@ -5,7 +5,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${TINYOS_VENV:-$ROOT/.venv}
 # llvm: llvm-strip and llvm-objcopy, which the error tests use to make stripped and altered kernel copies.
 # qemu-utils: qemu-img, which makes the snapshot image of a recording (tinyos-gdb --record).
-APT_PACKAGES=(qemu-system-arm qemu-utils gdb-multiarch rustc-web cargo-web rust-web-src lld llvm python3-venv graphviz)
+# rust-web-clippy: the kernel's lint check (scripts/build-kernel --clippy, tests/kernel/test_kernel_lints.py).
+APT_PACKAGES=(qemu-system-arm qemu-utils gdb-multiarch rustc-web cargo-web rust-web-src rust-web-clippy lld llvm python3-venv graphviz)
 # gdb-multiarch embeds Debian's python3.11; a virtualenv made from that same interpreter is
 # importable from inside gdb (the plugin's loader adds its site-packages).
 VENV_PYTHON=${TINYOS_VENV_PYTHON:-/usr/bin/python3.11}

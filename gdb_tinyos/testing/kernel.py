@@ -43,3 +43,41 @@ def _built_kernel() -> Path:
     if not lines:
         raise KernelBuildError(f"{BUILD_SCRIPT} printed no kernel path.")
     return existing_kernel(lines[-1].strip(), str(BUILD_SCRIPT))
+
+
+def frame_allocator_expression(kernel: Path) -> str:
+    """The gdb expression of the frame allocator's state (the struct holding ``ref_counts``),
+    e.g. ``tinyos::memory::frame::FRAME_ALLOCATOR.data.value``: found in the static's DWARF
+    the way the plugin finds it (:func:`gdb_tinyos.tinyos.frames.locate_frames`), so a
+    test follows whatever lock or cell the kernel wraps it in.
+
+    Example::
+
+        counts = f"{frame_allocator_expression(kernel)}.ref_counts"
+    """
+    from gdb_tinyos.debuginfo import DebugInfo
+    from gdb_tinyos.tinyos.frames import locate_frames
+
+    with DebugInfo.open(kernel) as info:
+        where = locate_frames(info)
+        root = info.static(where.symbol).layout
+    return where.symbol + "".join(f".{name}" for name in _member_path(root, where.found.offset, where.found.struct))
+
+
+def _member_path(t, offset: int, target) -> list[str]:
+    """Member names from ``t`` down to the struct ``target`` at byte ``offset`` (plain
+    struct members only: gdb cannot name a path through an enum variant)."""
+    from gdb_tinyos.core.errors import LayoutError
+    from gdb_tinyos.debuginfo import StructType
+
+    t = t.strip_typedefs()
+    if t is target or (offset == 0 and t == target):
+        return []
+    if isinstance(t, StructType) and not t.is_union:
+        for m in t.members:
+            if m.offset <= offset < m.offset + max(m.type.size, 1):
+                try:
+                    return [m.name, *_member_path(m.type, offset - m.offset, target)]
+                except LayoutError:
+                    continue
+    raise LayoutError(f"no member path from {t.name} to {target.name} at +{offset:#x}")

@@ -73,7 +73,7 @@
 //!
 //! The data the debugger decodes (paths as DWARF names them; layouts from DWARF, also
 //! printed by `layout`): `tinyos::memory::cow::COW_MANAGER` (`SpinLock<CowManager>`: lock
-//! word `locked`, then `data`), `tinyos::memory::frame::FRAME_ALLOCATOR`,
+//! word `locked`, then `data`), `tinyos::memory::frame::FRAME_ALLOCATOR` (`SpinLock<Frames>`),
 //! `tinyos::process::PROCESSES` (`SpinLock<[Process; 16]>`), `tinyos::process::CURRENT`
 //! (slot index, usize::MAX = none), `tinyos::arch::aarch64::mmu::KERNEL_L0`. A
 //! copy-on-write PTE is read-only with software bit 55 set

@@ -9,14 +9,15 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::debug::{STATUS_BAD_ARGUMENT, STATUS_BUSY, STATUS_IN_PROCESS, STATUS_REFUSED, record_refusal};
 use crate::memory::PhysAddr;
 use crate::memory::cow::COW_MANAGER;
+use crate::memory::frame::FRAME_ALLOCATOR;
 use crate::process::{self, cow_fault, cow_selftest};
 use crate::println;
 
 /// `STATUS_BUSY` when a lock is held, `STATUS_IN_PROCESS` when a process runs.
 fn refusal(needs_shell: bool) -> Option<i64> {
     record_refusal(format_args!(""));
-    let locked = crate::memory::cow::COW_MANAGER.is_locked() || process::PROCESSES.is_locked();
-    if locked || crate::memory::frame::is_busy() {
+    let locked = COW_MANAGER.is_locked() || process::PROCESSES.is_locked() || FRAME_ALLOCATOR.is_locked();
+    if locked {
         return Some(STATUS_BUSY);
     }
     if needs_shell && process::current_slot().is_some() {
@@ -124,7 +125,7 @@ pub extern "C" fn tinyos_debug_recover() -> i64 {
     unsafe {
         COW_MANAGER.force_unlock();
         process::PROCESSES.force_unlock();
-        crate::memory::frame::force_unlock();
+        FRAME_ALLOCATOR.force_unlock();
     }
     let cleaned = process::scheduler::abandon_run(FIRST_PID.load(Ordering::Relaxed));
     PENDING.store(false, Ordering::Release);

@@ -6,6 +6,8 @@
 //! frame allocator, banner, shell.
 #![no_std]
 #![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod arch;
 pub mod console;

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from gdb_tinyos.testing.kernel import frame_allocator_expression
 from gdb_tinyos.testing.shell import parse_cow_status, parse_ps
 
 PAGE = 4096
@@ -20,7 +21,6 @@ RAM = 0x4000_0000
 LINEAR = 0xFFFF_0000_0000_0000  # kernel VA = PA + KERNEL_OFFSET (the contract's linear map)
 SHARED = 3 + 1 + 2
 MANAGER = "tinyos::memory::cow::COW_MANAGER.data.value"
-FRAMES = "tinyos::memory::frame::FRAME_ALLOCATOR.frames.value"
 AP2_READ_ONLY = 1 << 7  # descriptor AP[2]: 1 = read-only at every EL
 
 
@@ -33,6 +33,12 @@ def forked(tinyos_booted):
     s.ps = parse_ps(s.shell("ps"))
     s.gdb.interrupt()
     return s
+
+
+@pytest.fixture(scope="module")
+def frames(tinyos_kernel) -> str:
+    """gdb's path to the frame allocator's state, found in DWARF as the plugin finds it."""
+    return frame_allocator_expression(tinyos_kernel)
 
 
 def violations(s) -> list[dict]:
@@ -113,10 +119,10 @@ def test_corrupted_pte_made_writable(forked):
     assert s.gdb.cli("cow-check").startswith("cow-check: OK")
 
 
-def test_corrupted_frame_allocator_count(forked):
+def test_corrupted_frame_allocator_count(forked, frames):
     s = forked
     pa = max(s.status.pages)
-    counter = f"{FRAMES}.ref_counts[{(pa - RAM) // PAGE}]"
+    counter = f"{frames}.ref_counts[{(pa - RAM) // PAGE}]"
     assert int(s.gdb.evaluate(counter)) == 2  # fork counted the second mapping
     s.gdb.cli(f"set var {counter} = 0")
     found = violations(s)
@@ -127,7 +133,7 @@ def test_corrupted_frame_allocator_count(forked):
     assert s.gdb.cli("cow-check").startswith("cow-check: OK")
 
 
-def test_a_1gib_el0_writable_block_is_grouped_and_capped(forked):
+def test_a_1gib_el0_writable_block_is_grouped_and_capped(forked, frames):
     """The issue's pathological state: one EL0-writable 1 GiB block at level 1 in the
     child, mapping PA 0x4000_0000-0x8000_0000 (all of RAM and 896 MiB beyond it). Per
     frame that was 262 138 violations; grouped, the frames beyond RAM are one."""
@@ -142,7 +148,7 @@ def test_a_1gib_el0_writable_block_is_grouped_and_capped(forked):
     block = 0x4000_0000 | attr_index_ns | 0b01 << 6 | 1 << 10 | 0b01  # a block, AP=01 (EL0 RW), AF
     poke(s, LINEAR + entry, block)
     try:
-        ram_frames = int(s.gdb.evaluate(f"{FRAMES}.frame_count"))
+        ram_frames = int(s.gdb.evaluate(f"{frames}.frame_count"))
         ram_end = RAM + ram_frames * PAGE
         found = s.gdb.mi("-cow-check --max 0")["result"]["violations"]
         outside = [v for v in found if v["kind"] == "frame-outside-ram"]

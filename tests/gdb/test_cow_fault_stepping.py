@@ -30,6 +30,7 @@ import re
 from elftools.elf.elffile import ELFFile
 
 from gdb_tinyos.testing import DEBUG_EVENT, DebugEvent, event_condition
+from gdb_tinyos.testing.kernel import frame_allocator_expression
 from gdb_tinyos.testing.shell import processes
 
 HEAP = 0x1000_0000  # the first sbrk page (the user layout of the design's memory map)
@@ -124,14 +125,13 @@ def step_instruction(s) -> None:
 class FrameCounts:
     """The frame allocator's per-frame reference counts, read by gdb from DWARF."""
 
-    ARRAY = "tinyos::memory::frame::FRAME_ALLOCATOR.frames.value"
-
-    def __init__(self, s) -> None:
+    def __init__(self, s, kernel) -> None:
         self.s = s
-        self.base = int(s.gdb.evaluate(f"{self.ARRAY}.base_pa"), 0)
+        self.state = frame_allocator_expression(kernel)
+        self.base = int(s.gdb.evaluate(f"{self.state}.base_pa"), 0)
 
     def __getitem__(self, pa: int) -> int:
-        return int(self.s.gdb.evaluate(f"{self.ARRAY}.ref_counts[{(pa - self.base) // PAGE}]"), 0)
+        return int(self.s.gdb.evaluate(f"{self.state}.ref_counts[{(pa - self.base) // PAGE}]"), 0)
 
 
 def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
@@ -165,7 +165,7 @@ def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
     walk = json.loads(s.gdb.cli(f"va2pa {HEAP:#x} --pid {child} --json"))
     assert int(walk["steps"][-1]["table"], 16) + 8 * walk["steps"][-1]["index"] == slot
     assert int(walk["steps"][-1]["descriptor"], 16) == before and int(walk["mapping"]["pa"], 16) == shared
-    counts = FrameCounts(s)
+    counts = FrameCounts(s, tinyos_kernel)
     assert counts[shared] == 2 and int(s.gdb.evaluate(f"$cow_refs({shared:#x})")) == 2
     assert physical_word(s, shared) == PARENT_VALUE
 

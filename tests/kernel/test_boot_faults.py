@@ -26,6 +26,8 @@ def esr(ec: int, iss: int) -> int:
 DABT_EL1, IABT_EL1, BRK64, UNKNOWN = 0x25, 0x21, 0x3C, 0x00
 TRANSLATION_L0, PERMISSION_L3 = 0b000100, 0b001111
 UNMAPPED = 0xDEAD0000
+PAGE = 4096
+FRAME_BYTES = 36 * 8  # TrapFrame: x0-x30, sp_el0, elr, spsr, esr, far
 
 
 def fault(machine: QemuMachine, kind: str) -> tuple[dict[str, int], dict[str, int], str]:
@@ -102,6 +104,32 @@ def test_unexpected_exception_is_reported_and_halts(
     assert text is not None and text.executable
     console.expect(r"halted: unexpected exception\r\n")
     # Halted for good: no prompt comes back and typing gets no answer.
+    console.send_line("help")
+    with pytest.raises(ConsoleTimeout):
+        console.expect("tinyos> ", timeout=2)
+
+
+def test_kernel_stack_overflow_is_reported_as_such_and_halts(
+    tinyos_qemu_factory: Callable[..., QemuMachine], kernel_image: KernelImage
+) -> None:
+    """`fault stack` recurses on the shell's (boot) stack: the first push below the stack
+    lands on its guard page, which must be unmapped, and the exception entry must notice
+    that its own frame would land there too, report an overflow and halt (not recurse on
+    the guard, nor write below it)."""
+    guard = kernel_image.symbol("tinyos_boot_stack_guard")
+    machine = tinyos_qemu_factory()
+    console = machine.console
+    console.send_line("fault stack")
+    console.expect(r"kernel stack overflow \(shell\)\r\n")
+    sp = int(console.expect(r"SP=0x([0-9a-f]+) ran into the guard page below the stack\r\n")[1], 16)
+    m = console.expect(r"exception: .+ ESR=0x([0-9a-f]+) FAR=0x([0-9a-f]+) ELR=0x([0-9a-f]+)\r\n")
+    syndrome, far = int(m[1], 16), int(m[2], 16)
+    # A translation fault (any level) on a data access at EL1, inside the guard page.
+    assert syndrome >> 26 == DABT_EL1 and syndrome & 0b111100 == TRANSLATION_L0, hex(syndrome)
+    assert guard <= far < guard + PAGE, (hex(far), hex(guard))
+    # The frame the entry would have pushed ([SP - frame, SP)) reaches into the guard.
+    assert guard < sp <= guard + PAGE + FRAME_BYTES, (hex(sp), hex(guard))
+    console.expect(r"halted: kernel stack overflow\r\n")
     console.send_line("help")
     with pytest.raises(ConsoleTimeout):
         console.expect("tinyos> ", timeout=2)

@@ -113,14 +113,32 @@ def test_pt_bad_input_is_one_error_line(shared_machine: QemuMachine, arg: str) -
     assert out.count("\n") == 1 and out.startswith("error: ")
 
 
+def guard_pages(image: KernelImage) -> set[int]:
+    """The guard pages the kernel's design leaves unmapped (kernel/src/arch/aarch64/stacks.rs):
+    one page at `tinyos_boot_stack_guard`, and the lower 16 KiB of each of the 16 32-KiB
+    slots from `tinyos_kernel_stacks`."""
+    slots, slot, guard = 16, 32 * 1024, 16 * 1024
+    boot = image.symbol("tinyos_boot_stack_guard")
+    stacks = image.symbol("tinyos_kernel_stacks")
+    pages = {boot}
+    for i in range(slots):
+        pages.update(range(stacks + i * slot, stacks + i * slot + guard, PAGE))
+    return pages
+
+
 def test_no_image_page_is_writable_and_executable(shared_machine: QemuMachine, kernel_image: KernelImage) -> None:
     """Every page of the image has its section's least privilege: text R-X, rodata R, the
-    rest (data, bss, stacks, tables) RW without execute."""
+    rest (data, bss, stacks, tables) RW without execute; the kernel stacks' guard pages
+    are not mapped at all."""
     start = kernel_image.phys_start + KERNEL_OFFSET
     end = kernel_image.phys_end + KERNEL_OFFSET
+    guards = guard_pages(kernel_image)
     for va in range(start, end, PAGE):
         section = kernel_image.section_of(va)
         final = pt(shared_machine, va).final
+        if va in guards:
+            assert final == f"va {va:#x}: not mapped (fault at level 3)", final
+            continue
         assert final.startswith(f"va {va:#x} -> pa {va - KERNEL_OFFSET:#x} "), final
         attrs = final.split(" ", 5)[5].split()
         where = f"page {va:#x} ({section.name if section else 'padding'})"

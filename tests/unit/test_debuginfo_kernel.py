@@ -17,7 +17,7 @@ LINE = re.compile(
 # Types behind the debugger contract's statics (FRAME_ALLOCATOR, COW_MANAGER, PROCESSES):
 # always in DWARF, because the statics hold values of them.
 REQUIRED = {
-    "FrameAllocator", "Frames", "SpinLock<CowManager>", "CowManager", "CowPage", "Option<CowPage>",
+    "SpinLock<Frames>", "Frames", "SpinLock<CowManager>", "CowManager", "CowPage", "Option<CowPage>",
     "CowStatistics", "SimpleVec<u64>", "SimpleVec<usize>", "RegionType", "Process",
 }
 

@@ -9,22 +9,39 @@
 //!   invalid, its TLB entry invalidated (VA + ASID), and only then is the new entry
 //!   written (break-before-make);
 //! - every change returns a `#[must_use]` [`TlbFlush`] for the final invalidation.
+//!
+//! Ownership is in the types: [`UserAddressSpace`] owns a process's tables (not `Copy`,
+//! created by [`UserAddressSpace::new`], freed only by [`UserAddressSpace::free_tables`],
+//! which consumes it, so no copy can free them twice); [`AddressSpace`] is a `Copy` view
+//! of some tables that cannot outlive the owner it was borrowed from. A view of tables
+//! whose owner the type system cannot see (the kernel's static TTBR1 tables, a process's
+//! tables recorded in the process table, the live TTBR registers) is made with the
+//! `unsafe` [`AddressSpace::from_raw`], whose caller promises they stay allocated.
 
 use super::descriptor::{Attributes, Descriptor, Kind};
 use super::walk::{self, LEVELS, Walk, entry_ptr, level_size, read_entry};
 use super::{Asid, PAGE_SIZE, PhysAddr, VirtAddr, frame};
 use crate::arch::aarch64::tlb::{TlbFlush, invalidate_page};
 use core::fmt;
+use core::marker::PhantomData;
 
-/// Source of zeroed 4 KiB frames for new translation tables.
-pub trait TableAllocator {
+/// Source of 4 KiB frames for new translation tables.
+///
+/// # Safety
+/// Every frame `alloc_table` returns must be page aligned, in RAM (linearly mapped),
+/// zeroed (all entries invalid: the hardware walker may read it as soon as it is linked
+/// in) and used by nothing else for as long as the table it becomes exists; it must never
+/// return the same frame twice while the first table lives.
+pub unsafe trait TableAllocator {
     fn alloc_table(&mut self) -> Option<PhysAddr>;
 }
 
 /// Takes table frames from the physical frame allocator (process tables).
 pub struct FrameTables;
 
-impl TableAllocator for FrameTables {
+// SAFETY: `frame::alloc` returns a zeroed RAM frame with reference count 1 that no one
+// else holds until it is freed.
+unsafe impl TableAllocator for FrameTables {
     fn alloc_table(&mut self) -> Option<PhysAddr> { frame::alloc() }
 }
 
@@ -61,31 +78,85 @@ impl fmt::Display for MapError {
     }
 }
 
-/// A translation regime's root: L0 table PA and ASID (`None` = the kernel's global
-/// TTBR1 tables). A `Copy` handle: the tables themselves live in physical memory.
+/// A view of a translation regime: L0 table PA and ASID (`None` = the kernel's global
+/// TTBR1 tables), valid for `'a` (the tables are not freed while it lives). `Copy`: it
+/// owns nothing; [`UserAddressSpace`] owns a process's tables.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct AddressSpace {
+pub struct AddressSpace<'a> {
     l0: PhysAddr,
     asid: Option<Asid>,
+    tables: PhantomData<&'a ()>,
 }
 
-impl AddressSpace {
+/// The owner of a user address space's translation tables (L0 to L3, all from the frame
+/// allocator). Not `Copy` or `Clone`: the tables are freed once, by [`Self::free_tables`],
+/// which consumes it. Views for the mapping operations come from [`Self::view`].
+#[derive(PartialEq, Eq, Debug)]
+pub struct UserAddressSpace {
+    l0: PhysAddr,
+    asid: Asid,
+}
+
+impl UserAddressSpace {
     /// A new, empty user address space with its L0 table from the frame allocator.
-    pub fn new_user(asid: Asid) -> Result<Self, MapError> {
+    pub fn new(asid: Asid) -> Result<Self, MapError> {
         let l0 = frame::alloc().ok_or(MapError::OutOfFrames)?;
-        Ok(Self { l0, asid: Some(asid) })
+        Ok(Self { l0, asid })
     }
 
-    /// Wraps existing tables (e.g. a process's saved TTBR0, or the kernel's L0).
-    pub const fn from_raw(l0: PhysAddr, asid: Option<Asid>) -> Self { Self { l0, asid } }
+    /// Takes ownership of user tables whose owner only memory recorded (a process's
+    /// `ttbr0` in the process table, when it exits).
+    ///
+    /// # Safety
+    /// `l0` must be the root of user tables built by a `UserAddressSpace` with `asid`
+    /// (every table from the frame allocator, every entry non-global), not freed yet, and
+    /// no other owner of them may exist or be made: the returned value is their only
+    /// owner (the caller forgets the record it came from once it is consumed).
+    pub const unsafe fn from_raw(l0: PhysAddr, asid: Asid) -> Self { Self { l0, asid } }
+
+    /// A view for the mapping operations, valid while `self` is not consumed.
+    pub fn view(&self) -> AddressSpace<'_> {
+        AddressSpace { l0: self.l0, asid: Some(self.asid), tables: PhantomData }
+    }
+
+    pub const fn l0(&self) -> PhysAddr { self.l0 }
+    pub const fn asid(&self) -> Asid { self.asid }
+
+    /// Frees every translation table (L0 included) back to the frame allocator. Returns
+    /// how many pages were still mapped: their frames are NOT freed (unmap and release them
+    /// first; a non-zero result means a leak).
+    pub fn free_tables(self) -> usize {
+        let mut still_mapped = 0;
+        self.view().for_each_page(&mut |_, _| still_mapped += 1);
+        free_table(self.l0, 0);
+        still_mapped
+    }
+}
+
+impl<'a> AddressSpace<'a> {
+    /// A view of existing tables (the kernel's L0, a process's recorded TTBR0, a live
+    /// TTBR register) for `'a`, which the caller chooses.
+    ///
+    /// # Safety
+    /// `l0` must be the physical address of a level-0 translation table in RAM whose table
+    /// descriptors lead to tables in RAM; with `asid: None` they must be the kernel's
+    /// TTBR1 tables (global entries, the upper half), with `Some(asid)` user tables whose
+    /// entries are tagged non-global with `asid`. They must stay allocated (not freed,
+    /// not reused) for all of `'a`: every mapping operation through the view writes them.
+    pub const unsafe fn from_raw(l0: PhysAddr, asid: Option<Asid>) -> Self {
+        Self { l0, asid, tables: PhantomData }
+    }
 
     pub const fn l0(&self) -> PhysAddr { self.l0 }
     pub const fn asid(&self) -> Option<Asid> { self.asid }
 
     /// The TTBR0_EL1 value selecting this address space: ASID in [63:48], L0 PA below.
-    pub const fn ttbr0(&self) -> u64 {
-        let asid = match self.asid { Some(a) => a as u64, None => 0 };
-        (asid << 48) | self.l0.as_u64()
+    pub const fn ttbr0(&self) -> u64 { Self::ttbr0_value(self.l0, self.asid) }
+
+    /// The TTBR value for tables at `l0` with `asid`.
+    pub const fn ttbr0_value(l0: PhysAddr, asid: Option<Asid>) -> u64 {
+        let asid = match asid { Some(a) => a as u64, None => 0 };
+        (asid << 48) | l0.as_u64()
     }
 
     /// The full software walk of `va` (what the `pt` command prints).
@@ -186,17 +257,6 @@ impl AddressSpace {
     pub fn for_each_page(&self, f: &mut dyn FnMut(VirtAddr, Descriptor)) {
         let base = if self.asid.is_some() { 0 } else { crate::memory::KERNEL_OFFSET };
         visit(self.l0, 0, base, f);
-    }
-
-    /// Frees every translation table of a user address space (L0 included) back to the
-    /// frame allocator. Returns how many pages were still mapped: their frames are NOT
-    /// freed (unmap and release them first; a non-zero result means a leak).
-    pub fn free_tables(self) -> usize {
-        assert!(self.asid.is_some(), "the kernel's tables are static");
-        let mut still_mapped = 0;
-        self.for_each_page(&mut |_, _| still_mapped += 1);
-        free_table(self.l0, 0);
-        still_mapped
     }
 
     /// The table at `level` on the way to `va`, creating missing tables when `tables` is given.

@@ -1,9 +1,10 @@
 //! The physical frame allocator: 4 KiB frames of RAM not used by the kernel image (which
 //! includes .bss, the boot and kernel translation tables and the boot stack).
 //!
-//! State lives in one static, [`FRAME_ALLOCATOR`], laid out so a debugger can decode it
-//! from memory without running code: `FRAME_ALLOCATOR.frames.value` is a [`Frames`]
-//! with the base PA, the number of RAM frames, the number managed, the free count and a
+//! State lives in one static, [`FRAME_ALLOCATOR`], a `SpinLock<Frames>` like every other
+//! shared kernel state (lock word `locked`, then `data`), laid out so a debugger can
+//! decode it from memory without running code: `FRAME_ALLOCATOR.data.value` is a
+//! [`Frames`] with the base PA, the number of RAM frames, the number managed, the free count and a
 //! per-frame `u16` reference count (0 = free, [`RESERVED`] = kernel image, never handed
 //! out). Frame `i` is the PA `base_pa + i * 4096`.
 //!
@@ -12,9 +13,8 @@
 //! refused with a [`FrameError`] and logged on the console.
 
 use super::{PAGE_SIZE, PhysAddr, RAM_SIZE, RAM_START};
-use core::cell::UnsafeCell;
+use crate::sync::SpinLock;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Frames of RAM covered by the reference-count array.
 pub const MAX_FRAMES: usize = (RAM_SIZE / PAGE_SIZE) as usize;
@@ -39,18 +39,6 @@ pub struct Frames {
     /// Per-frame reference count: 0 = free, `RESERVED` = kernel image.
     pub ref_counts: [u16; MAX_FRAMES],
 }
-
-/// The global allocator: a re-entrancy flag and the state. Not a spin lock: TinyOS runs
-/// on one CPU with interrupts masked, so a held flag means re-entry (a bug) and is
-/// reported instead of dead-locking.
-pub struct FrameAllocator {
-    /// True while an operation runs (visible to the debugger).
-    locked: AtomicBool,
-    frames: UnsafeCell<Frames>,
-}
-
-// SAFETY: all access goes through `with`, which refuses re-entry.
-unsafe impl Sync for FrameAllocator {}
 
 /// Why a frame operation was refused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -90,31 +78,23 @@ impl FrameStats {
     pub const fn used(&self) -> usize { self.total - self.free }
 }
 
-/// The kernel's frame allocator.
-pub static FRAME_ALLOCATOR: FrameAllocator = FrameAllocator {
-    locked: AtomicBool::new(false),
-    frames: UnsafeCell::new(Frames {
-        // Zero until `init` so the static lives in .bss, not in the ELF file.
-        base_pa: 0,
-        frame_count: 0,
-        total_frames: 0,
-        free_frames: 0,
-        next_hint: 0,
-        ref_counts: [0; MAX_FRAMES],
-    }),
-};
+/// The kernel's frame allocator. Its lock is held (IRQs masked) for one operation at a
+/// time and never across a call out of this module; taking it again while held (a
+/// re-entry, e.g. from a fault inside an operation) panics instead of hanging.
+pub static FRAME_ALLOCATOR: SpinLock<Frames> = SpinLock::new(Frames {
+    // Zero until `init` so the static lives in .bss, not in the ELF file.
+    base_pa: 0,
+    frame_count: 0,
+    total_frames: 0,
+    free_frames: 0,
+    next_hint: 0,
+    ref_counts: [0; MAX_FRAMES],
+});
 
-impl FrameAllocator {
-    /// Runs `f` with exclusive access to the state.
-    fn with<R>(&self, f: impl FnOnce(&mut Frames) -> R) -> R {
-        if self.locked.swap(true, Ordering::Acquire) {
-            panic!("frame allocator re-entered");
-        }
-        // SAFETY: the flag guarantees no other reference to the state exists.
-        let result = f(unsafe { &mut *self.frames.get() });
-        self.locked.store(false, Ordering::Release);
-        result
-    }
+/// Runs `f` with the allocator's state, holding its lock.
+#[track_caller]
+fn with<R>(f: impl FnOnce(&mut Frames) -> R) -> R {
+    f(&mut FRAME_ALLOCATOR.lock())
 }
 
 impl Frames {
@@ -139,7 +119,7 @@ impl Frames {
 /// Sets up the allocator over all of RAM, reserving the kernel image [`image_start`,
 /// `image_end`) (physical, page aligned). Called once at boot.
 pub fn init(image_start: PhysAddr, image_end: PhysAddr) {
-    FRAME_ALLOCATOR.with(|s| {
+    with(|s| {
         s.base_pa = RAM_START;
         s.frame_count = MAX_FRAMES;
         let mut reserved = 0;
@@ -157,7 +137,7 @@ pub fn init(image_start: PhysAddr, image_end: PhysAddr) {
 
 /// Allocates one zeroed frame with reference count 1, or `None` when RAM is exhausted.
 pub fn alloc() -> Option<PhysAddr> {
-    let pa = FRAME_ALLOCATOR.with(|s| {
+    let pa = with(|s| {
         if s.free_frames == 0 {
             return None;
         }
@@ -175,7 +155,7 @@ pub fn alloc() -> Option<PhysAddr> {
 
 /// Adds a reference to an allocated frame (a new mapping of it); returns the new count.
 pub fn inc_ref(pa: PhysAddr) -> Result<u16, FrameError> {
-    logged("inc_ref", FRAME_ALLOCATOR.with(|s| {
+    logged("inc_ref", with(|s| {
         let i = s.index(pa)?;
         if s.ref_counts[i] >= MAX_REFS {
             return Err(FrameError::TooManyReferences(pa));
@@ -187,7 +167,7 @@ pub fn inc_ref(pa: PhysAddr) -> Result<u16, FrameError> {
 
 /// Drops a reference; the frame becomes free when the count reaches 0. Returns the new count.
 pub fn dec_ref(pa: PhysAddr) -> Result<u16, FrameError> {
-    logged("dec_ref", FRAME_ALLOCATOR.with(|s| {
+    logged("dec_ref", with(|s| {
         let i = s.index(pa)?;
         s.ref_counts[i] -= 1;
         if s.ref_counts[i] == 0 {
@@ -200,7 +180,7 @@ pub fn dec_ref(pa: PhysAddr) -> Result<u16, FrameError> {
 /// Frees a frame held by exactly one reference. A double free, a shared frame or a
 /// bad address is refused (and logged) without changing anything.
 pub fn free(pa: PhysAddr) -> Result<(), FrameError> {
-    logged("free", FRAME_ALLOCATOR.with(|s| {
+    logged("free", with(|s| {
         let i = s.index(pa)?;
         if s.ref_counts[i] != 1 {
             return Err(FrameError::StillShared(pa, s.ref_counts[i]));
@@ -213,30 +193,15 @@ pub fn free(pa: PhysAddr) -> Result<(), FrameError> {
 
 /// The reference count of a frame (0 = free, [`RESERVED`] = image), `None` outside RAM.
 pub fn ref_count(pa: PhysAddr) -> Option<u16> {
-    FRAME_ALLOCATOR.with(|s| {
+    with(|s| {
         let offset = pa.as_u64().checked_sub(s.base_pa)? / PAGE_SIZE;
         s.ref_counts.get(offset as usize).copied().filter(|_| (offset as usize) < s.frame_count)
     })
 }
 
-/// Whether an allocator operation is in progress (a debugger stopped inside one): an
-/// inferior call that allocates would re-enter it.
-pub fn is_busy() -> bool {
-    FRAME_ALLOCATOR.locked.load(Ordering::Relaxed)
-}
-
-/// Releases the allocator's flag with no operation running: for the debugger's recovery
-/// after it abandoned a call stopped inside an allocator operation.
-///
-/// # Safety
-/// No allocator operation may still be running (its stack was discarded).
-pub unsafe fn force_unlock() {
-    FRAME_ALLOCATOR.locked.store(false, Ordering::Release);
-}
-
 /// Total and free managed frames.
 pub fn stats() -> FrameStats {
-    FRAME_ALLOCATOR.with(|s| FrameStats { total: s.total_frames, free: s.free_frames })
+    with(|s| FrameStats { total: s.total_frames, free: s.free_frames })
 }
 
 fn logged<T>(op: &str, result: Result<T, FrameError>) -> Result<T, FrameError> {
@@ -248,6 +213,12 @@ fn logged<T>(op: &str, result: Result<T, FrameError>) -> Result<T, FrameError> {
 
 /// Struct layouts the debugger decodes (for the `layout` command).
 pub fn layout(out: &mut dyn FnMut(crate::layout::Line)) {
-    crate::layout::fields!(out, FrameAllocator, locked, frames);
+    use crate::layout::Line;
+    use core::mem::{align_of, size_of};
+    type Lock = SpinLock<Frames>;
+    const NAME: &str = "SpinLock<Frames>";
+    out(Line::Type { name: NAME, size: size_of::<Lock>(), align: align_of::<Lock>() });
+    out(Line::Field { ty: NAME, field: "locked", offset: Lock::LOCKED_OFFSET, size: 1 });
+    out(Line::Field { ty: NAME, field: "data", offset: Lock::DATA_OFFSET, size: size_of::<Frames>() });
     crate::layout::fields!(out, Frames, base_pa, frame_count, total_frames, free_frames, next_hint, ref_counts);
 }

@@ -81,7 +81,7 @@ pub const fn writable_by_design(desc: Descriptor) -> bool {
 
 /// Resolves a write by process `pid` (address space `space`) to `far`.
 #[inline(never)]
-pub fn handle_write_fault(pid: usize, space: &AddressSpace, far: u64) -> Result<Resolution, WriteFaultError> {
+pub fn handle_write_fault(pid: usize, space: &AddressSpace<'_>, far: u64) -> Result<Resolution, WriteFaultError> {
     let va = VirtAddr::new(far & !(PAGE_SIZE - 1));
     let desc = space.page(va).ok_or(WriteFaultError::NotMapped)?;
     if desc.ap() == Ap::El1RwEl0Rw {
@@ -106,7 +106,7 @@ pub fn handle_write_fault(pid: usize, space: &AddressSpace, far: u64) -> Result<
 fn resolve_locked(
     cow: &mut CowManager,
     pid: usize,
-    space: &AddressSpace,
+    space: &AddressSpace<'_>,
     va: VirtAddr,
     desc: Descriptor,
 ) -> Result<Resolution, WriteFaultError> {
@@ -154,9 +154,9 @@ fn resolve_locked(
 #[inline(never)]
 pub fn share_for_fork(
     cow: &mut CowManager,
-    parent: &AddressSpace,
+    parent: &AddressSpace<'_>,
     ppid: usize,
-    child: &AddressSpace,
+    child: &AddressSpace<'_>,
     cpid: usize,
     va: VirtAddr,
     desc: Descriptor,
@@ -180,8 +180,8 @@ pub fn share_for_fork(
 /// there read-only); copies instead when the frame has too many mappings. All or nothing.
 fn share_cow(
     cow: &mut CowManager,
-    owner: (&AddressSpace, usize, VirtAddr),
-    sharer: (&AddressSpace, usize, VirtAddr),
+    owner: (&AddressSpace<'_>, usize, VirtAddr),
+    sharer: (&AddressSpace<'_>, usize, VirtAddr),
     pa: PhysAddr,
     attrs: Attributes,
 ) -> Result<(), MapError> {
@@ -219,7 +219,7 @@ fn share_cow(
 }
 
 /// Gives `space` a private writable copy of frame `pa` at `va`.
-fn copy_for(space: &AddressSpace, va: VirtAddr, pa: PhysAddr, attrs: Attributes) -> Result<(), MapError> {
+fn copy_for(space: &AddressSpace<'_>, va: VirtAddr, pa: PhysAddr, attrs: Attributes) -> Result<(), MapError> {
     let new = frame::alloc().ok_or(MapError::OutOfFrames)?;
     // SAFETY: RAM frames in the linear map; `new` is fresh.
     unsafe { core::ptr::copy_nonoverlapping(pa.as_ptr::<u8>(), new.as_ptr::<u8>(), PAGE_SIZE as usize) };
@@ -236,7 +236,7 @@ fn copy_for(space: &AddressSpace, va: VirtAddr, pa: PhysAddr, attrs: Attributes)
 /// copy-on-write mapping leaves the manager and its frame loses a reference (freed when
 /// nobody maps it). The TLB entry is invalidated.
 #[inline(never)]
-pub fn release_page(cow: &mut CowManager, space: &AddressSpace, pid: usize, va: VirtAddr) {
+pub fn release_page(cow: &mut CowManager, space: &AddressSpace<'_>, pid: usize, va: VirtAddr) {
     let Ok((pa, flush)) = space.unmap(va) else { return };
     flush.flush();
     if cow.find_by_pa(pa.as_u64()).is_some_and(|p| p.mapping_index(va.as_u64(), pid).is_some()) {
@@ -295,11 +295,15 @@ impl core::fmt::Display for CowOpError {
     }
 }
 
-/// A live process's pid and address space.
+/// A live process (a snapshot of its slot): its pid and a view of its address space.
 #[derive(Clone, Copy)]
 pub struct Target {
     pub pid: usize,
-    pub space: AddressSpace,
+    process: Process,
+}
+
+impl Target {
+    pub fn space(&self) -> AddressSpace<'_> { self.process.space() }
 }
 
 fn live_processes() -> [Option<Process>; super::MAX_PROCESSES] {
@@ -313,7 +317,7 @@ pub fn target(pid: usize) -> Result<Target, CowOpError> {
         .iter()
         .flatten()
         .find(|p| p.pid == pid)
-        .map(|p| Target { pid: p.pid, space: p.space() })
+        .map(|p| Target { pid: p.pid, process: *p })
         .ok_or(CowOpError::NoSuchProcess(pid))
 }
 
@@ -345,11 +349,11 @@ pub fn create(src: Target, src_va: u64, dst: Target, dst_va: u64) -> Result<Crea
     if src.pid == dst.pid && src_va == dst_va {
         return Err(CowOpError::SamePage);
     }
-    let desc = src.space.page(src_va).ok_or(CowOpError::NotMapped { pid: src.pid, va: src_va.as_u64() })?;
+    let desc = src.space().page(src_va).ok_or(CowOpError::NotMapped { pid: src.pid, va: src_va.as_u64() })?;
     if !writable_by_design(desc) {
         return Err(CowOpError::ReadOnlyByDesign(desc.address().as_u64()));
     }
-    if dst.space.translate(dst_va).is_some() {
+    if dst.space().translate(dst_va).is_some() {
         return Err(CowOpError::AlreadyMapped { pid: dst.pid, va: dst_va.as_u64() });
     }
     let pa = desc.address();
@@ -360,7 +364,7 @@ pub fn create(src: Target, src_va: u64, dst: Target, dst_va: u64) -> Result<Crea
         if cow.find_by_pa(pa.as_u64()).is_some_and(|p| p.virtual_addresses.is_full()) {
             return Err(CowOpError::Manager(CowError::TooManyMappings(pa.as_u64())));
         }
-        share_cow(&mut cow, (&src.space, src.pid, src_va), (&dst.space, dst.pid, dst_va), pa, desc.attributes())
+        share_cow(&mut cow, (&src.space(), src.pid, src_va), (&dst.space(), dst.pid, dst_va), pa, desc.attributes())
             .map_err(CowOpError::Map)?;
         cow.find_by_pa(pa.as_u64()).map_or(0, |p| p.ref_count)
     };
@@ -377,7 +381,7 @@ pub fn resolve_frame(addr: u64, pid: Option<usize>) -> Result<PhysAddr, CowOpErr
     let va = user_page(addr & !(PAGE_SIZE - 1))?;
     if let Some(pid) = pid {
         let t = target(pid)?;
-        return t.space.page(va).map(|d| d.address()).ok_or(CowOpError::NotMapped { pid, va: va.as_u64() });
+        return t.space().page(va).map(|d| d.address()).ok_or(CowOpError::NotMapped { pid, va: va.as_u64() });
     }
     let mut found: Option<PhysAddr> = None;
     for p in live_processes().iter().flatten() {
@@ -409,21 +413,22 @@ pub fn protect(pa: PhysAddr) -> Result<usize, CowOpError> {
     if COW_MANAGER.lock().find_by_pa(pa.as_u64()).is_some() {
         return Err(CowOpError::AlreadyProtected(pa.as_u64()));
     }
-    let mut owner: Option<(usize, AddressSpace, VirtAddr, Descriptor)> = None;
+    let mut owner: Option<(Process, VirtAddr, Descriptor)> = None;
     let mut count = 0;
     mappings_of(pa, &mut |p, va, desc| {
         count += 1;
-        owner = Some((p.pid, p.space(), va, desc));
+        owner = Some((*p, va, desc));
     });
-    let Some((pid, space, va, desc)) = owner else {
+    let Some((process, va, desc)) = owner else {
         return Err(CowOpError::NotMappedAnywhere(pa.as_u64()));
     };
     if count > 1 || !desc.ap().writable() {
         return Err(CowOpError::ReadOnlyByDesign(pa.as_u64()));
     }
     let mut cow = COW_MANAGER.lock();
+    let pid = process.pid;
     cow.protect_single(pa.as_u64(), RegionType::UserData, va.as_u64(), pid).map_err(CowOpError::Manager)?;
-    match space.protect(va, cow_attributes(desc.attributes())) {
+    match process.space().protect(va, cow_attributes(desc.attributes())) {
         Ok(flush) => flush.flush(),
         Err(err) => {
             let _ = cow.remove_mapping(pa.as_u64(), va.as_u64(), pid);
@@ -448,9 +453,9 @@ pub fn unprotect(pa: PhysAddr) -> Result<(), CowOpError> {
     };
     let t = target(pid)?;
     let va = VirtAddr::new(va);
-    let desc = t.space.page(va).ok_or(CowOpError::NotMapped { pid, va: va.as_u64() })?;
+    let desc = t.space().page(va).ok_or(CowOpError::NotMapped { pid, va: va.as_u64() })?;
     let mut cow = COW_MANAGER.lock();
     cow.untrack_sole(pa.as_u64()).map_err(CowOpError::Manager)?;
-    t.space.protect(va, private_attributes(desc.attributes())).map_err(CowOpError::Map)?.flush();
+    t.space().protect(va, private_attributes(desc.attributes())).map_err(CowOpError::Map)?.flush();
     Ok(())
 }

@@ -26,7 +26,7 @@ pub fn fork(parent_slot: usize, parent_frame: &TrapFrame) -> Result<usize, Spawn
             return Err(err);
         }
     };
-    if let Err(err) = share_all(&parent.space(), parent.pid, &child_space, pid) {
+    if let Err(err) = share_all(&parent.space(), parent.pid, &child_space.view(), pid) {
         teardown(child_space, pid);
         release_slot(slot);
         return Err(err);
@@ -49,7 +49,7 @@ pub fn fork(parent_slot: usize, parent_frame: &TrapFrame) -> Result<usize, Spawn
 
 /// Shares every page of `parent` with `child`, holding the manager once for the walk.
 #[inline(never)]
-fn share_all(parent: &AddressSpace, ppid: usize, child: &AddressSpace, cpid: usize) -> Result<(), SpawnError> {
+fn share_all(parent: &AddressSpace<'_>, ppid: usize, child: &AddressSpace<'_>, cpid: usize) -> Result<(), SpawnError> {
     let mut cow = COW_MANAGER.lock();
     let mut result = Ok(());
     parent.for_each_page(&mut |va, desc| {

@@ -26,12 +26,12 @@ pub mod trap;
 pub mod uaccess;
 pub mod user;
 
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::arch::aarch64::exception::{SPSR_EL0T, TrapFrame};
+use crate::arch::aarch64::exception::{self, SPSR_EL0T, TrapFrame};
+use crate::arch::aarch64::stacks;
 use crate::arch::aarch64::tlb;
-use crate::memory::address_space::{AddressSpace, MapError};
+use crate::memory::address_space::{AddressSpace, MapError, UserAddressSpace};
 use crate::memory::cow::COW_MANAGER;
 use crate::memory::descriptor::Attributes;
 use crate::memory::{Asid, PAGE_SIZE, PhysAddr, VirtAddr, frame};
@@ -46,14 +46,18 @@ const _: () = assert!(crate::memory::cow::MAX_COW_PAGES as u64 * PAGE_SIZE == cr
 /// its frames.
 pub fn init() {
     trap::install();
+    exception::set_stack_owner_hook(stack_owner);
     crate::entry_points::retain_entry_points();
     COW_MANAGER.lock().attach(&raw const frame::FRAME_ALLOCATOR as usize);
 }
 
 /// Slots in the process table (ASIDs 1..=MAX_PROCESSES belong to the slots).
 pub const MAX_PROCESSES: usize = 16;
-/// Bytes of each process's kernel stack (its `TrapFrame` sits at the top).
-pub const KERNEL_STACK_SIZE: usize = 16 * 1024;
+/// Bytes of each process's kernel stack (its `TrapFrame` sits at the top; guard pages
+/// below it, see `arch::aarch64::stacks`).
+pub const KERNEL_STACK_SIZE: usize = stacks::KERNEL_STACK_SIZE;
+// Slot `i` runs on kernel stack `i`.
+const _: () = assert!(stacks::COUNT == MAX_PROCESSES);
 /// `CURRENT` while no process runs (the shell).
 pub const NO_PROCESS: usize = usize::MAX;
 
@@ -128,9 +132,15 @@ impl Process {
         name: "",
     };
 
-    /// Its address space (only meaningful while it has one).
-    pub fn space(&self) -> AddressSpace {
-        AddressSpace::from_raw(PhysAddr::new(self.ttbr0), Some(self.asid))
+    /// A view of its address space, for as long as this snapshot is borrowed (only
+    /// meaningful while it has one: `ttbr0 != 0`).
+    pub fn space(&self) -> AddressSpace<'_> {
+        // SAFETY: `ttbr0` records the root of tables a `UserAddressSpace` built with this
+        // slot's ASID; they are freed only by `teardown` in `exit`, which the kernel never
+        // runs while a view taken from a snapshot is in use (one CPU, the kernel is not
+        // preempted, and no caller keeps a snapshot across an exit). An empty slot's
+        // `ttbr0` is 0, which is not RAM: every walk of it stops at once.
+        unsafe { AddressSpace::from_raw(PhysAddr::new(self.ttbr0), Some(self.asid)) }
     }
 
     /// Alive: has an address space and may run again.
@@ -144,21 +154,24 @@ pub static PROCESSES: SpinLock<[Process; MAX_PROCESSES]> = SpinLock::new([Proces
 /// Slot of the running process, `NO_PROCESS` while the shell runs.
 pub static CURRENT: AtomicUsize = AtomicUsize::new(NO_PROCESS);
 
-#[repr(C, align(16))]
-struct KernelStack(UnsafeCell<[u8; KERNEL_STACK_SIZE]>);
-
-struct KernelStacks([KernelStack; MAX_PROCESSES]);
-
-// SAFETY: stack `i` is only used by the process in slot `i`, one CPU.
-unsafe impl Sync for KernelStacks {}
-
-static KERNEL_STACKS: KernelStacks =
-    KernelStacks([const { KernelStack(UnsafeCell::new([0; KERNEL_STACK_SIZE])) }; MAX_PROCESSES]);
-
-/// Where slot `slot`'s `TrapFrame` lives: the top of its kernel stack.
+/// Where slot `slot`'s `TrapFrame` lives: the top of its kernel stack (stack `slot`, used
+/// by nothing but the process in that slot).
 pub fn frame_of(slot: usize) -> *mut TrapFrame {
-    let top = KERNEL_STACKS.0[slot].0.get() as usize + KERNEL_STACK_SIZE;
-    (top - core::mem::size_of::<TrapFrame>()) as *mut TrapFrame
+    (stacks::top(slot) - core::mem::size_of::<TrapFrame>()) as *mut TrapFrame
+}
+
+/// The pid of the process in slot `slot`, for a kernel stack overflow report.
+fn stack_owner(slot: usize) -> Option<u64> {
+    let read = |table: &[Process; MAX_PROCESSES]| {
+        let p = table.get(slot)?;
+        (p.state != ProcessState::Unused).then_some(p.pid as u64)
+    };
+    match PROCESSES.try_lock() {
+        Some(table) => read(&table),
+        // SAFETY: the overflowing code held the lock and never resumes (the CPU halts
+        // after the report): reading a slot can race with nothing.
+        None => read(unsafe { &*PROCESSES.data_ptr() }),
+    }
 }
 
 /// The ASID of slot `slot` (0 is the kernel's).
@@ -237,10 +250,10 @@ pub(super) fn release_slot(slot: usize) {
 
 /// A new user address space for slot `slot`: its ASID's old TLB entries are dropped
 /// first (a previous owner of the slot may have left some).
-pub(super) fn new_space(slot: usize) -> Result<AddressSpace, SpawnError> {
+pub(super) fn new_space(slot: usize) -> Result<UserAddressSpace, SpawnError> {
     let asid = asid_of(slot);
     tlb::invalidate_asid(asid);
-    let space = AddressSpace::new_user(asid)?;
+    let space = UserAddressSpace::new(asid)?;
     // Recorded while the process is still being built, so a debugger call abandoned
     // half way through a spawn or fork leaves tables `tinyos_debug_recover` can free.
     PROCESSES.lock()[slot].ttbr0 = space.l0().as_u64();
@@ -248,7 +261,7 @@ pub(super) fn new_space(slot: usize) -> Result<AddressSpace, SpawnError> {
 }
 
 /// Maps a fresh zeroed frame at `va`.
-pub(super) fn map_zeroed(space: &AddressSpace, va: u64, attrs: Attributes) -> Result<(), SpawnError> {
+pub(super) fn map_zeroed(space: &AddressSpace<'_>, va: u64, attrs: Attributes) -> Result<(), SpawnError> {
     let pa = frame::alloc().ok_or(SpawnError::OutOfFrames)?;
     match space.map(VirtAddr::new(va), pa, attrs) {
         Ok(flush) => {
@@ -265,7 +278,7 @@ pub(super) fn map_zeroed(space: &AddressSpace, va: u64, attrs: Attributes) -> Re
 /// Copies the program image into fresh frames mapped EL0 read + execute at USER_CODE_VA
 /// (cleaning the data cache and invalidating the instruction cache so EL0 fetches the
 /// copied instructions).
-fn map_program_image(space: &AddressSpace) -> Result<(), SpawnError> {
+fn map_program_image(space: &AddressSpace<'_>) -> Result<(), SpawnError> {
     let image = user::image();
     for (i, chunk) in image.chunks(PAGE_SIZE as usize).enumerate() {
         let pa = frame::alloc().ok_or(SpawnError::OutOfFrames)?;
@@ -304,7 +317,7 @@ fn sync_icache(pa: PhysAddr) {
 pub fn spawn(program: &Program, arg: u64, parent: usize) -> Result<usize, SpawnError> {
     let (slot, pid) = reserve_slot(program.name, parent)?;
     scheduler::set_cooperative(slot, !program.preemptible);
-    let built = new_space(slot).and_then(|space| match populate(&space) {
+    let built = new_space(slot).and_then(|space| match populate(&space.view()) {
         Ok(()) => Ok(space),
         Err(err) => {
             teardown(space, pid);
@@ -335,7 +348,7 @@ pub fn spawn(program: &Program, arg: u64, parent: usize) -> Result<usize, SpawnE
 }
 
 /// Code, data and stack of a new process.
-fn populate(space: &AddressSpace) -> Result<(), SpawnError> {
+fn populate(space: &AddressSpace<'_>) -> Result<(), SpawnError> {
     map_program_image(space)?;
     for i in 0..USER_DATA_PAGES {
         map_zeroed(space, USER_DATA_VA + i * PAGE_SIZE, Attributes::USER_DATA)?;
@@ -350,14 +363,13 @@ fn populate(space: &AddressSpace) -> Result<(), SpawnError> {
 /// from the manager and its frame references (a frame nobody maps any more is freed),
 /// then frees the translation tables. The caller has switched TTBR0 away from `space`.
 #[inline(never)]
-pub fn teardown(space: AddressSpace, pid: usize) {
+pub fn teardown(space: UserAddressSpace, pid: usize) {
     {
         let mut cow = COW_MANAGER.lock();
-        space.for_each_page(&mut |va, _| cow_fault::release_page(&mut cow, &space, pid, va));
+        let view = space.view();
+        view.for_each_page(&mut |va, _| cow_fault::release_page(&mut cow, &view, pid, va));
     }
-    if let Some(asid) = space.asid() {
-        tlb::invalidate_asid(asid);
-    }
+    tlb::invalidate_asid(space.asid());
     let leaked = space.free_tables();
     if leaked != 0 {
         crate::println!("process {pid}: {leaked} pages still mapped after teardown");
@@ -372,8 +384,11 @@ pub fn exit(slot: usize, status: i64) {
     let (space, pid) = {
         let mut table = PROCESSES.lock();
         let p = &mut table[slot];
-        let had_space = p.ttbr0 != 0;
-        let taken = (p.space(), p.pid);
+        // SAFETY: a live process's `ttbr0` is the root of the tables `new_space` built for
+        // its slot's ASID, and the table is their only record: the slot's state is Zombie
+        // from here on (so no second exit takes them) and `ttbr0` is cleared once the
+        // teardown is complete.
+        let space = (p.ttbr0 != 0).then(|| unsafe { UserAddressSpace::from_raw(PhysAddr::new(p.ttbr0), p.asid) });
         // ttbr0 is cleared only once the teardown is complete: a debugger call abandoned
         // half way through it leaves the rest for `tinyos_debug_recover` to free.
         p.state = ProcessState::Zombie;
@@ -387,10 +402,8 @@ pub fn exit(slot: usize, status: i64) {
                 other.state = ProcessState::Ready;
             }
         }
-        if !had_space {
-            return;
-        }
-        taken
+        let Some(space) = space else { return };
+        (space, pid)
     };
     teardown(space, pid);
     PROCESSES.lock()[slot].ttbr0 = 0;

@@ -170,7 +170,7 @@ fn sbrk(slot: usize, increment: i64) -> i64 {
     old as i64
 }
 
-fn release_range(pid: usize, space: &crate::memory::address_space::AddressSpace, start: u64, end: u64) {
+fn release_range(pid: usize, space: &crate::memory::address_space::AddressSpace<'_>, start: u64, end: u64) {
     let mut cow = COW_MANAGER.lock();
     for va in (start..end).step_by(PAGE_SIZE as usize) {
         release_page(&mut cow, space, pid, VirtAddr::new(va));

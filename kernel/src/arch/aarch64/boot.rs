@@ -235,6 +235,9 @@ tinyos_boot_l1:     .space 4096
 // An all-invalid L0 table: TTBR0 when no process runs (ASID 0), TTBR1 during the switch.
 .global tinyos_empty_l0
 tinyos_empty_l0:    .space 4096
+// Unmapped by the final kernel tables: a boot-stack overflow faults here (see stacks.rs).
+.global tinyos_boot_stack_guard
+tinyos_boot_stack_guard: .space 4096
 .balign 16
 .global tinyos_boot_stack_bottom
 tinyos_boot_stack_bottom:

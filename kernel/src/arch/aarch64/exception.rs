@@ -21,6 +21,7 @@
 //! breaks on kernel writes to user pages); anything else prints the exception name, ESR,
 //! FAR, ELR and all registers, and halts.
 
+use super::stacks::{self, Owner};
 use super::{fault_probe, halt};
 use crate::println;
 use core::fmt;
@@ -77,6 +78,46 @@ core::arch::global_asm!(
     b       tinyos_trap_entry
 .endm
 
+// An exception taken at EL1 on SP_EL1: before pushing the frame, check that it would not
+// land in a kernel stack's guard (see stacks.rs), using TPIDR_EL1 (unused otherwise) to
+// free x0. If it would, the stack overflowed: switch to the overflow stack, push the
+// interrupted SP, then the frame, and enter the handler as kind 16 + \kind.
+.macro TINYOS_VENTRY_EL1H kind
+    .balign 0x80
+0:  msr     tpidr_el1, x0
+    adrp    x0, tinyos_kernel_stacks
+    sub     x0, sp, x0                  // offset of SP in the stacks area (wraps below it)
+    sub     x0, x0, #{frame}            // ... of the frame about to be pushed
+    cmp     x0, #{area}
+    b.hs    1f
+    and     x0, x0, #({slot} - 1)
+    cmp     x0, #{guard}
+    b.lo    9f
+1:  adrp    x0, tinyos_boot_stack_guard
+    sub     x0, sp, x0
+    sub     x0, x0, #{frame}
+    cmp     x0, #{boot_guard}
+    b.lo    9f
+    mrs     x0, tpidr_el1
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #{x0}]
+    mov     x1, #\kind
+    b       tinyos_trap_entry
+9:  adrp    x0, tinyos_overflow_stack_top
+    add     sp, sp, x0                  // swap SP and x0 without a third register
+    sub     x0, sp, x0
+    sub     sp, sp, x0
+    str     x0, [sp, #-16]!             // the overflowing SP, just above the frame
+    sub     sp, sp, #{frame}
+    mrs     x0, tpidr_el1
+    stp     x0, x1, [sp, #{x0}]
+    mov     x1, #(16 + \kind)
+    b       tinyos_trap_entry
+.if (. - 0b) > 0x80
+.error "TINYOS_VENTRY_EL1H does not fit its 0x80-byte vector"
+.endif
+.endm
+
 .section .text.vectors, "ax"
 .balign 2048
 .global tinyos_vectors
@@ -85,10 +126,10 @@ tinyos_vectors:
     TINYOS_VENTRY 1
     TINYOS_VENTRY 2
     TINYOS_VENTRY 3
-    TINYOS_VENTRY 4
-    TINYOS_VENTRY 5
-    TINYOS_VENTRY 6
-    TINYOS_VENTRY 7
+    TINYOS_VENTRY_EL1H 4
+    TINYOS_VENTRY_EL1H 5
+    TINYOS_VENTRY_EL1H 6
+    TINYOS_VENTRY_EL1H 7
     TINYOS_VENTRY 8
     TINYOS_VENTRY 9
     TINYOS_VENTRY 10
@@ -158,6 +199,10 @@ tinyos_trap_return:
     x30 = const X30,
     elr = const ELR,
     esr = const ESR,
+    area = const stacks::AREA_SIZE,
+    slot = const stacks::SLOT_SIZE,
+    guard = const stacks::GUARD_SIZE,
+    boot_guard = const stacks::BOOT_GUARD_SIZE,
 );
 
 unsafe extern "C" {
@@ -372,6 +417,50 @@ pub fn raise_event(event: ArchEvent, a: u64, b: u64) {
     }
 }
 
+/// Names the process whose kernel stack `index` (see `stacks`) is, for the overflow
+/// report: its pid, or `None` when the slot is empty.
+pub type StackOwnerHook = fn(usize) -> Option<u64>;
+
+static STACK_OWNER_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the namer of kernel stacks' owners (the process layer, at boot).
+pub fn set_stack_owner_hook(hook: StackOwnerHook) {
+    STACK_OWNER_HOOK.store(hook as usize, Ordering::Release);
+}
+
+/// Kind passed by the EL1 vectors when the frame would have landed in a stack guard:
+/// 16 + the vector taken (see `TINYOS_VENTRY_EL1H`).
+const OVERFLOW_KIND: u64 = 16;
+
+/// Reports a kernel stack overflow (`kernel stack overflow (pid N)`, `(shell)` for the boot
+/// stack), the exception and the registers, and halts: the overflowing code may hold any
+/// lock and its stack is lost, so nothing can safely resume.
+fn stack_overflow(frame: &TrapFrame, vector: Vector, owner: Owner, sp: Option<u64>) -> ! {
+    match owner {
+        Owner::Boot => println!("kernel stack overflow (shell)"),
+        Owner::Slot(index) => {
+            let hook = STACK_OWNER_HOOK.load(Ordering::Acquire);
+            let pid = (hook != 0).then(|| {
+                // SAFETY: only `set_stack_owner_hook` stores here, always a StackOwnerHook.
+                let hook: StackOwnerHook = unsafe { core::mem::transmute(hook) };
+                hook(index)
+            });
+            match pid.flatten() {
+                Some(pid) => println!("kernel stack overflow (pid {pid})"),
+                None => println!("kernel stack overflow (kernel stack {index}, no process)"),
+            }
+        }
+    }
+    match sp {
+        Some(sp) => println!("  SP={sp:#x} ran into the guard page below the stack"),
+        None => println!("  FAR={:#x} is in the guard page below the stack", frame.far),
+    }
+    report(frame, vector);
+    raise_event(ArchEvent::Halt, frame.esr, frame.elr);
+    println!("halted: kernel stack overflow");
+    halt()
+}
+
 /// Installs the handler for IRQs taken at EL1.
 pub fn set_kernel_irq_handler(handler: KernelIrqHandler) {
     KERNEL_IRQ_HANDLER.store(handler as usize, Ordering::Release);
@@ -380,7 +469,22 @@ pub fn set_kernel_irq_handler(handler: KernelIrqHandler) {
 /// The Rust side of every vector.
 #[unsafe(no_mangle)]
 extern "C" fn tinyos_trap(frame: &mut TrapFrame, kind: u64) -> *mut TrapFrame {
+    if kind >= OVERFLOW_KIND {
+        let frame_ptr: *const TrapFrame = frame;
+        // SAFETY: the overflow entry pushed the overflowing SP in the 16 bytes just above
+        // the frame, on the overflow stack.
+        let sp = unsafe { frame_ptr.add(1).cast::<u64>().read() };
+        let owner = stacks::guard_owner(sp.wrapping_sub(FRAME_SIZE as u64)).unwrap_or(Owner::Boot);
+        stack_overflow(frame, Vector(kind - OVERFLOW_KIND), owner, Some(sp));
+    }
     let vector = Vector(kind);
+    if vector == Vector::CURRENT_SYNC && Esr(frame.esr).ec() == Esr::EC_DABT_CURRENT {
+        // An access below a stack with SP still above its guard (e.g. a local array
+        // indexed out of bounds downwards).
+        if let Some(owner) = stacks::guard_owner(frame.far) {
+            stack_overflow(frame, vector, owner, None);
+        }
+    }
     if vector.is_lower_el() && kind < 12 {
         let handler = USER_HANDLER.load(Ordering::Acquire);
         if handler != 0 {

@@ -2,7 +2,8 @@
 //!
 //! `init` builds, in static tables inside the image (so they are part of the reserved
 //! image, not frame-allocator memory), the linear map of all RAM at KERNEL_OFFSET + PA
-//! with least privilege: kernel text RX (EL1 only), rodata R, data/bss/stacks/tables RW,
+//! with least privilege: kernel text RX (EL1 only), rodata R, data/bss/stacks/tables RW
+//! except the kernel stacks' guard pages (not mapped at all, see `stacks`),
 //! the rest of RAM RW, all of it UXN and everything but text PXN; 2 MiB blocks where a
 //! 2 MiB region lies outside the image, 4 KiB pages around it; the PL011 page as
 //! Device-nGnRnE. Then it moves TTBR1 to [`KERNEL_L0`] through an identity-mapped
@@ -42,7 +43,10 @@ struct Pool {
     next: usize,
 }
 
-impl TableAllocator for Pool {
+// SAFETY: each pool table is a distinct page-aligned static in the image (RAM, linearly
+// mapped), zero in .bss until handed out once (`next` only grows), and used only as the
+// kernel's translation table it becomes.
+unsafe impl TableAllocator for Pool {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
         let table = KERNEL_TABLE_POOL.get(self.next)?;
         self.next += 1;
@@ -56,7 +60,11 @@ unsafe extern "C" {
 }
 
 /// The kernel's address space (global entries in the TTBR1 half).
-pub fn kernel_space() -> AddressSpace { AddressSpace::from_raw(KERNEL_L0.pa(), None) }
+pub fn kernel_space() -> AddressSpace<'static> {
+    // SAFETY: KERNEL_L0 and the pool tables linked below it are statics of the image,
+    // never freed; the kernel's tables hold global upper-half entries only.
+    unsafe { AddressSpace::from_raw(KERNEL_L0.pa(), None) }
+}
 
 /// PA of the all-invalid table TTBR0 holds when no process runs.
 pub fn empty_table() -> PhysAddr { VirtAddr::new(&raw const tinyos_empty_l0 as u64).to_phys() }
@@ -93,6 +101,12 @@ pub fn init() -> Result<(), MapError> {
         let pa = PhysAddr::new(device);
         space.map_with(pa.to_virt(), pa, 3, Attributes::DEVICE, &mut pool)?.flush();
     }
+    // The kernel stacks' guard pages: unmapped, so running off a stack faults.
+    for (_, start, end) in super::stacks::guards() {
+        for va in (start..end).step_by(PAGE_SIZE as usize) {
+            space.unmap(VirtAddr::new(va as u64))?.1.flush();
+        }
+    }
 
     // SAFETY: the new tables map the running code, stack and UART at the same VAs as
     // the boot tables; the trampoline switches from the identity map.
@@ -108,7 +122,7 @@ pub fn init() -> Result<(), MapError> {
     Ok(())
 }
 
-fn map_pages(space: &AddressSpace, start: PhysAddr, end: PhysAddr, attrs: Attributes, pool: &mut Pool) -> Result<(), MapError> {
+fn map_pages(space: &AddressSpace<'_>, start: PhysAddr, end: PhysAddr, attrs: Attributes, pool: &mut Pool) -> Result<(), MapError> {
     let mut pa = start.as_u64();
     while pa < end.as_u64() {
         let frame = PhysAddr::new(pa);
@@ -122,9 +136,8 @@ fn map_pages(space: &AddressSpace, start: PhysAddr, end: PhysAddr, attrs: Attrib
 /// (entries are tagged with the ASID); the ASID must not be reused without
 /// `tlb::invalidate_asid`.
 pub fn set_user_table(l0: PhysAddr, asid: Asid) {
-    let space = AddressSpace::from_raw(l0, Some(asid));
     // SAFETY: TTBR0 only translates user VAs; the kernel runs from TTBR1.
-    unsafe { sysreg::write!("ttbr0_el1", space.ttbr0()) };
+    unsafe { sysreg::write!("ttbr0_el1", AddressSpace::ttbr0_value(l0, Some(asid))) };
     sysreg::isb();
 }
 
@@ -137,15 +150,23 @@ pub fn clear_user_table() {
     tlb::invalidate_all();
 }
 
-/// The TTBR for a VA: TTBR1 for the kernel half, TTBR0 for the user half. Returns the
-/// address space (L0 PA, with the ASID from TTBR0) or `None` for a non-canonical VA.
-pub fn live_space_for(va: VirtAddr) -> Option<AddressSpace> {
-    if va.is_kernel() {
-        Some(AddressSpace::from_raw(PhysAddr::new(sysreg::read!("ttbr1_el1") & 0x0000_FFFF_FFFF_FFFE), None))
+/// The TTBR for a VA: TTBR1 for the kernel half, TTBR0 for the user half. Calls `f`
+/// with a view of the live tables (L0 PA, with the ASID from TTBR0); `None` for a
+/// non-canonical VA. The view lives only for the call: TTBR0's tables belong to a
+/// process that may exit afterwards.
+pub fn with_live_space<R>(va: VirtAddr, f: impl FnOnce(&AddressSpace<'_>) -> R) -> Option<R> {
+    const L0_MASK: u64 = 0x0000_FFFF_FFFF_FFFE;
+    let (l0, asid) = if va.is_kernel() {
+        (sysreg::read!("ttbr1_el1") & L0_MASK, None)
     } else if va.is_user() {
         let ttbr0 = sysreg::read!("ttbr0_el1");
-        Some(AddressSpace::from_raw(PhysAddr::new(ttbr0 & 0x0000_FFFF_FFFF_FFFE), Some((ttbr0 >> 48) as Asid)))
+        (ttbr0 & L0_MASK, Some((ttbr0 >> 48) as Asid))
     } else {
-        None
-    }
+        return None;
+    };
+    // SAFETY: the TTBRs hold the kernel's static tables or the tables of the process the
+    // CPU runs (or the static empty table), which nothing frees while the kernel runs
+    // this call (one CPU, no preemption at EL1).
+    let space = unsafe { AddressSpace::from_raw(PhysAddr::new(l0), asid) };
+    Some(f(&space))
 }

@@ -6,6 +6,7 @@ pub mod exception;
 pub mod fault_probe;
 pub mod gic;
 pub mod mmu;
+pub mod stacks;
 pub mod sysreg;
 pub mod timer;
 pub mod tlb;

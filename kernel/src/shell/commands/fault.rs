@@ -10,7 +10,9 @@
 //! - `exec`: a branch to `tinyos_fault_exec_target` in .data (an instruction abort:
 //!   data is execute-never); ELR = FAR = the target;
 //! - `brk`, `undef`: a BRK #0x7e1 and an undefined instruction;
-//! - `halt`: a read of 0xdead0000 from outside the probes, which halts the kernel.
+//! - `halt`: a read of 0xdead0000 from outside the probes, which halts the kernel;
+//! - `stack`: unbounded recursion on the shell's stack until it runs into its guard page:
+//!   reported as `kernel stack overflow (shell)`, then the kernel halts.
 
 use super::Command;
 use crate::arch::aarch64::fault_probe;
@@ -18,7 +20,7 @@ use crate::println;
 
 pub const COMMANDS: &[Command] = &[Command {
     name: "fault",
-    description: "<read|write|rodata|text|exec|brk|undef|halt>: take a deliberate exception",
+    description: "<read|write|rodata|text|exec|brk|undef|halt|stack>: take a deliberate exception",
     run: fault,
 }];
 
@@ -26,13 +28,17 @@ pub const COMMANDS: &[Command] = &[Command {
 pub const UNMAPPED_VA: u64 = 0xdead_0000;
 
 fn fault(args: &str) {
-    // SAFETY (writes and exec below): every target is expected to fault; if it did not,
-    // the write lands in an unused word and the exec target is a bare `ret`.
     let faulted = match args {
         "read" => fault_probe::read(UNMAPPED_VA),
+        // SAFETY: TTBR0 is empty while the shell runs: the write faults and is recovered.
         "write" => unsafe { fault_probe::write(UNMAPPED_VA, 0x600d) },
+        // SAFETY: .rodata is mapped read-only: the write faults; were it writable, it
+        // would change a word nothing else reads.
         "rodata" => unsafe { fault_probe::write(fault_probe::rodata_target(), 0) },
+        // SAFETY: text is never writable (WXN): the write faults and is recovered.
         "text" => unsafe { fault_probe::write(fault_probe::text_target(), 0) },
+        // SAFETY: .data is execute-never: the branch faults; were it executable, the
+        // target is a bare `ret`.
         "exec" => unsafe { fault_probe::exec(fault_probe::exec_target()) },
         "brk" => fault_probe::brk(),
         "undef" => fault_probe::undef(),
@@ -42,12 +48,31 @@ fn fault(args: &str) {
             println!("fault halt: read {value:#x} without an exception");
             return;
         }
+        "stack" => {
+            let depth = recurse(0);
+            println!("fault stack: returned from depth {depth} without an exception");
+            return;
+        }
         _ => {
-            println!("error: unknown fault kind '{args}' (read, write, rodata, text, exec, brk, undef, halt)");
+            println!("error: unknown fault kind '{args}' (read, write, rodata, text, exec, brk, undef, halt, stack)");
             return;
         }
     };
     if !faulted {
         println!("error: fault {args}: no exception was taken");
     }
+}
+
+/// Recurses with a 256-byte frame until the stack runs out (the guard page faults). The
+/// bound is opaque to the compiler, so the recursion is neither removed nor turned into a
+/// loop.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut pad = [0u8; 256];
+    pad[0] = depth as u8;
+    core::hint::black_box(&mut pad);
+    if depth == core::hint::black_box(u64::MAX) {
+        return depth;
+    }
+    recurse(depth + 1) + u64::from(pad[0])
 }

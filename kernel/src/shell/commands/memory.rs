@@ -34,11 +34,10 @@ fn pt(args: &str) {
         println!("error: invalid address '{args}' (expected hex, e.g. pt 0xffff000040080000)");
         return;
     };
-    let Some(space) = mmu::live_space_for(va) else {
+    let Some(walk) = mmu::with_live_space(va, |space| space.walk(va)) else {
         println!("error: {va:#x} is not a canonical address (bits 63:48 must be all 0 or all 1)");
         return;
     };
-    let walk = space.walk(va);
     for step in walk.steps() {
         println!(
             "L{} index={} table={:#x} desc={:#018x} {}",

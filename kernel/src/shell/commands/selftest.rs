@@ -9,7 +9,7 @@ use super::Command;
 use crate::arch::aarch64::context::{CpuContext, switch_context};
 use crate::arch::aarch64::exception::{self, Esr, SPSR_EL0T, TrapFrame, Vector};
 use crate::arch::aarch64::{fault_probe, halt, mmu, tlb};
-use crate::memory::address_space::{AddressSpace, MapError};
+use crate::memory::address_space::{MapError, UserAddressSpace};
 use crate::memory::descriptor::Attributes;
 use crate::memory::frame::{self, FrameError};
 use crate::memory::{Asid, PhysAddr, VirtAddr, image};
@@ -85,7 +85,8 @@ fn frames(r: &mut Results) {
 }
 
 fn address_space(r: &mut Results) -> Result<(), MapError> {
-    let space = AddressSpace::new_user(ASID)?;
+    let owner = UserAddressSpace::new(ASID)?;
+    let space = owner.view();
     let (a, b) = (frame::alloc().ok_or(MapError::OutOfFrames)?, frame::alloc().ok_or(MapError::OutOfFrames)?);
     // SAFETY: both frames are ours.
     unsafe {
@@ -99,25 +100,31 @@ fn address_space(r: &mut Results) -> Result<(), MapError> {
     r.check("translate", space.translate(USER_VA) == Some((a, Attributes::USER_DATA)), "wrong translation");
     mmu::set_user_table(space.l0(), ASID);
 
-    // SAFETY (all user accesses below): USER_VA is mapped EL1-accessible in TTBR0 or the
-    // access goes through a recovering probe.
+    // SAFETY: USER_VA is mapped EL1-readable in TTBR0 (just selected) to frame `a`.
     r.check("read through mapping", unsafe { user.read_volatile() } == 0xaaaa, "wrong value");
+    // SAFETY: USER_VA is mapped EL1-writable to frame `a`, which this test owns.
     unsafe { user.write_volatile(0x1234) };
+    // SAFETY: `a` is a frame this test owns, linearly mapped.
     r.check("write through mapping", unsafe { a.as_ptr::<u64>().read_volatile() } == 0x1234, "frame not written");
 
     space.protect(USER_VA, Attributes::USER_RODATA)?.flush();
+    // SAFETY: the page is read-only now: the probe's write faults and is recovered.
     let faulted = fault_probe::quietly(|| unsafe { fault_probe::write(USER_VA.as_u64(), 0x5678) });
     let esr = Esr(fault_probe::last_esr());
     r.check("protect read-only takes effect", faulted && esr.is_permission_fault() && esr.is_write(), "write not refused");
+    // SAFETY: USER_VA is still mapped readable to frame `a`.
     r.check("read-only still readable", unsafe { user.read_volatile() } == 0x1234, "wrong value");
 
     space.protect(USER_VA, Attributes::USER_DATA)?.flush();
+    // SAFETY: the page is writable again and maps frame `a`, which this test owns.
     let faulted = fault_probe::quietly(|| unsafe { fault_probe::write(USER_VA.as_u64(), 0x5678) });
+    // SAFETY: `a` is a frame this test owns, linearly mapped.
     r.check("protect writable takes effect", !faulted && unsafe { a.as_ptr::<u64>().read_volatile() } == 0x5678, "write failed");
 
     let (old, flush) = space.remap(USER_VA, b, Attributes::USER_DATA)?;
     flush.flush();
     r.check("remap returns old frame", old == a, "wrong frame");
+    // SAFETY: USER_VA now maps frame `b`, which this test owns.
     r.check("remap takes effect", unsafe { user.read_volatile() } == 0xbbbb, "old frame still visible");
 
     let (unmapped, flush) = space.unmap(USER_VA)?;
@@ -129,7 +136,7 @@ fn address_space(r: &mut Results) -> Result<(), MapError> {
 
     mmu::clear_user_table();
     tlb::invalidate_asid(ASID);
-    r.check("tables freed, nothing mapped", space.free_tables() == 0, "pages still mapped");
+    r.check("tables freed, nothing mapped", owner.free_tables() == 0, "pages still mapped");
     let freed = frame::free(a).is_ok() && frame::free(b).is_ok();
     r.check("frames freed", freed, "free refused");
     Ok(())
@@ -191,7 +198,8 @@ fn el0_trap(frame: &mut TrapFrame, vector: Vector) -> *mut TrapFrame {
 /// an EL0 permission fault, and comes back to the shell with `switch_context`.
 fn el0_round_trip(r: &mut Results) -> Result<(), MapError> {
     const CODE: u64 = USER_VA.as_u64();
-    let space = AddressSpace::new_user(ASID)?;
+    let owner = UserAddressSpace::new(ASID)?;
+    let space = owner.view();
     let code = frame::alloc().ok_or(MapError::OutOfFrames)?;
     for (i, insn) in EL0_PROGRAM.iter().enumerate() {
         // SAFETY: the frame is ours, linearly mapped.
@@ -240,6 +248,6 @@ fn el0_round_trip(r: &mut Results) -> Result<(), MapError> {
     );
     let (_, flush) = space.unmap(USER_VA)?;
     flush.flush();
-    r.check("EL0 space freed", space.free_tables() == 0 && frame::free(code).is_ok(), "leak");
+    r.check("EL0 space freed", owner.free_tables() == 0 && frame::free(code).is_ok(), "leak");
     Ok(())
 }
