@@ -196,6 +196,35 @@ class GdbSession:
         (gdb's console stream and the target's, e.g. ``monitor`` replies)."""
         return self.execute(f"-interpreter-exec console {mi_quote(command)}", timeout).console
 
+    def cli_resuming(self, command: str, timeout: float | None = None) -> str:
+        """Runs a CLI command that resumes the target itself and ends stopped (``cow-history``
+        runs a replay backwards and forwards); returns what it printed.
+
+        gdb answers such a command ``^running`` at its first resume, and its end is no result
+        record. A no-op sent right behind it is answered only once it is over (gdb reads
+        no input while a command runs), so everything before that answer is the command's;
+        its ``^error``, late under the same token, raises GdbCommandError. The stops it made
+        are not kept for ``wait_for_stop``."""
+        first = self.submit(f"-interpreter-exec console {mi_quote(command)}")
+        fence = self.submit("-data-evaluate-expression 0")
+        head = self._await(first, timeout)
+        if head.message == "running":
+            self._pending[first] = command  # its late ^done/^error is still to come
+            tail = self._await(fence, timeout)
+            late = self._results.pop(first, None)
+            self._pending.pop(first, None)
+            if late is not None and late.get("message") == "error":
+                raise GdbCommandError(command, (late.get("payload") or {}).get("msg", "(no message)"), tail.log)
+            console = head.console + tail.console
+        else:
+            self._await(fence, timeout)
+            if head.message == "error":
+                raise GdbCommandError(command, head.payload.get("msg", "(no message)"), head.log)
+            console = head.console
+        self._drain_stops()
+        self._running = False
+        return console
+
     def cli_json(self, command: str, timeout: float | None = None) -> Any:
         """Runs a CLI command that prints one JSON document (e.g. ``cow-status --json``); its value."""
         return json.loads(self.cli(command, timeout))

@@ -380,3 +380,56 @@ def _checked(data: bytes, at: int, slot: int, f: _PageFields, names: dict[bytes,
 def _slot(symbol: str, slot: int) -> str:
     """How errors name a slot (made only when one is raised)."""
     return f"{symbol}.cow_pages[{slot}]"
+
+
+# -- one slot -------------------------------------------------------------------------------
+
+def slot_address(where: ManagerLocation, slot: int) -> int:
+    """The virtual address of ``cow_pages[slot]``."""
+    return where.address + where.pages_offset + slot * where.page_fields.stride
+
+
+def slot_fields(where: ManagerLocation) -> tuple[tuple[str, int, int], ...]:
+    """(name, offset, size) inside a slot of what changes when the frame's sharing does:
+    ``ref_count``, ``is_cow``, the sharer lists' lengths and the occupied/free tag (the
+    enum's discriminant, which may share its byte with ``is_cow``), overlaps merged away.
+    A push or remove always writes a length, so watching these sees every change."""
+    f = where.page_fields
+    fields = [("ref_count", *f.refs), ("is_cow", f.is_cow, 1),
+              ("virtual_addresses.len", f.vas[3], f.vas[4]), ("process_ids.len", f.pids[3], f.pids[4])]
+    e = f.slot_enum
+    if e is not None and e.discr_offset is not None:
+        fields.append(("tag", e.discr_offset, e.discr_size))
+    kept: list[tuple[str, int, int]] = []
+    for name, offset, size in sorted(fields, key=lambda x: x[1]):
+        if kept and offset < kept[-1][1] + kept[-1][2]:
+            continue  # inside the previous one (is_cow holding the tag): one watch covers both
+        kept.append((name, offset, size))
+    return tuple(kept)
+
+
+@dataclass(frozen=True)
+class SlotFields:
+    """One ``cow_pages`` element as its bytes hold it, unchecked: a slot in the middle of an
+    update (one sharer list already shortened, the other not) reads as it is."""
+
+    occupied: bool
+    physical_addr: int
+    ref_count: int
+    is_cow: int
+    virtual_addresses: tuple[int, ...]
+    process_ids: tuple[int, ...]
+
+
+def decode_slot(data: bytes, where: ManagerLocation) -> SlotFields:
+    """``cow_pages[slot]`` from its own ``stride`` bytes; the lists' lengths are clipped to
+    their capacity, nothing else is checked (see :func:`read_manager` for that)."""
+    f = where.page_fields
+    e = f.slot_enum
+    variant = e.select(e.discriminant(data, 0)) if e is not None else None
+    occupied = e is None or (variant is not None and variant.name in f.occupied)
+    codec = f.codec
+    pa, refs, is_cow, vas_len, pids_len, _ = codec.fields(codec.head.unpack_from(data, 0))
+    vas = codec.vas.unpack_from(data, f.vas[0])[: min(vas_len, f.vas[2])]
+    pids = codec.pids.unpack_from(data, f.pids[0])[: min(pids_len, f.pids[2])]
+    return SlotFields(occupied, pa, refs, is_cow, tuple(vas), tuple(pids))
