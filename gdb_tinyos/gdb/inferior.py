@@ -296,6 +296,10 @@ def _c_language() -> Iterator[None]:
         gdb.execute(f"set language {previous}", to_string=True)
 
 
+# Public: cow-history parses its watchpoint expressions in C too.
+c_language = _c_language
+
+
 @contextmanager
 def _unwind_on_signal() -> Iterator[None]:
     previous = gdb.parameter("unwindonsignal")

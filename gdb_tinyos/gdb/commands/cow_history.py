@@ -39,7 +39,7 @@ from ...tinyos.history import (
 )
 from ..args import UsageError
 from ..base import TinyOSCommand, gdb_address, gdb_number
-from ..inferior import breakpoints_suspended
+from ..inferior import breakpoints_suspended, c_language
 from ..registry import command
 from ..session import Session
 from ..target import require_stopped
@@ -104,12 +104,8 @@ def _quiet() -> Iterator[None]:
 
 def _watch(va: int, size: int) -> gdb.Breakpoint:
     """An internal write watchpoint on ``size`` bytes at ``va`` (parsed as C: the kernel is Rust)."""
-    previous = gdb.parameter("language") or "auto"
-    gdb.execute("set language c", to_string=True)
-    try:
+    with c_language():
         return gdb.Breakpoint(f"*(unsigned char (*)[{size}]) {va:#x}", gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=True)
-    finally:
-        gdb.execute(f"set language {previous}", to_string=True)
 
 
 # -- what is watched --------------------------------------------------------------------------
