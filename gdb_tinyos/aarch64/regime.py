@@ -1,22 +1,26 @@
-"""The EL1&0 translation regime: which tables, granules and sizes a walk uses.
+"""The stage-1 translation regime the CPU is in: which tables, granules and sizes a walk uses.
 
-A :class:`TranslationRegime` is a snapshot of TCR_EL1, SCTLR_EL1, MAIR_EL1 and the two
-TTBRs. ``regime.va_range(0)`` / ``va_range(1)`` give the :class:`VaRange` (the TTBR0 lower
+A :class:`TranslationRegime` is a snapshot of TCR, SCTLR, MAIR and the TTBRs of one regime:
+EL1&0 (two VA ranges, TTBR0 and TTBR1), or EL2 / EL3 (one range, TTBR0_ELx; their TCR is
+re-expressed in TCR_EL1's layout with the upper range disabled, so one walker serves all).
+:func:`current_el` reads the exception level from PSTATE; :meth:`TranslationRegime.from_target`
+picks the regime of that level unless told one. ``regime.va_range(0)`` / ``va_range(1)`` give the :class:`VaRange` (the TTBR0 lower
 half or the TTBR1 upper half) with its granule, input size, starting level, root table
 and ASID. ``regime.with_ttbr0(ttbr)`` walks another process's tables with the same
 configuration.
 
 Example::
 
-    regime = TranslationRegime.from_target(target)
+    regime = TranslationRegime.from_target(target)           # the CPU's regime now
     regime.va_range(1).start_level      # 0 for 4K granule and T1SZ=16
+    TranslationRegime.from_target(target, el=1)              # EL1&0, from EL2 or EL3 too
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..core.errors import TranslationError
+from ..core.errors import RegisterError, TranslationError
 from ..core.target import Target
 from .granule import MAX_TXSZ, MIN_TXSZ, OA_BITS_MAX, Granule
 from .sysregs import MAIR, SCTLR, TCR
@@ -24,6 +28,27 @@ from .sysregs import MAIR, SCTLR, TCR
 TTBR_BADDR_MASK = ((1 << OA_BITS_MAX) - 1) & ~1  # BADDR[47:1]; bit 0 is CnP
 # The two VA ranges by the TTBR that maps them: va_range(USER_HALF) / va_range(KERNEL_HALF).
 USER_HALF, KERNEL_HALF = 0, 1
+# TCR_EL2 (non-VHE) / TCR_EL3 fields -> their TCR_EL1 positions: (from bit, width, to bit).
+_TCR_ELX_TO_EL1 = ((0, 6, 0), (8, 8, 8), (16, 3, 32), (20, 1, 37), (24, 1, 41))
+_TCR_EPD1 = 1 << 23
+
+
+def current_el(target: Target) -> int:
+    """The exception level the CPU is at (PSTATE.EL, bits [3:2] of cpsr)."""
+    return (target.read_register("cpsr") >> 2) & 3
+
+
+def regime_el(el: int) -> int:
+    """The regime serving code at ``el``: EL0 and EL1 share the EL1&0 regime."""
+    return max(el, 1)
+
+
+def el1_layout_tcr(tcr_elx: int) -> int:
+    """TCR_EL2/TCR_EL3 (one VA range) in TCR_EL1's layout, with TTBR1 walks disabled."""
+    out = _TCR_EPD1
+    for src, width, dst in _TCR_ELX_TO_EL1:
+        out |= ((tcr_elx >> src) & ((1 << width) - 1)) << dst
+    return out
 
 
 @dataclass(frozen=True)
@@ -96,21 +121,42 @@ class TranslationRegime:
     ttbr0: int
     ttbr1: int
     notes: tuple[str, ...] = field(default=())
+    el: int = 1  # the regime: 1 = EL1&0, 2 = EL2, 3 = EL3
 
     @classmethod
-    def from_values(cls, *, tcr: int, sctlr: int, mair: int, ttbr0: int, ttbr1: int) -> TranslationRegime:
-        return cls(TCR.decode(tcr), SCTLR.decode(sctlr), MAIR.decode(mair), ttbr0, ttbr1)
+    def from_values(cls, *, tcr: int, sctlr: int, mair: int, ttbr0: int, ttbr1: int, el: int = 1) -> TranslationRegime:
+        """Registers of regime ``el``; for EL2/EL3 ``tcr`` is TCR_ELx as the CPU holds it."""
+        if el > 1:
+            tcr, ttbr1 = el1_layout_tcr(tcr), 0
+        return cls(TCR.decode(tcr), SCTLR.decode(sctlr), MAIR.decode(mair), ttbr0, ttbr1, el=el)
 
     @classmethod
-    def from_target(cls, target: Target) -> TranslationRegime:
-        """Read the registers from ``target``; RegisterError if one is unavailable."""
+    def from_target(cls, target: Target, el: int | None = None) -> TranslationRegime:
+        """The registers of regime ``el`` (default: the one the CPU is in now, EL1&0 when
+        the target has no PSTATE); RegisterError if one is unavailable."""
+        if el is None:
+            try:
+                el = current_el(target)
+            except RegisterError:
+                el = 1  # a synthetic or partial target: the kernel's own regime
+        el = regime_el(el)
+        suffix = f"_EL{el}"
         return cls.from_values(
-            tcr=target.read_register("TCR_EL1"),
-            sctlr=target.read_register("SCTLR_EL1"),
-            mair=target.read_register("MAIR_EL1"),
-            ttbr0=target.read_register("TTBR0_EL1"),
-            ttbr1=target.read_register("TTBR1_EL1"),
+            tcr=target.read_register("TCR" + suffix),
+            sctlr=target.read_register("SCTLR" + suffix),
+            mair=target.read_register("MAIR" + suffix),
+            ttbr0=target.read_register("TTBR0" + suffix),
+            ttbr1=target.read_register("TTBR1_EL1") if el == 1 else 0,
+            el=el,
         )
+
+    @property
+    def name(self) -> str:
+        return "EL1&0" if self.el == 1 else f"EL{self.el}"
+
+    @property
+    def tcr_name(self) -> str:
+        return f"TCR_EL{self.el}"
 
     @property
     def mmu_enabled(self) -> bool:
@@ -132,10 +178,12 @@ class TranslationRegime:
     def va_range(self, which: int) -> VaRange:
         """The TTBR0 (``which=0``) or TTBR1 (``which=1``) half; TranslationError if its TG is reserved."""
         tcr = self.tcr
+        if which and self.el > 1:
+            raise TranslationError(f"the {self.name} regime has one VA range (TTBR0_EL{self.el}); no TTBR1 half")
         granule = tcr.granule1 if which else tcr.granule0
         if granule is None:
             tg = (tcr.raw >> (30 if which else 14)) & 3
-            raise TranslationError(f"TCR_EL1.TG{which}={tg:#04b} is a reserved granule encoding")
+            raise TranslationError(f"{self.tcr_name}.TG{which}={tg:#04b} is a reserved granule encoding")
         txsz = tcr.t1sz if which else tcr.t0sz
         notes: tuple[str, ...] = ()
         clamped = min(max(txsz, MIN_TXSZ), MAX_TXSZ)
@@ -156,14 +204,14 @@ class TranslationRegime:
 
     def describe(self) -> str:
         lines = [
-            f"MMU {'on' if self.mmu_enabled else 'off'} (SCTLR M={int(self.sctlr.mmu)} "
+            f"{self.name} regime, MMU {'on' if self.mmu_enabled else 'off'} (SCTLR M={int(self.sctlr.mmu)} "
             f"C={int(self.sctlr.dcache)} I={int(self.sctlr.icache)} WXN={int(self.sctlr.wxn)}), "
             f"ASID {self.asid} ({16 if self.tcr.asid16 else 8}-bit, from TTBR{int(self.tcr.a1)}), "
             f"{self.oa_bits}-bit output addresses",
             self.tcr.describe(),
             self.mair.describe(),
         ]
-        for which in (0, 1):
+        for which in ((0, 1) if self.el == 1 else (0,)):
             try:
                 lines.append(self.va_range(which).describe())
             except TranslationError as e:

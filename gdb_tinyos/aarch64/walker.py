@@ -172,7 +172,7 @@ class Translator:
             )
             return Walk(va, True, which, fault=Fault(FaultKind.TRANSLATION, 0, f"non-canonical address: {message}"))
         if va_range.epd:
-            message = f"walks of the {va_range.name} range are disabled (TCR_EL1.EPD{which}=1)"
+            message = f"walks of the {va_range.name} range are disabled ({self.regime.tcr_name}.EPD{which}=1)"
             return Walk(va, True, which, fault=Fault(FaultKind.TRANSLATION, 0, message), notes=va_range.notes)
         return self.walk_range(va_range, va)
 

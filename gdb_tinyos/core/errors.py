@@ -57,3 +57,13 @@ class InferiorCallError(TinyOSError):
 
 class ConsoleError(TinyOSError):
     """The session's serial console is unreachable or did not show what was expected."""
+
+
+class MissingCapability(TinyOSError):
+    """The kernel lacks a piece the request needs (no process table, no debugger contract...).
+
+    ``capability`` names the piece, so a command can print a reduced answer instead."""
+
+    def __init__(self, message: str, capability: str = ""):
+        super().__init__(message)
+        self.capability = capability

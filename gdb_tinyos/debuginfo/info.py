@@ -26,6 +26,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from ..core.errors import DebugInfoError, LayoutError
+from ..core.image import ImageMap, LoadSegment
 from . import cache
 from .buildid import read_build_id
 from .demangle import demangle
@@ -63,6 +64,7 @@ class DebugInfo:
         self._elf = elf
         self._cache_dir = cache_dir
         self._reader: LayoutReader | None = None
+        self._image: ImageMap | None = None
         self.build_id = read_build_id(elf)
         self.cache_key = self.build_id.hex() if self.build_id else "sha1-" + _file_digest(path)
         self.fingerprint = cache.fingerprint(fh.fileno(), os.fstat(fh.fileno()).st_size, elf["e_shoff"],
@@ -126,6 +128,26 @@ class DebugInfo:
             raise LayoutError(
                 f"{symbol.path} at {symbol.address:#x} has an ELF symbol but no DWARF description in {self.path}")
         return Static(symbol, self.type_at(symbol.type_offset))
+
+    def image(self) -> ImageMap:
+        """The ELF's load segments: where each linked address is loaded in physical memory."""
+        if self._image is None:
+            self._image = ImageMap(tuple(
+                LoadSegment(seg["p_vaddr"], seg["p_paddr"], seg["p_memsz"])
+                for seg in self._elf.iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]))
+        return self._image
+
+    def initial_bytes(self, va: int, size: int) -> bytes:
+        """The bytes the ELF file holds for ``[va, va + size)`` (a static's initial value,
+        as loaded); zeros past a segment's file size (.bss). LayoutError when no segment
+        holds the range."""
+        for seg in self._elf.iter_segments():
+            start, memsz, filesz = seg["p_vaddr"], seg["p_memsz"], seg["p_filesz"]
+            if seg["p_type"] == "PT_LOAD" and start <= va and va + size <= start + memsz:
+                self._fh.seek(seg["p_offset"] + (va - start))
+                present = max(0, min(size, filesz - (va - start)))
+                return self._fh.read(present) + bytes(size - present)
+        raise LayoutError(f"{va:#x}+{size:#x} is not inside a loaded segment of {self.path}")
 
     def require_build_id(self) -> bytes:
         if self.build_id is None:

@@ -14,7 +14,7 @@ Writing a command::
             parser.add_argument("va", type=address)
 
         def run(self, s: Session, args) -> Walk:          # a dataclass model
-            return s.kernel_view().walk(args.va)
+            return s.state().walk(args.va)
 
         def format_text(self, model: Walk) -> str:
             return model.describe()

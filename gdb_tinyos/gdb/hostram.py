@@ -84,7 +84,7 @@ def discover(
     """The fastest verified host reader allowed by ``prefer`` (auto, shared-ram, proc-mem)
     and a sentence saying why; ``(None, why not)`` when there is none."""
     if prefer == GDBSTUB:
-        return None, "gdbstub chosen with `set tinyos-physical-memory gdbstub`"
+        return None, "gdbstub chosen with `set tinyos physical-memory gdbstub`"
     try:
         pid = qemu_pid(connection)
         regions = parse_ram_regions(monitor("info mtree -f"))

@@ -56,16 +56,17 @@ import gdb
 from ..aarch64 import SCTLR
 from ..core.errors import BuildIdMismatch, InferiorCallError, SymbolError, TargetStateError
 from ..core.render import printable
-from ..core.target import Target
 from .args import one_line
-from .session import Session
+from .session import Session, check_running_build_id
 from .target import require_stopped
 
 HOOK = "tinyos_debug_event"
 # The shell's line reader, and what may be inlined into or called by it while it waits.
 SHELL_WAIT = "tinyos::shell::read_line"
 SHELL_WAIT_INNER = ("tinyos::drivers::pl011::", "core::")
-_MAX_INNER_FRAMES = 8
+# A guard against a corrupt stack that loops, not a depth the build is expected to have:
+# the frames between the UART poll and read_line differ between optimised and debug builds.
+_MAX_INNER_FRAMES = 64
 LOCKS = ("COW_MANAGER", "PROCESSES", "FRAME_ALLOCATOR")
 HOW_TO_GET_SAFE = (
     "stop at the shell prompt (interrupt while it waits for input) or at the debugger hook "
@@ -95,13 +96,13 @@ def require_safe_point(s: Session) -> SafePoint:
     """The safe point the CPU is stopped at, or TargetStateError saying why it is not one."""
     require_stopped()
     _require_el1_mmu_on(s)
+    _require_build_id(s)  # before unwinding: another kernel's frames mean nothing to our names
     pc = s.target.read_register("pc")
     place, function = _stop_place(s, pc)
     if place is None:
         raise TargetStateError(
             f"not at a safe point for a kernel call: the CPU is stopped in {function or f'{pc:#x}'}, "
             f"possibly in the middle of an update; {HOW_TO_GET_SAFE}")
-    _require_build_id(s)
     _require_unlocked(s)
     _require_shell_context(s)
     return SafePoint(place, pc, function)
@@ -151,36 +152,10 @@ def _require_build_id(s: Session) -> None:
         raise BuildIdMismatch(f"refusing to call kernel code: {exc}") from None
 
 
-def check_running_build_id(s: Session) -> bytes:
-    """The ELF's build-id when the running kernel carries it (BuildIdMismatch otherwise);
-    read through the linear map's physical alias while the MMU is off (the reset stop)."""
-    from ..debuginfo import check_build_id  # noqa: PLC0415 - the debug-info layer loads lazily
-
-    target = s.target if s.gdb_target.mmu_on() else _LinearView(s.target, s.gdb_target.linear_offset)
-    return check_build_id(s.debuginfo(), target)
-
-
-class _LinearView(Target):
-    """Kernel virtual addresses read at PA = VA - offset: the image before the MMU is on."""
-
-    def __init__(self, inner: Target, offset: int) -> None:
-        super().__init__()
-        self.inner, self.offset = inner, offset
-
-    def read_physical(self, pa: int, size: int) -> bytes:
-        return self.inner.read_physical(pa, size)
-
-    def read_virtual(self, va: int, size: int) -> bytes:
-        return self.inner.read_physical(va - self.offset if va >= self.offset else va, size)
-
-    def read_register(self, name: str) -> int:
-        return self.inner.read_register(name)
-
-
 def _require_unlocked(s: Session) -> None:
-    view = s.kernel_view()
-    held = [name for name, lock in zip(LOCKS, (view.cow().lock_held, view.processes().lock_held,
-                                               view.frames().lock_held)) if lock]
+    state = s.state()
+    held = [name for name, lock in zip(LOCKS, (state.cow().lock_held, state.processes().lock_held,
+                                               state.frames().lock_held)) if lock]
     if held:
         raise TargetStateError(
             f"{' and '.join(held)} {'is' if len(held) == 1 else 'are'} locked: the kernel was stopped inside "
@@ -189,7 +164,7 @@ def _require_unlocked(s: Session) -> None:
 
 
 def _require_shell_context(s: Session) -> None:
-    current = s.kernel_view().processes().current
+    current = s.state().processes().current
     if current is not None:
         raise TargetStateError(
             f"process {current.pid} ({printable(current.name)}) is on the CPU: the kernel changes mappings from the "
@@ -252,7 +227,7 @@ def _invoke(s: Session, address: int, args: Sequence[int], timeout: float) -> in
         except gdb.error as exc:
             raise _CallFailed(str(exc), fired()) from None
         finally:
-            s.target.invalidate()
+            s.invalidate()
 
 
 def _recover(s: Session) -> str:

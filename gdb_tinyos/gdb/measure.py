@@ -66,7 +66,7 @@ def raw_manager() -> dict[str, Any]:
     from ..aarch64 import translate
 
     s = session()
-    where = s.kernel_view().cow_location
+    where = s.model().cow_location
     figure = raw_read(translate(s.target, where.address), where.size)
     figure["command"] = f"raw read of the manager ({where.size} bytes)"
     return figure
@@ -74,4 +74,4 @@ def raw_manager() -> dict[str, Any]:
 
 def manager_capacity() -> int:
     """The number of slots of the manager's page array, from DWARF."""
-    return session().kernel_view().cow_location.page_fields.count
+    return session().model().cow_location.page_fields.count

@@ -35,13 +35,13 @@ from ..debuginfo import EnumValue, StructValue, decode
 from ..core.errors import TinyOSError
 from ..debuginfo.locate import Found
 from .args import unexpected_failure_message
+from . import events
 from .session import session
 
 PRINTER_NAME = "gdb_tinyos-cow"
 _MANAGER = re.compile(r"(^|::|<)CowManager>*$")
 _PAGE_OPTION = re.compile(r"^(core::option::)?Option<(.*::)?CowPage>$")
 _DECODED = ("CowPage", "CowStatistics", "SimpleVec")  # by name, generics aside
-_MANAGER_SYMBOL = "tinyos::memory::cow::COW_MANAGER"
 
 
 # -- decoding helpers (the session's target, our layouts) ---------------------------------
@@ -53,16 +53,16 @@ def _address(val: gdb.Value) -> int:
 
 
 def _read(address: int, size: int) -> bytes:
-    return session().target.read_virtual(address, size)
+    return session().state().target.read_virtual(address, size)
 
 
 def _location() -> ManagerLocation:
-    return session().kernel_view().cow_location
+    return session().model().cow_location
 
 
 def _ram() -> tuple[int, int] | None:
     try:
-        return session().kernel_view().frames().ram
+        return session().state().ram()
     except TinyOSError:
         return None  # allocator not set up yet: decode without the RAM range check
 
@@ -168,8 +168,9 @@ class ManagerPrinter(_Printer):
     def text(self) -> str:
         where = _location()
         address = _address(self.val)
-        if address not in (where.address, where.address + where.found.offset):
-            where = _rebased(where, address, self.val.type.strip_typedefs().sizeof)
+        if address in (where.address, where.address + where.found.offset):
+            return manager_text(session().state().cow(), _print_limit())  # this stop's one decode
+        where = _rebased(where, address, self.val.type.strip_typedefs().sizeof)
         data = _read(where.address, where.size)
         return manager_text(decode_manager(data, where, _ram()), _print_limit())
 
@@ -194,8 +195,7 @@ class SlotsPrinter(_Printer):
         address = _address(self.val)
         if address != where.address + where.pages_offset:
             raise TinyOSError("only the kernel manager's cow_pages array can be decoded")
-        data = _read(where.address, where.size)
-        state = decode_manager(data, where, _ram())
+        state = session().state().cow()
         lines = [f"{len(state.pages)} of {state.capacity} slots occupied"]
         return "\n".join(lines + _slot_lines(state.pages, _print_limit()))
 
@@ -227,8 +227,12 @@ def lookup(val: gdb.Value) -> _Printer | None:
 
 def raise_max_value_size(_event: Any = None) -> None:
     """Let gdb fetch the COW manager for ``print`` (gdb fetches a value before printing it)."""
-    symbol = gdb.lookup_static_symbol(_MANAGER_SYMBOL) or gdb.lookup_global_symbol(_MANAGER_SYMBOL)
-    if symbol is None:
+    try:
+        path = session().model().capabilities.get("cow-manager").symbol
+    except TinyOSError:
+        return  # no kernel ELF, or no debug info: nothing to size
+    symbol = path and (gdb.lookup_static_symbol(path) or gdb.lookup_global_symbol(path))
+    if not symbol:
         return
     needed = symbol.type.strip_typedefs().sizeof
     current = gdb.parameter("max-value-size")
@@ -239,9 +243,7 @@ def raise_max_value_size(_event: Any = None) -> None:
 def register() -> None:
     """Install the printers (replacing an earlier copy: loading twice is harmless)."""
     gdb.printing.register_pretty_printer(None, lookup, replace=True)
-    if not getattr(register, "connected", False):
-        gdb.events.new_objfile.connect(raise_max_value_size)
-        register.connected = True
+    events.on("new_objfile", raise_max_value_size)  # once: the hub keeps one of each listener
     raise_max_value_size()
 
 

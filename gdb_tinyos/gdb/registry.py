@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from . import commands
+from . import commands, parameters
 from .base import CowPrefix, TinyOSCommand, TinyOSFunction, TinyOSMICommand
-from .session import connect_events
+from . import events
 
 _COMMAND_CLASSES: list[type[TinyOSCommand] | type[TinyOSFunction]] = []
 _REGISTERED: dict[str, object] = {}
@@ -29,7 +29,8 @@ def command(cls):
 
 def register_all() -> list[str]:
     """Import the command modules and register everything; returns one line per failure."""
-    connect_events()
+    events.connect()
+    parameters.register()
     if "cow" not in _REGISTERED:
         _REGISTERED["cow"] = CowPrefix()
     failures = _import_command_modules()

@@ -1,21 +1,23 @@
-"""The plugin's state inside one gdb process: which kernel ELF, its debug info, the target.
+"""The plugin's state inside one gdb process: which kernel ELF, its model, this stop's state.
 
-There is one :class:`Session` per gdb (``session()``). Its :class:`CachedTarget` is
-invalidated by gdb's events (stop, memory or register written by the user, continue, a new
-objfile, exit), so a command decodes from fresh memory while two commands at the same stop
-share reads.
+There is one :class:`Session` per gdb (``session()``). It keeps the :class:`KernelModel`
+of the loaded ELF (capabilities, contract, locations: once per ELF and settings) and the
+:class:`KernelState` of the current stop (everything decoded, once), built lazily on the
+cached live target. :mod:`.events` drops the state and the memory cache on every gdb event
+that can change what they hold, so a command decodes fresh memory while every command,
+function and printer at one stop shares one decode.
 
 Example (inside gdb)::
 
     s = session()
     s.kernel.path, s.kernel.source      # (PosixPath('/.../tinyos'), "gdb's loaded file")
+    s.state().cow().pages               # decoded once at this stop
     s.target.read_register("TTBR1_EL1")
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,7 @@ from .target import GdbTarget
 
 if TYPE_CHECKING:
     from ..debuginfo import DebugInfo
-    from ..tinyos.kernel import KernelView
+    from ..tinyos.state import KernelModel, KernelState
 
 
 class Session:
@@ -40,7 +42,10 @@ class Session:
         self.target = CachedTarget(self.gdb_target)
         self._kernel: KernelChoice | None = None
         self._debuginfo: DebugInfo | None = None
-        self._view: KernelView | None = None
+        self._model: KernelModel | None = None
+        self._state: KernelState | None = None
+        self.symbol_overrides: dict[str, str] = {}  # capability -> symbol (set tinyos ...)
+        self.convention_overrides: dict[str, Any] = {}  # convention -> value (set tinyos ...)
         self._build_id_checked: tuple[int, int | None] | None = None  # (ELF, connection) verified
 
     @property
@@ -64,16 +69,35 @@ class Session:
             self._debuginfo = load_debuginfo(self.kernel_path())
         return self._debuginfo
 
-    def kernel_view(self) -> KernelView:
-        """The decoded kernel (:class:`~gdb_tinyos.tinyos.kernel.KernelView`) over the cached target;
-        its DWARF locations are resolved once per ELF, memory is read at each call."""
+    def model(self) -> KernelModel:
+        """The loaded ELF's :class:`KernelModel` (rebuilt when the ELF or a setting changes)."""
         info = self.debuginfo()
-        if self._view is None or self._view.info is not info:
-            from ..tinyos.kernel import KernelView  # noqa: PLC0415 - as load_debuginfo: lazy layer import
+        if self._model is None or self._model.info is not info:
+            from ..tinyos.state import KernelModel  # noqa: PLC0415 - as load_debuginfo: lazy layer import
 
-            self._view = KernelView(info, self.target)
-        self._check_build_id(info)
-        return self._view
+            self._model = KernelModel(info, self.symbol_overrides, self.convention_overrides)
+            self._state = None
+        return self._model
+
+    def state(self) -> KernelState:
+        """This stop's :class:`KernelState` over the cached target (built on first use)."""
+        model = self.model()
+        if self._state is None:
+            from ..tinyos.state import KernelState  # noqa: PLC0415 - as load_debuginfo: lazy layer import
+
+            self._check_build_id(model.info)
+            self._state = KernelState(model, self.target)
+        return self._state
+
+    def invalidate(self) -> None:
+        """The target may have changed: forget this stop's memory, registers and decodes."""
+        self._state = None
+        self.target.invalidate()
+
+    def settings_changed(self) -> None:
+        """A ``set tinyos ...`` changed a symbol or a convention: rebuild the model."""
+        self._model = None
+        self._state = None
 
     def _check_build_id(self, info: DebugInfo) -> None:
         """BuildIdMismatch when the running kernel is not this ELF (its layouts would decode
@@ -83,10 +107,8 @@ class Session:
         key = (id(info), connection.num if connection is not None else None)
         if connection is None or self._build_id_checked == key:
             return
-        from ..debuginfo import check_build_id  # noqa: PLC0415 - as load_debuginfo: lazy layer import
-
         try:
-            check_build_id(info, self.target)
+            check_running_build_id(self)
         except BuildIdMismatch:
             raise
         except TinyOSError:
@@ -100,8 +122,9 @@ class Session:
         if self._debuginfo is not None:
             self._debuginfo.close()
             self._debuginfo = None
+        self._model = None
         self.gdb_target._linear_offset = self._linear_offset
-        self.target.invalidate()
+        self.invalidate()
 
     def _linear_offset(self) -> int:
         return kernel_linear_offset(self.kernel.path)
@@ -117,8 +140,17 @@ def load_debuginfo(path: Path) -> DebugInfo:
     return DebugInfo.open(path)
 
 
+def check_running_build_id(s: Session) -> bytes:
+    """The ELF's build-id when the running kernel carries it (BuildIdMismatch otherwise);
+    the note is read where the kernel's image is, whatever the CPU's translation state."""
+    from ..aarch64.translated import TranslatedTarget  # noqa: PLC0415 - as load_debuginfo: lazy layer import
+    from ..debuginfo import check_build_id  # noqa: PLC0415
+
+    info = s.debuginfo()
+    return check_build_id(info, TranslatedTarget(s.target, info.image()))
+
+
 _SESSION: Session | None = None
-_HANDLERS: list[tuple[Any, Callable[..., None]]] = []
 
 
 def session() -> Session:
@@ -127,36 +159,3 @@ def session() -> Session:
     if _SESSION is None:
         _SESSION = Session()
     return _SESSION
-
-
-def connect_events() -> None:
-    """Invalidate caches on gdb's events; connecting twice is a no-op (no duplicate handlers)."""
-    if _HANDLERS:
-        return
-    events = gdb.events
-
-    def invalidate(_event: Any = None) -> None:
-        session().target.invalidate()
-
-    def new_kernel(_event: Any = None) -> None:
-        session().forget_kernel()
-
-    def release(_event: Any = None) -> None:
-        # Nothing of a session outlives it: the RAM mapping goes with the connection.
-        session().gdb_target.release_host_ram()
-
-    for name in ("stop", "cont", "exited", "memory_changed", "register_changed", "inferior_call", "connection_removed"):
-        registry = getattr(events, name, None)
-        if registry is not None:
-            registry.connect(invalidate)
-            _HANDLERS.append((registry, invalidate))
-    for name in ("exited", "connection_removed"):
-        registry = getattr(events, name, None)
-        if registry is not None:
-            registry.connect(release)
-            _HANDLERS.append((registry, release))
-    for name in ("new_objfile", "clear_objfiles"):
-        registry = getattr(events, name, None)
-        if registry is not None:
-            registry.connect(new_kernel)
-            _HANDLERS.append((registry, new_kernel))

@@ -7,7 +7,7 @@ else ``/proc/<qemu pid>/mem``, else the gdbstub switched into physical mode
 (``Qqemu.PhyMemMode:1``) around the read and ALWAYS back (``:0``), also when the read fails.
 A stub without that mode (another emulator, a JTAG probe) falls back to the kernel's linear
 map (VA = PA + offset) -- or to identity while the MMU is off -- and says so once. Writes
-are never done here: they go through gdb. ``set tinyos-physical-memory auto|shared-ram|
+are never done here: they go through gdb. ``set tinyos physical-memory auto|shared-ram|
 proc-mem|gdbstub`` restricts the choice (e.g. to compare paths).
 
 Example (inside gdb)::
@@ -348,6 +348,9 @@ class GdbTarget(Target):
 
     def read_register(self, name: str) -> int:
         require_stopped()
+        if _IN_UNWINDER[0]:
+            # Asking for a frame while gdb builds frames re-enters the unwinder (gdb crashes).
+            raise RegisterError(f"register {name} cannot be read while gdb builds frames")
         frame = gdb.newest_frame()
         arch = frame.architecture()
         gdb_name = registers.resolve(name, self._register_names(arch))

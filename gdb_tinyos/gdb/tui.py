@@ -17,7 +17,7 @@ import gdb
 from ..aarch64 import USER_HALF
 from ..core.errors import TinyOSError
 from ..tinyos.panel import Line, PanelContext, panel_lines
-from ..tinyos.reports import build_stats, build_status, pte_lookup
+from ..tinyos.reports import build_stats, build_status
 from .session import session
 from .unwinder import read_trap_frame, trap_knowledge
 
@@ -34,17 +34,17 @@ def current_lines() -> list[Line]:
     try:
         if gdb.selected_inferior().pid == 0 or gdb.selected_thread() is None or gdb.selected_thread().is_running():
             return [Line("not stopped: the window fills at the next stop", "dim")]
-        view = session().kernel_view()
-        table = view.processes()
-        cow = view.cow()
-        stats = build_stats(cow, view.manager_size)
-        status = build_status(cow, pte_lookup(view, table), limit=0)
-        return panel_lines(stats, status, _context(view, table))
+        state = session().state()
+        table = state.processes()
+        cow, conventions = state.cow(), state.conventions()
+        stats = build_stats(cow, state.model.manager_size, conventions)
+        status = build_status(cow, state.pte_lookup(), limit=0, conventions=conventions)
+        return panel_lines(stats, status, _context(state, table))
     except (TinyOSError, gdb.error) as exc:
         return [Line(f"cow: {exc}", "bad")]
 
 
-def _context(view, table) -> PanelContext:
+def _context(state, table) -> PanelContext:
     current = table.current
     if current is None or not current.live:
         return PanelContext()
@@ -52,7 +52,7 @@ def _context(view, table) -> PanelContext:
     fault_pa = None
     if fault_va is not None and (fault_va >> 55) & 1 == USER_HALF:
         try:
-            fault_pa = view.walk(fault_va, current).pa
+            fault_pa = state.walk(fault_va, current).pa
         except TinyOSError:
             pass
     return PanelContext(current.pid, current.name, fault_va, fault_pa)

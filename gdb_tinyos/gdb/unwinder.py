@@ -141,7 +141,7 @@ def trap_description(frame: TrapFrame) -> str:
 def user_frame_name() -> str:
     """``<user pid N>`` for the running process (``<user>`` when the table cannot say)."""
     try:
-        current = session().kernel_view().processes().current
+        current = session().state().processes().current
     except TinyOSError:
         current = None
     return f"<user pid {current.pid}>" if current is not None else "<user>"

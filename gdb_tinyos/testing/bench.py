@@ -64,7 +64,7 @@ def _paths(s: DebugSession) -> Iterator[str]:
     if s.gdb.running:
         s.interrupt_at_prompt()
     for path in PATHS:
-        s.gdb.cli(f"set tinyos-physical-memory {path}")
+        s.gdb.cli(f"set tinyos physical-memory {path}")
         if _in_gdb(s, "session().gdb_target.physical_path()[0]", module="gdb_tinyos.gdb.session") == path:
             yield path
 

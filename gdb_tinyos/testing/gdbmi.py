@@ -406,10 +406,12 @@ class GdbSession:
             self.mi("-exec-interrupt", timeout)
         return self.wait_for_stop(timeout)
 
-    def break_insert(self, location: str, temporary: bool = False, condition: str = "") -> str:
+    def break_insert(self, location: str, temporary: bool = False, condition: str = "", hardware: bool = False) -> str:
         """Sets a breakpoint at a linespec (``kernel_main``, ``*0x40080000``...), stopping
-        only when ``condition`` (a gdb expression) holds, if given; returns its number."""
-        flags = "-t " if temporary else ""
+        only when ``condition`` (a gdb expression) holds, if given; returns its number.
+        ``hardware``: a hardware breakpoint, for code gdb cannot patch now (a user VA not
+        mapped at the stop, a kernel VA while the MMU is off)."""
+        flags = ("-t " if temporary else "") + ("-h " if hardware else "")
         if condition:
             flags += f"-c {mi_quote(condition)} "
         return self.mi(f"-break-insert {flags}{mi_quote(location)}")["bkpt"]["number"]
@@ -420,6 +422,7 @@ class GdbSession:
         timeout: float | None = None,
         action: Callable[[], None] | None = None,
         condition: str = "",
+        hardware: bool = False,
     ) -> Stop:
         """Continues until a temporary breakpoint at ``location`` is hit (when ``condition``
         holds, if given) and returns that stop.
@@ -430,7 +433,7 @@ class GdbSession:
         (the breakpoint is then removed)."""
         if self._running:
             self.interrupt(timeout)
-        number = self.break_insert(location, temporary=True, condition=condition)
+        number = self.break_insert(location, temporary=True, condition=condition, hardware=hardware)
         self.resume()
         if action is not None:
             action()

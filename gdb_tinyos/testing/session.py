@@ -12,12 +12,14 @@ detaches), then ends QEMU."""
 
 from __future__ import annotations
 
+import functools
+
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum
 from pathlib import Path
 
 import gdb_tinyos
@@ -43,25 +45,38 @@ DEBUG_EVENT = "*tinyos::debug::tinyos_debug_event"
 SHELL_READ_LINE = "tinyos::shell::read_line"
 
 
-class DebugEvent(IntEnum):
-    """The ``kind`` argument of tinyos_debug_event (kernel/src/debug.rs)."""
+class DebugEvent(Enum):
+    """The debugger events (``kind`` of tinyos_debug_event), by their field in the kernel's
+    contract (``TINYOS_DEBUG_CONTRACT``); the numbers are the kernel's, read from its ELF
+    (:meth:`DebugSession.event_number`), never written here."""
 
-    SHELL_COMMAND = 1  # a = VA of the command line, b = its length; raised before it runs
-    SHELL_DONE = 2
-    FAULT_RECOVERED = 3
-    HALT = 4
-    COW_FAULT = 16  # a = pid, b = fault address
-    PAGE_DUPLICATED = 17  # a = page VA, b = the new frame
-    PAGE_REUSED = 18
-    FORK = 19  # a = parent pid, b = child pid
-    PROCESS_EXIT = 20
-    PROCESS_KILLED = 21
+    SHELL_COMMAND = "event_shell_command"  # a = VA of the command line, b = its length; raised before it runs
+    SHELL_DONE = "event_shell_done"
+    FAULT_RECOVERED = "event_fault_recovered"
+    HALT = "event_halt"
+    COW_FAULT = "event_cow_fault"  # a = pid, b = fault address
+    PAGE_DUPLICATED = "event_page_duplicated"  # a = page VA, b = the new frame
+    PAGE_REUSED = "event_page_reused"
+    FORK = "event_fork"  # a = parent pid, b = child pid
+    PROCESS_EXIT = "event_process_exit"
+    PROCESS_KILLED = "event_process_killed"
 
 
-def event_condition(*kinds: int) -> str:
-    """A breakpoint condition true at the hook for any of ``kinds`` (kind is a u32: only
-    w0, the low half of x0, is defined)."""
-    return " || ".join(f"($x0 & 0xffffffff) == {int(kind)}" for kind in kinds)
+def event_condition(*numbers: int) -> str:
+    """A breakpoint condition true at the hook for any of the event ``numbers`` (kind is a
+    u32: only w0, the low half of x0, is defined)."""
+    return " || ".join(f"($x0 & 0xffffffff) == {int(n)}" for n in numbers)
+
+
+@functools.cache
+def kernel_contract(kernel: Path) -> dict[str, int]:
+    """The debugger contract's constants of the kernel ELF at ``kernel`` ({} without one)."""
+    from gdb_tinyos.debuginfo import DebugInfo  # noqa: PLC0415 - only scenarios with events need it
+    from gdb_tinyos.tinyos.capabilities import discover  # noqa: PLC0415
+    from gdb_tinyos.tinyos.contract import read_contract  # noqa: PLC0415
+
+    with DebugInfo.open(kernel) as info:
+        return read_contract(info, discover(info))
 
 
 @dataclass
@@ -112,13 +127,24 @@ class DebugSession:
             self.gdb.resume()
         return self.console.command(line, timeout=timeout)
 
+    def event_number(self, event: DebugEvent) -> int:
+        """The kernel's number for ``event``, from its contract."""
+        contract = kernel_contract(Path(self.machine.kernel))
+        if event.value not in contract:
+            raise HarnessError(f"the kernel {self.machine.kernel} has no {event.value} in its debugger contract")
+        return contract[event.value]
+
+    def event_condition(self, *events: DebugEvent) -> str:
+        """A breakpoint condition at DEBUG_EVENT true for any of ``events``."""
+        return event_condition(*(self.event_number(e) for e in events))
+
     def run_to_event(
-        self, *kinds: int, action: Callable[[], None] | None = None, timeout: float = 60.0
+        self, *events: DebugEvent, action: Callable[[], None] | None = None, timeout: float = 60.0
     ) -> Stop:
-        """Runs until the kernel raises one of the debugger events ``kinds`` (DebugEvent)
-        and returns that stop, at the hook's first instruction (x0 = kind, x1 = a,
-        x2 = b). ``action`` runs once the kernel runs, e.g. typing a command."""
-        return self.gdb.run_to(DEBUG_EVENT, timeout=timeout, action=action, condition=event_condition(*kinds))
+        """Runs until the kernel raises one of the debugger ``events`` and returns that
+        stop, at the hook's first instruction (x0 = kind, x1 = a, x2 = b). ``action`` runs
+        once the kernel runs, e.g. typing a command."""
+        return self.gdb.run_to(DEBUG_EVENT, timeout=timeout, action=action, condition=self.event_condition(*events))
 
     def stop_before_command(self, line: str, timeout: float = 60.0) -> Stop:
         """Types ``line`` at the shell and stops at the event the shell raises just before

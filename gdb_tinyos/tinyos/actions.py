@@ -2,54 +2,49 @@
 ``cow-test``) show: the kernel's status codes as sentences, and a page's state — the
 manager's record and every sharer's live PTE — before and after an action.
 
-Pure logic over a :class:`~gdb_tinyos.tinyos.kernel.KernelView` (no gdb): the gdb adapter makes
-the inferior call (commands/inferior.py) and builds these models around it.
+Pure logic over a :class:`~.state.KernelState` (no gdb): the gdb adapter makes the inferior
+call (gdb/inferior.py) and builds these models around it, from the states before and after.
 
-Status codes (kernel/src/debug.rs, the debugger contract): ``>= 0`` success (create and
-protect return the frame's ref_count, unprotect 0, run_test the number of failed tests);
-``-1`` busy (a lock held), ``-2`` bad argument, ``-3`` refused, ``-4`` a process is on the
-CPU. The kernel keeps the reason of a refusal in ``tinyos::debug::LAST_REFUSAL``.
+Status codes (the debugger contract, ``TINYOS_DEBUG_CONTRACT.status_*``): ``>= 0``
+success (create and protect return the frame's ref_count, unprotect 0, run_test the number
+of failed tests); negative: busy (a lock held), bad argument, refused, a process is on the
+CPU. The kernel keeps the reason of a refusal in its refusal record (``LAST_REFUSAL``).
 
 Example::
 
-    before = page_state(view, pa, [(2, 0x1000_0000)])
+    before = page_state(state, pa, [(2, 0x1000_0000)])
     ... the call ...
-    after = page_state(view, pa, [(2, 0x1000_0000)])
+    after = page_state(new_state, pa, [(2, 0x1000_0000)])
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..core.address import page_base
+from ..core.address import Address, page_base
+from ..core.errors import TinyOSError
 from ..core.render import printable
 from .cow import CowStatistics
-from ..core.errors import MemoryReadError, TinyOSError, TranslationError
-from .kernel import KernelView
-from .processes import Process
+from .mappings import Pte
+from .state import KernelState
 
-STATUS_BUSY = -1
-STATUS_BAD_ARGUMENT = -2
-STATUS_REFUSED = -3
-STATUS_IN_PROCESS = -4
-
+# What each refusal means, by its field in the kernel's debugger contract (the numbers
+# are the kernel's: TINYOS_DEBUG_CONTRACT.status_*).
 STATUS_TEXT = {
-    STATUS_BUSY: "COW_MANAGER, PROCESSES or the frame allocator is busy (the kernel was stopped inside "
-                 "an update); nothing was done",
-    STATUS_BAD_ARGUMENT: "bad argument",
-    STATUS_REFUSED: "refused as unsafe or impossible",
-    STATUS_IN_PROCESS: "a process is on the CPU: the kernel changes mappings from the shell's context only",
+    "status_busy": "COW_MANAGER, PROCESSES or the frame allocator is busy (the kernel was stopped inside "
+                   "an update); nothing was done",
+    "status_bad_argument": "bad argument",
+    "status_refused": "refused as unsafe or impossible",
+    "status_in_process": "a process is on the CPU: the kernel changes mappings from the shell's context only",
 }
+_LABELS = {"status_bad_argument": "bad argument", "status_refused": "refused"}
 
-# Software bit of a leaf descriptor (bits [58:55], bit 0 of the field = bit 55) that marks
-# a copy-on-write entry (kernel/src/process/cow_fault.rs, SW_COW).
-SW_COW = 0b0001
 
-# `~3`'s defaults (kernel/src/shell/commands/system.rs): the heap's first page, shared at
-# the heap's limit in the other process.
-DEFAULT_SRC_VA = 0x1000_0000
-DEFAULT_DST_VA = 0x3000_0000
+def default_vas(contract: Mapping[str, int]) -> tuple[int, int]:
+    """``~3``'s defaults: the heap's first page, shared at the heap's limit in the other
+    process (the contract's user layout)."""
+    return contract["user_heap_start"], contract["user_heap_limit"]
 
 
 class KernelRefused(TinyOSError):
@@ -60,126 +55,86 @@ class KernelRefused(TinyOSError):
         self.status = status
 
 
-def refusal_message(operation: str, status: int, reason: str = "") -> str:
+def refusal_message(operation: str, status: int, contract: Mapping[str, int], reason: str = "") -> str:
     """One sentence for a negative status, with the kernel's own reason when it gave one."""
-    label = {STATUS_BAD_ARGUMENT: "bad argument", STATUS_REFUSED: "refused"}.get(status)
+    name = next((n for n in STATUS_TEXT if contract.get(n) == status), None)
+    label = _LABELS.get(name)
     reason = printable(reason)  # the kernel's record, read from its memory
     if reason and label:
         return f"{operation}: {label}: {reason}"
-    what = STATUS_TEXT.get(status, "unknown status")
+    what = STATUS_TEXT.get(name, "unknown status")
     return f"{operation}: the kernel refused (status {status}: {what})" + (f": {reason}" if reason else "")
 
 
 # -- page state --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class PteState:
-    """What ``va`` maps in process ``pid`` now."""
-
-    pid: int
-    va: int
-    pa: int | None  # the frame it maps (None: not mapped)
-    perms: str  # e.g. "EL1:R-- EL0:R--", or why there is no mapping
-    writable: bool  # EL0 may write
-    cow_bit: bool  # the kernel's copy-on-write software bit (bit 55)
-
-    def describe(self) -> str:
-        if self.pa is None:
-            return f"pid {self.pid} va {self.va:#x}: {self.perms}"
-        mark = " COW" if self.cow_bit else ""
-        return f"pid {self.pid} va {self.va:#x} -> {self.pa:#x} {self.perms}{mark}"
-
-
-@dataclass(frozen=True)
 class PageState:
     """A frame as the manager records it and as every known mapping of it is now."""
 
-    pa: int
+    pa: Address
     tracked: bool
     refs: int | None  # the manager's ref_count (None: not tracked)
     is_cow: bool | None
     original_permissions: str | None
     frame_refs: int | None  # the frame allocator's count
-    mappings: tuple[PteState, ...]
+    mappings: tuple[Pte, ...]
 
     def describe(self) -> str:
         head = (f"page {self.pa:#x}: refs={self.refs} cow={'yes' if self.is_cow else 'no'} "
                 f"({self.original_permissions})" if self.tracked else f"page {self.pa:#x}: not tracked")
         head += f", frame allocator count {self.frame_refs}"
-        return "\n".join([head, *(f"  {m.describe()}" for m in self.mappings)])
+        return "\n".join([head, *(f"  {m.detail()}" for m in self.mappings)])
 
 
-def pte_state(view: KernelView, process: Process, va: int) -> PteState:
-    """Walk ``va`` through ``process``'s own tables (not the CPU's TTBR0)."""
-    try:
-        walk = view.walk(va, process)
-    except (TranslationError, MemoryReadError) as exc:
-        return PteState(process.pid, va, None, f"not walkable: {exc}", False, False)
-    if walk.pa is None or walk.mapping is None:
-        reason = walk.fault.describe() if walk.fault else "not mapped"
-        return PteState(process.pid, va, None, reason, False, False)
-    leaf = walk.steps[-1].decoded
-    software = getattr(leaf, "software", 0)
-    perms = walk.mapping.attrs.perms
-    return PteState(process.pid, va, page_base(walk.pa), perms.describe(), perms.el0_write,
-                    bool(software & SW_COW))
-
-
-def mappings_of(view: KernelView, pa: int) -> list[tuple[int, int]]:
-    """(pid, va) of every user mapping of frame ``pa`` in every live process's tables."""
-    frame = page_base(pa)
-    found = []
-    for process in view.processes().live():
-        space = view.address_space(process)
-        for r in space.ranges:
-            if r.pa_start <= frame < r.pa_end:
-                found.append((process.pid, r.va_start + (frame - r.pa_start)))
-    return found
-
-
-def page_state(view: KernelView, pa: int, extra: Iterable[tuple[int, int]] = ()) -> PageState:
+def page_state(state: KernelState, pa: int, extra: Iterable[tuple[int, int]] = ()) -> PageState:
     """Frame ``pa`` now: the manager's page (if tracked) and the live PTE of each sharer it
     records, of each (pid, va) in ``extra`` and of every other mapping found in the tables."""
     frame = page_base(pa)
-    page = view.cow().page(frame)
-    table = view.processes()
+    page = state.cow().page(frame)
     pairs: list[tuple[int, int]] = []
-    for pid, va in [*((s.pid, s.va) for s in (page.sharers if page else ())), *extra, *mappings_of(view, frame)]:
-        pair = (int(pid), int(va))
+    recorded = [(s.pid, s.va) for s in (page.sharers if page else ()) if s.pid is not None]
+    found = [(m.pid, m.va) for m in state.mappings().at(frame)]
+    for pid, va in [*recorded, *extra, *found]:
+        pair = (int(pid), page_base(int(va)))
         if pair not in pairs:
             pairs.append(pair)
-    ptes = []
-    for pid, va in pairs:
-        process = table.by_pid(pid)
-        if process is None or not process.live:
-            ptes.append(PteState(pid, va, None, "no live process with this pid", False, False))
-        else:
-            ptes.append(pte_state(view, process, va))
     return PageState(
-        pa=frame, tracked=page is not None,
+        pa=Address(frame), tracked=page is not None,
         refs=page.ref_count if page else None, is_cow=page.is_cow if page else None,
         original_permissions=page.original_permissions if page else None,
-        frame_refs=view.frames().refs(frame), mappings=tuple(ptes),
+        frame_refs=state.frames().refs(frame), mappings=tuple(_walked(state, pid, va) for pid, va in pairs),
     )
 
 
-def resolve_frame(view: KernelView, addr: int, pid: int | None) -> int | None:
+def _walked(state: KernelState, pid: int, va: int) -> Pte:
+    """A pair's PTE by a walk of its own tables: a walk also reads the COW software bit."""
+    process = state.processes().by_pid(pid)
+    if process is None or not process.live:
+        return Pte.absent(pid, va, "no live process with this pid")
+    try:
+        return Pte.from_walk(pid, va, state.walk(va, process), state.model.contract.get("cow_pte_sw_bit"))
+    except TinyOSError as exc:
+        return Pte.absent(pid, va, f"not walkable: {exc}")
+
+
+def resolve_frame(state: KernelState, addr: int, pid: int | None) -> int | None:
     """The frame ``addr`` names as ``~4``/``~5`` read it: a RAM address is a PA; anything
     else a user VA looked up in ``pid`` (or the one frame every live process maps there).
     None when that cannot be told (the kernel then gives its own reason)."""
-    start, end = view.frames().ram
+    start, end = state.frames().ram
     if start <= addr < end:
         return page_base(addr)
-    table = view.processes()
+    table = state.processes()
     processes = [table.by_pid(pid)] if pid is not None else list(table.live())
-    frames = {p.pid: pte_state(view, p, page_base(addr)).pa for p in processes if p is not None and p.live}
-    found = {f for f in frames.values() if f is not None}
+    found = {state.pte(p.pid, page_base(addr)).pa for p in processes if p is not None and p.live}
+    found.discard(None)
     return found.pop() if len(found) == 1 else None
 
 
-def default_pair(view: KernelView) -> tuple[int, int] | None:
+def default_pair(state: KernelState) -> tuple[int, int] | None:
     """``~3``'s default processes: the oldest and the newest live pids (None if < 2)."""
-    pids = sorted(p.pid for p in view.processes().live())
+    pids = sorted(p.pid for p in state.processes().live())
     return (pids[0], pids[-1]) if len(pids) >= 2 else None
 
 
@@ -239,8 +194,8 @@ class CowTestResult:
         return "\n".join(lines)
 
 
-def figures(view: KernelView) -> Figures:
-    frames, cow, table = view.frames(), view.cow(), view.processes()
+def figures(state: KernelState) -> Figures:
+    frames, cow, table = state.frames(), state.cow(), state.processes()
     return Figures(free_frames=frames.free_frames, active_pages=cow.active_pages, statistics=cow.statistics,
                    locks_free=not (frames.lock_held or cow.lock_held or table.lock_held))
 
@@ -249,16 +204,16 @@ def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
-def last_refusal(view: KernelView) -> str:
+def last_refusal(state: KernelState) -> str:
     """The kernel's reason for the last refused entry-point call (``tinyos::debug::LAST_REFUSAL``),
-    "" when it gave none or the kernel predates that record."""
+    "" when it gave none or the kernel has no such record."""
     try:
-        static = view.info.static("debug::LAST_REFUSAL")
+        static = state.info.static(state.capabilities.symbol("refusal-record"))
         len_at, len_type = static.member("len")
         text_at, text_type = static.member("text")
-        length = int.from_bytes(view.target.read_virtual(len_at, len_type.size), "little")
+        length = int.from_bytes(state.target.read_virtual(len_at, len_type.size), "little")
         if length == 0:
             return ""
-        return view.target.read_virtual(text_at, min(length, text_type.size)).decode("utf-8", "replace")
+        return state.target.read_virtual(text_at, min(length, text_type.size)).decode("utf-8", "replace")
     except TinyOSError:
         return ""

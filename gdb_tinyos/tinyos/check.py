@@ -2,8 +2,11 @@
 
 Pure logic over decoded models (no gdb, no target): the command layer decodes the
 manager, the process table, every live process's user address space and the frame
-allocator once, and :func:`check_cow` compares them. What must hold (issue 3's rules,
-which the kernel keeps whenever ``COW_MANAGER`` is unlocked):
+allocator once, and :func:`check_cow` compares them. Each kernel is held to its own
+:class:`~.conventions.Conventions` (what ref_count counts, whether sharer pids pair with
+the VAs, which statistics it maintains), and a rule that needs a piece the kernel lacks
+(no process table, no frame allocator) is listed as skipped with the reason. What must
+hold whenever ``COW_MANAGER`` is unlocked (under our kernel's conventions):
 
 - a tracked frame's ``ref_count`` equals the number of live user PTEs that map it, across
   all live processes, and the number of recorded (va, pid) sharers;
@@ -27,138 +30,16 @@ Example::
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ..core.address import PAGE_SIZE, Address, page_base
-from ..aarch64 import AddressSpace
+from .conventions import Conventions
 from .cow import CowManagerState, CowPage
 from .frames import FrameAllocatorState
+from .mappings import MappedRun, MappingIndex, Pte
 from .processes import ProcessTable
-
-
-@dataclass(frozen=True)
-class PteRef:
-    """One live user mapping of a 4 KiB frame: page ``va`` of process ``pid``."""
-
-    pid: int
-    va: Address
-    pa: Address
-    writable: bool
-    perms: str = ""  # the effective permissions, as Permissions.describe() words them
-
-    def describe(self) -> str:
-        return f"pid {self.pid} va {self.va} ({'writable' if self.writable else 'read-only'})"
-
-
-@dataclass(frozen=True)
-class MappedRun:
-    """``pages`` consecutive 4 KiB pages of process ``pid``, ``va`` -> ``pa``, one permission
-    (a merged range of its page tables: a 1 GiB block is one run, not 262 144 PTEs)."""
-
-    pid: int
-    va: int
-    pa: int
-    pages: int
-    writable: bool
-    perms: str
-
-    @property
-    def pa_end(self) -> int:
-        return self.pa + self.pages * PAGE_SIZE
-
-    def ref(self, page: int) -> PteRef:
-        """The PTE of the run's ``page``-th page."""
-        offset = page * PAGE_SIZE
-        return PteRef(self.pid, Address(self.va + offset), Address(self.pa + offset), self.writable, self.perms)
-
-
-class MappingIndex:
-    """Every live user PTE, by frame and by (pid, page VA). Built once per check.
-
-    Kept as runs (one per merged range) and answered by bisection, so its size and cost
-    follow the number of ranges, not of pages: the PA line is cut wherever a run starts or
-    ends, and each segment between two cuts lists the runs covering it."""
-
-    def __init__(self, runs: list[MappedRun], problems: list[str]) -> None:
-        self.runs = runs
-        self.problems = problems
-        by_pid: dict[int, list[MappedRun]] = defaultdict(list)
-        for run in runs:
-            by_pid[run.pid].append(run)
-        self._by_pid = {pid: ([r.va for r in rs], rs) for pid, rs in
-                        ((pid, sorted(rs, key=lambda r: r.va)) for pid, rs in by_pid.items())}
-        self._cuts, self._covering = _segments(runs)
-
-    @classmethod
-    def build(cls, spaces: Mapping[int, AddressSpace]) -> MappingIndex:
-        """One run per merged range of each process (blocks too: a 2 MiB user block maps
-        512 frames). ``spaces`` maps pid -> that process's user half."""
-        runs: list[MappedRun] = []
-        problems: list[str] = []
-        for pid, space in spaces.items():
-            for r in space.ranges:
-                pages = -(-r.size // PAGE_SIZE)
-                runs.append(MappedRun(pid, r.va_start, r.pa_start, pages, r.attrs.perms.writable, r.attrs.perms.describe()))
-            problems += [f"pid {pid}: {p.describe()}" for p in space.problems]
-        return cls(runs, problems)
-
-    def at(self, pa: int) -> list[PteRef]:
-        """The PTEs mapping the frame of ``pa``, in the order the spaces listed them."""
-        frame = page_base(pa)
-        k = bisect_right(self._cuts, frame) - 1
-        if k < 0 or k >= len(self._covering):
-            return []
-        return [run.ref((frame - page_base(run.pa)) // PAGE_SIZE) for run in self._covering[k]]
-
-    def lookup(self, pid: int, va: int) -> PteRef | None:
-        found = self.run_at(pid, va)
-        return found[0].ref(found[1]) if found is not None else None
-
-    def run_at(self, pid: int, va: int) -> tuple[MappedRun, int] | None:
-        """The run of ``pid`` mapping ``va`` and the page's index in it (no PteRef made)."""
-        found = self._by_pid.get(pid)
-        if found is None:
-            return None
-        starts, runs = found
-        k = bisect_right(starts, page_base(va)) - 1
-        if k < 0:
-            return None
-        run = runs[k]
-        page = (page_base(va) - page_base(run.va)) // PAGE_SIZE
-        return (run, page) if page < run.pages else None
-
-    def segments(self) -> Iterator[tuple[int, int, tuple[MappedRun, ...]]]:
-        """``(start, end, runs)``: maximal PA spans mapped by the same runs, in PA order."""
-        for k, runs in enumerate(self._covering):
-            if runs:
-                yield self._cuts[k], self._cuts[k + 1], runs
-
-    @property
-    def mappings(self) -> int:
-        return sum(run.pages for run in self.runs)
-
-
-def _segments(runs: list[MappedRun]) -> tuple[list[int], list[tuple[MappedRun, ...]]]:
-    """Cut points of the PA line and, for each span between two cuts, the runs covering it
-    (in ``runs`` order)."""
-    starting: dict[int, list[int]] = defaultdict(list)
-    ending: dict[int, list[int]] = defaultdict(list)
-    for i, run in enumerate(runs):
-        starting[page_base(run.pa)].append(i)
-        ending[page_base(run.pa) + run.pages * PAGE_SIZE].append(i)
-    cuts = sorted(starting.keys() | ending.keys())
-    active: dict[int, MappedRun] = {}
-    covering: list[tuple[MappedRun, ...]] = []
-    for cut in cuts[:-1]:
-        for i in ending.get(cut, ()):
-            del active[i]
-        for i in starting.get(cut, ()):
-            active[i] = runs[i]
-        covering.append(tuple(active[i] for i in sorted(active)))
-    return cuts, covering
 
 
 @dataclass(frozen=True)
@@ -189,6 +70,7 @@ class CheckReport:
     violations: tuple[Violation, ...]
     warnings: tuple[str, ...] = ()
     omitted: int = 0  # violations found beyond those listed (cow-check --max)
+    skipped: tuple[str, ...] = ()  # rules not applied to this kernel, each with why
 
     @property
     def ok(self) -> bool:
@@ -203,6 +85,7 @@ class CheckReport:
 
     def describe(self) -> str:
         lines = [f"warning: {w}" for w in self.warnings]
+        lines += [f"skipped: {s}" for s in self.skipped]
         lines += [v.describe() for v in self.violations]
         lines.append(self.summary())
         return "\n".join(lines)
@@ -210,29 +93,57 @@ class CheckReport:
 
 def check_cow(
     cow: CowManagerState,
-    processes: ProcessTable,
-    index: MappingIndex,
+    processes: ProcessTable | None,
+    index: MappingIndex | None,
     frames: FrameAllocatorState | None = None,
     manager_size: int | None = None,
+    conventions: Conventions = Conventions(),
+    missing: dict[str, str] | None = None,
 ) -> CheckReport:
-    """Every invariant of the module docstring; the report lists all violations found."""
-    warnings = list(_lock_warnings(cow, processes, frames)) + index.problems
+    """Every invariant of the module docstring that this kernel's pieces and conventions
+    allow; the report lists all violations found and every rule skipped, with why.
+    ``processes``/``index`` None: no process table (the live-PTE rules are skipped);
+    ``missing`` maps a missing piece ("process-table", "frame-allocator") to why."""
+    missing = missing or {}
+    skipped = list(_skipped_rules(processes, frames, manager_size, conventions, missing))
+    warnings = list(_lock_warnings(cow, processes, frames)) + (index.problems if index else [])
+    mappings = index.mappings if index else 0
+    live = {p.pid for p in processes.live()} if processes is not None else set()
     if not cow.initialised:
-        return CheckReport(0, index.mappings, len(processes.live()), (),
-                           tuple(warnings + [f"{cow.symbol} is not initialised: no pages to check"]))
-    live = {p.pid for p in processes.live()}
+        return CheckReport(0, mappings, len(live), (),
+                           tuple(warnings + [f"{cow.symbol} is not initialised: no pages to check"]), skipped=tuple(skipped))
     violations: list[Violation] = []
     for page in cow.pages:
-        violations += _page_violations(page, index.at(page.physical_addr), live, index)
+        violations += _page_violations(page, conventions)
+        if index is not None and processes is not None:
+            violations += _pte_violations(page, index.at(page.physical_addr), live, index, conventions)
     violations += _duplicate_frames(cow.pages)
-    violations += _statistics_violations(cow, manager_size)
+    violations += _statistics_violations(cow, manager_size, conventions)
     if frames is not None:
         violations += _frame_violations(cow, index, frames)
-    return CheckReport(len(cow.pages), index.mappings, len(live), tuple(violations), tuple(warnings))
+    return CheckReport(len(cow.pages), mappings, len(live), tuple(violations), tuple(warnings), skipped=tuple(skipped))
 
 
-def _lock_warnings(cow: CowManagerState, processes: ProcessTable, frames: FrameAllocatorState | None):
-    held = [(cow.symbol, cow.lock_held), ("the process table", processes.lock_held)]
+def _skipped_rules(processes, frames, manager_size, conventions: Conventions, missing: dict[str, str]):
+    if processes is None:
+        yield ("ref-count, stale-sharer, dead-sharer, unrecorded-mapping, writable-cow: no process table "
+               f"({missing.get('process-table', 'not available')})")
+    if frames is None:
+        yield f"frame-free, frame-refs, frame-reserved: no frame allocator ({missing.get('frame-allocator', 'not available')})"
+    for name in ("memory_saved_bytes", "metadata_memory_bytes"):
+        if not conventions.maintains(name):
+            yield f"statistics.{name}: this kernel does not maintain it [{conventions.sources.get('maintained', 'default')}]"
+    if manager_size is None and conventions.maintains("metadata_memory_bytes"):
+        yield "statistics.metadata_memory_bytes: the manager's size is unknown"
+    if not conventions.pids_parallel:
+        yield (f"sharer pairing: process_ids is a set [{conventions.sources.get('pids', 'default')}]; "
+               "sharers whose pid cannot be told are checked by VA only")
+
+
+def _lock_warnings(cow: CowManagerState, processes: ProcessTable | None, frames: FrameAllocatorState | None):
+    held = [(cow.symbol, cow.lock_held)]
+    if processes is not None:
+        held.append(("the process table", processes.lock_held))
     if frames is not None:
         held.append(("the frame allocator", frames.lock_held))
     for what, lock in held:
@@ -240,34 +151,47 @@ def _lock_warnings(cow: CowManagerState, processes: ProcessTable, frames: FrameA
             yield f"{what}'s lock is held: the state may be mid-update, violations may be transient"
 
 
-def _page_violations(page: CowPage, ptes: list[PteRef], live: set[int], index: MappingIndex) -> Iterable[Violation]:
+def _page_violations(page: CowPage, conventions: Conventions) -> Iterable[Violation]:
+    """What the page's own record must satisfy, tables aside."""
     pa = Address(page.physical_addr)
     # the evidence, worded only for a violation (a clean page of 20 000 costs none)
-    def recorded() -> tuple[str, ...]:
-        return tuple(f"recorded: va {Address(s.va)} pid {s.pid}" for s in page.sharers)
+    if page.ref_count != conventions.expected_refs(page.recorded_mappings):
+        owner = " plus the owner" if conventions.refs == "owner" else ""
+        yield Violation("ref-count-metadata", pa,
+                        f"ref_count is {page.ref_count} but {page.recorded_mappings} mappings{owner} are recorded",
+                        _recorded(page))
+    if not page.is_cow:
+        yield Violation("not-cow", pa, f"slot {page.slot} tracks the frame with is_cow false")
+    known = [s for s in page.sharers if s.pid is not None]
+    for sharer, times in Counter(known).items():
+        if times > 1:
+            yield Violation("duplicate-sharer", pa, f"va {Address(sharer.va)} pid {sharer.pid} is recorded {times} times")
+
+
+def _recorded(page: CowPage) -> tuple[str, ...]:
+    return tuple(f"recorded: va {Address(s.va)} pid {'?' if s.pid is None else s.pid}" for s in page.sharers)
+
+
+def _pte_violations(page: CowPage, ptes: list[Pte], live: set[int], index: MappingIndex,
+                    conventions: Conventions) -> Iterable[Violation]:
+    """The record against the live tables."""
+    pa = Address(page.physical_addr)
 
     def found() -> tuple[str, ...]:
         return tuple(f"PTE: {r.describe()}" for r in ptes)
 
-    if page.ref_count != len(page.sharers):
-        yield Violation("ref-count-metadata", pa,
-                        f"ref_count is {page.ref_count} but {len(page.sharers)} sharers are recorded", recorded())
-    if page.ref_count != len(ptes):
+    if conventions.mappings(page.ref_count) != len(ptes):
         yield Violation("ref-count", pa,
                         f"ref_count is {page.ref_count} but {len(ptes)} live user PTEs map the frame",
                         found() or ("no live user PTE maps it",))
-    if not page.is_cow:
-        yield Violation("not-cow", pa, f"slot {page.slot} tracks the frame with is_cow false")
-    for sharer, times in Counter(page.sharers).items():
-        if times > 1:
-            yield Violation("duplicate-sharer", pa, f"va {Address(sharer.va)} pid {sharer.pid} is recorded {times} times")
     for sharer in page.sharers:
-        yield from _sharer_violations(pa, sharer.va, sharer.pid, live, index)
-    recorded_pairs = {(s.pid, page_base(s.va)) for s in page.sharers}
+        if sharer.pid is not None:
+            yield from _sharer_violations(pa, sharer.va, sharer.pid, live, index)
+    pids = set(page.process_ids)
     for ref in ptes:
-        if (ref.pid, page_base(ref.va)) not in recorded_pairs:
+        if not _is_recorded(page, ref, pids):
             yield Violation("unrecorded-mapping", pa, f"{ref.describe()} maps the frame but is not a recorded sharer",
-                            recorded())
+                            _recorded(page))
         if ref.writable and page.is_cow:
             shared = page.ref_count > 1 or len(ptes) > 1
             kind, consequence = (("writable-shared", "a write there reaches the other sharers without a copy")
@@ -275,6 +199,15 @@ def _page_violations(page: CowPage, ptes: list[PteRef], live: set[int], index: M
                                  ("writable-cow", "the manager expects a write fault that will never come"))
             yield Violation(kind, pa, f"{ref.describe()} maps a COW frame writable: {consequence}",
                             (f"ref_count {page.ref_count}",) + found())
+
+
+def _is_recorded(page: CowPage, ref: Pte, pids: set[int]) -> bool:
+    for s in page.sharers:
+        if page_base(s.va) != page_base(ref.va):
+            continue
+        if s.pid == ref.pid or (s.pid is None and ref.pid in pids):
+            return True
+    return False
 
 
 def _sharer_violations(pa: Address, va: int, pid: int, live: set[int], index: MappingIndex) -> Iterable[Violation]:
@@ -299,7 +232,8 @@ def _duplicate_frames(pages: Iterable[CowPage]) -> Iterable[Violation]:
             yield Violation("duplicate-frame", Address(pa), f"tracked by {len(used)} slots: {', '.join(map(str, used))}")
 
 
-def _statistics_violations(cow: CowManagerState, manager_size: int | None) -> Iterable[Violation]:
+def _statistics_violations(cow: CowManagerState, manager_size: int | None,
+                           conventions: Conventions) -> Iterable[Violation]:
     stats = cow.statistics
     if stats is None:
         return
@@ -307,9 +241,11 @@ def _statistics_violations(cow: CowManagerState, manager_size: int | None) -> It
     expected = [
         ("statistics.cow_pages_count", stats.cow_pages_count, occupied, "occupied slots"),
         ("active_pages", cow.active_pages, occupied, "occupied slots"),
-        ("statistics.memory_saved_bytes", stats.memory_saved_bytes, cow.saved_bytes, "Σ(ref_count − 1) × 4096 over the pages"),
     ]
-    if manager_size is not None:
+    if conventions.maintains("memory_saved_bytes"):
+        expected.append(("statistics.memory_saved_bytes", stats.memory_saved_bytes, conventions.saved_bytes(cow.pages),
+                         f"{conventions.saved_formula} over the pages"))
+    if manager_size is not None and conventions.maintains("metadata_memory_bytes"):
         expected.append(("statistics.metadata_memory_bytes", stats.metadata_memory_bytes, manager_size,
                          "the size of CowManager"))
     for name, stored, recomputed, what in expected:
@@ -325,12 +261,12 @@ def _statistics_violations(cow: CowManagerState, manager_size: int | None) -> It
                         f"cow_faults_handled ({stats.cow_faults_handled}): every copy comes from a fault")
 
 
-def _frame_violations(cow: CowManagerState, index: MappingIndex, frames: FrameAllocatorState) -> Iterable[Violation]:
+def _frame_violations(cow: CowManagerState, index: MappingIndex | None, frames: FrameAllocatorState) -> Iterable[Violation]:
     for page in cow.pages:
         if frames.is_free(page.physical_addr):
             yield Violation("frame-free", Address(page.physical_addr),
                             "tracked by the COW manager but free in the frame allocator (count 0)")
-    for start, end, runs in index.segments():
+    for start, end, runs in index.segments() if index is not None else ():
         yield from _span_violations(start, end, runs, frames)
 
 

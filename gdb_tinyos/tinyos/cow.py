@@ -36,15 +36,16 @@ from ..core.target import Target
 
 @dataclass(frozen=True)
 class Sharer:
-    """One mapping of a tracked frame: virtual address ``va`` in process ``pid``."""
+    """One mapping of a tracked frame: virtual address ``va`` in process ``pid`` (None when
+    the kernel keeps its sharers as a set that cannot be paired with the VAs)."""
 
     va: Address
-    pid: int
+    pid: int | None
 
 
 @dataclass(frozen=True)
 class CowPage:
-    """One occupied slot of ``cow_pages``."""
+    """One occupied slot of ``cow_pages``: the raw lists, and the sharers paired from them."""
 
     slot: int
     physical_addr: Address
@@ -52,6 +53,30 @@ class CowPage:
     is_cow: bool
     original_permissions: str
     sharers: tuple[Sharer, ...]
+    virtual_addresses: tuple[Address, ...] = ()
+    process_ids: tuple[int, ...] = ()
+
+    @property
+    def recorded_mappings(self) -> int:
+        """How many mappings the record lists (its VAs; the sharers when built without them)."""
+        return len(self.virtual_addresses) if self.virtual_addresses else len(self.sharers)
+
+
+def pair_sharers(vas: list[int], pids: list[int], parallel: bool | None = None) -> tuple[Sharer, ...]:
+    """(va, pid) pairs. ``parallel``: pids[i] belongs to vas[i]; False: pids is a set of
+    sharers; None: parallel when the lengths agree. A set pairs only when it holds one pid
+    (every VA is that process's) or every VA is the same (each pid maps it there); else
+    the pids are unknown (None)."""
+    if parallel is None:
+        parallel = len(vas) == len(pids)
+    if parallel:
+        return tuple(Sharer(Address(va), pids[i] if i < len(pids) else None) for i, va in enumerate(vas))
+    distinct = list(dict.fromkeys(pids))
+    if len(distinct) == 1:
+        return tuple(Sharer(Address(va), distinct[0]) for va in vas)
+    if vas and len(set(vas)) == 1 and len(vas) == len(distinct):
+        return tuple(Sharer(Address(vas[0]), pid) for pid in distinct)
+    return tuple(Sharer(Address(va), None) for va in vas)
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,10 @@ class CowManagerState:
         """Σ (ref_count − 1) × 4096 over the pages: what ``statistics.memory_saved_bytes``
         holds when the bookkeeping is right (each extra sharer is a frame not copied)."""
         return sum(max(p.ref_count - 1, 0) for p in self.pages) * PAGE_SIZE
+
+    @property
+    def total_refs(self) -> int:
+        return sum(p.ref_count for p in self.pages)
 
 
 # -- where the manager lives --------------------------------------------------------------
@@ -193,14 +222,17 @@ def _page_fields(pages: ArrayType) -> _PageFields:
 
 # -- decoding ------------------------------------------------------------------------------
 
-def read_manager(target: Target, where: ManagerLocation, ram: tuple[int, int] | None = None) -> CowManagerState:
+def read_manager(target: Target, where: ManagerLocation, ram: tuple[int, int] | None = None,
+                 pids_parallel: bool | None = None) -> CowManagerState:
     """Decode the manager with one read of the whole static. ``ram`` = (start, end) of
-    physical RAM, to validate addresses. CorruptStructure names the field and why."""
+    physical RAM, to validate addresses; ``pids_parallel`` as :func:`pair_sharers`.
+    CorruptStructure names the field and why."""
     data = target.read_virtual(where.address, where.size)
-    return decode_manager(data, where, ram)
+    return decode_manager(data, where, ram, pids_parallel)
 
 
-def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None = None) -> CowManagerState:
+def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None = None,
+                   pids_parallel: bool | None = None) -> CowManagerState:
     """Decode the manager from the static's bytes (see :func:`read_manager`)."""
     base = dict(symbol=where.symbol, address=Address(where.address), capacity=where.page_fields.count,
                 lock_held=where.found.lock_held(data, where.symbol))
@@ -213,7 +245,7 @@ def decode_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | N
             f"{where.symbol}: active_pages is {active_pages}, more than the {capacity} slots of cow_pages")
     stats_off, stats_t = where.statistics
     stats = CowStatistics(**plain(decode(stats_t, data, stats_off, f"{where.symbol}.statistics")))
-    pages = tuple(_pages(data, where, ram))
+    pages = tuple(_pages(data, where, ram, pids_parallel))
     return CowManagerState(
         initialised=True, active_pages=active_pages,
         next_process_id=where.found.member_int(data, "next_process_id"),
@@ -232,14 +264,15 @@ def _plain_address(data: bytes, m: int, manager: StructType) -> Address:
     return Address(value or 0)
 
 
-def _pages(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None) -> Iterator[CowPage]:
+def _pages(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None,
+           pids_parallel: bool | None) -> Iterator[CowPage]:
     """The occupied slots' pages, in slot order; the first corrupt slot raises."""
     f = where.page_fields
     slots, bad_slot = _occupied_slots(data, where)
     codec = f.codec
     names: dict[bytes, str] = {}  # original_permissions by raw bytes: a handful of values
     for slot in slots:
-        yield _page(data, where.pages_offset + slot * f.stride, slot, f, codec, names, where.symbol, ram)
+        yield _page(data, where.pages_offset + slot * f.stride, slot, f, codec, names, where.symbol, ram, pids_parallel)
     if bad_slot is not None:
         e = f.slot_enum
         at = where.pages_offset + bad_slot * f.stride
@@ -341,20 +374,24 @@ def _codec(f: _PageFields) -> _SlotCodec:
 
 
 def _page(data: bytes, at: int, slot: int, f: _PageFields, codec: _SlotCodec, names: dict[bytes, str],
-          symbol: str, ram: tuple[int, int] | None) -> CowPage:
+          symbol: str, ram: tuple[int, int] | None, pids_parallel: bool | None) -> CowPage:
     pa, refs, is_cow, vas_len, pids_len, perms_raw = codec.fields(codec.head.unpack_from(data, at))
     perms_name = names.get(perms_raw)
-    if (perms_name is None or is_cow > 1 or pa % PAGE_SIZE or vas_len != pids_len or vas_len > f.vas[2]
+    mismatched = pids_parallel and vas_len != pids_len
+    if (perms_name is None or is_cow > 1 or pa % PAGE_SIZE or mismatched or vas_len > f.vas[2]
             or pids_len > f.pids[2] or (ram is not None and not ram[0] <= pa < ram[1])):
         # something to look at: every check, in order (the first failing one raises)
-        perms_name = _checked(data, at, slot, f, names, symbol, ram, pa, is_cow, vas_len, pids_len, perms_raw)
+        perms_name = _checked(data, at, slot, f, names, symbol, ram, pa, is_cow, vas_len, pids_len, perms_raw,
+                              pids_parallel)
     vas = codec.vas.unpack_from(data, at + f.vas[0])[:vas_len]
     pids = codec.pids.unpack_from(data, at + f.pids[0])[:pids_len]
-    return CowPage(slot, Address(pa), refs, is_cow == 1, perms_name, tuple(map(Sharer, map(Address, vas), pids)))
+    return CowPage(slot, Address(pa), refs, is_cow == 1, perms_name, pair_sharers(vas, pids, pids_parallel),
+                   tuple(map(Address, vas)), pids)
 
 
 def _checked(data: bytes, at: int, slot: int, f: _PageFields, names: dict[bytes, str], symbol: str,
-             ram: tuple[int, int] | None, pa: int, is_cow: int, vas_len: int, pids_len: int, perms_raw: bytes) -> str:
+             ram: tuple[int, int] | None, pa: int, is_cow: int, vas_len: int, pids_len: int, perms_raw: bytes,
+             pids_parallel: bool | None) -> str:
     """Raise CorruptStructure for the first field of the slot that is wrong; else the
     permissions' name (decoded, and remembered for the next slots)."""
     where = _slot(symbol, slot)
@@ -372,8 +409,9 @@ def _checked(data: bytes, at: int, slot: int, f: _PageFields, names: dict[bytes,
     for name, length, capacity in (("virtual_addresses", vas_len, f.vas[2]), ("process_ids", pids_len, f.pids[2])):
         if length > capacity:
             raise CorruptStructure(f"{where}.{name}.len is {length}, more than its capacity {capacity}")
-    if vas_len != pids_len:
-        raise CorruptStructure(f"{where}: {vas_len} virtual addresses but {pids_len} process ids")
+    if pids_parallel and vas_len != pids_len:
+        raise CorruptStructure(f"{where}: {vas_len} virtual addresses but {pids_len} process ids "
+                               "(this kernel keeps them parallel)")
     return perms_name
 
 

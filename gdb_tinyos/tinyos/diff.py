@@ -8,7 +8,7 @@ changed, each *affected* PTE (one that maps a tracked frame or is a recorded sha
 either snapshot) whose frame or permissions changed, statistics deltas, processes started
 or gone.
 
-Pure logic: :func:`take_snapshot` reads through a :class:`~gdb_tinyos.tinyos.kernel.KernelView`
+Pure logic: :func:`take_snapshot` reads through a :class:`~gdb_tinyos.tinyos.state.KernelState`
 (live gdb or a core dump's ``CoreTarget`` alike); :func:`diff` works on plain snapshots, so
 tests build them by hand. Snapshots round-trip through JSON (:func:`snapshot_from_plain`),
 never pickle.
@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..core import render
-from ..core.address import PAGE_SIZE, Address, page_base
+from ..core.address import Address, page_base
 from .cow import CowManagerState
-from .kernel import KernelView
+from .state import KernelState
 from .processes import ProcessTable
 
 
@@ -83,16 +83,15 @@ def snapshot_of(label: str, cow: CowManagerState, table: ProcessTable,
     return CowSnapshot(label, pages, ptes, stats, processes, cow.initialised)
 
 
-def take_snapshot(view: KernelView, label: str) -> CowSnapshot:
-    """Decode the manager, the process table and every live process's user half now."""
-    table = view.processes()
+def take_snapshot(state: KernelState, label: str) -> CowSnapshot:
+    """The manager, the process table and every live process's user PTEs at this stop
+    (the stop's own decodes: taking a snapshot reads nothing a command already read)."""
     ptes: dict[tuple[int, int], PteRecord] = {}
-    for process in table.live():
-        for r in view.address_space(process).ranges:
-            perms = r.attrs.perms.describe()
-            for offset in range(0, r.size, PAGE_SIZE):
-                ptes[(process.pid, r.va_start + offset)] = PteRecord(Address(page_base(r.pa_start + offset)), perms)
-    return snapshot_of(label, view.cow(), table, ptes)
+    for run in state.mappings().runs:
+        for page in range(run.pages):
+            pte = run.ref(page)
+            ptes[(pte.pid, int(pte.va))] = PteRecord(Address(page_base(pte.pa)), pte.perms)
+    return snapshot_of(label, state.cow(), state.processes(), ptes)
 
 
 # -- the difference ------------------------------------------------------------------------

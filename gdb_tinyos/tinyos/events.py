@@ -1,42 +1,71 @@
-"""The kernel's debugger events (``tinyos_debug_event(kind, a, b)``, kernel/src/debug.rs)
-decoded into one log line each, and the ring buffer ``cow-trace`` keeps them in.
+"""The kernel's debugger events (``tinyos_debug_event(kind, a, b)``) decoded into one log
+line each, and the ring buffer ``cow-trace`` keeps them in.
+
+The kind numbers are the kernel's, read from its debugger contract
+(``TINYOS_DEBUG_CONTRACT``: ``event_fork`` ...) into :class:`EventKinds`; nothing here
+knows a number. Events are named by the contract field without its ``event_`` prefix, and
+shown by a short name (``fork``, ``copy`` ...), the one ``tinyos-break`` takes.
 
 Pure logic: the gdb adapter (commands/cow_trace.py) reads x0/x1/x2 at the hook, plus what
 the event leaves implicit — the pid on the CPU for a copy or a reuse (``CURRENT``), and
 the frame a faulting VA mapped before the fault (read at the entry of the fault handler,
 :meth:`EventLog.before_fault`) — and hands them to :meth:`EventLog.record`.
 
-Event kinds: 1 shell command (a = line VA, b = length), 2 shell command done, 3 fault
-probe recovered (ESR, ELR), 4 halt (ESR, ELR), 16 COW fault resolved (pid, fault address),
-17 page duplicated (page VA, new frame), 18 page reused (page VA, frame), 19 fork
-(parent, child), 20 exit (pid, status), 21 killed (pid). Events 17/18 precede the 16 of
-the same fault.
+Events (a, b): shell command (a = line VA, b = length), shell command done, fault probe
+recovered (ESR, ELR), halt (ESR, ELR), COW fault resolved (pid, fault address), page
+duplicated (page VA, new frame), page reused (page VA, frame), fork (parent, child), exit
+(pid, status), killed (pid). A duplication or a reuse precedes the fault event it resolves.
 
 Example::
 
-    log = EventLog(capacity=256)
+    kinds = EventKinds.from_contract(contract)      # contract: read_contract(info, caps)
+    log = EventLog(kinds, capacity=256)
     log.before_fault(pid=2, va=0x1000_0008, old_frame=0x4000_d000)
-    e = log.record(17, 0x1000_0000, 0x4001_e000, pid=2)
-    e.describe()   # 'copy    pid 2 va 0x10000000: frame 0x4000d000 -> 0x4001e000'
+    e = log.record(kinds.number("copy"), 0x1000_0000, 0x4001_e000, pid=2)
+    e.describe()   # '#1     copy   pid 2 va 0x10000000: frame 0x4000d000 -> 0x4001e000 (copied)'
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..core.address import Address, page_base
+from ..core.errors import MissingCapability
 from ..core.render import printable
 
-SHELL_COMMAND, SHELL_DONE, FAULT_RECOVERED, HALT = 1, 2, 3, 4
-COW_FAULT, PAGE_DUPLICATED, PAGE_REUSED, FORK, PROCESS_EXIT, PROCESS_KILLED = 16, 17, 18, 19, 20, 21
-
-KIND_NAMES = {
-    SHELL_COMMAND: "shell", SHELL_DONE: "done", FAULT_RECOVERED: "probe", HALT: "halt",
-    COW_FAULT: "fault", PAGE_DUPLICATED: "copy", PAGE_REUSED: "reuse", FORK: "fork",
-    PROCESS_EXIT: "exit", PROCESS_KILLED: "kill",
+# Contract field -> the event's short name (what cow-trace prints, what tinyos-break takes).
+SHORT_NAMES = {
+    "event_shell_command": "command", "event_shell_done": "done", "event_fault_recovered": "probe",
+    "event_halt": "halt", "event_cow_fault": "fault", "event_page_duplicated": "copy",
+    "event_page_reused": "reuse", "event_fork": "fork", "event_process_exit": "exit",
+    "event_process_killed": "kill",
 }
-KILLED_STATUS = 137
+
+
+@dataclass(frozen=True)
+class EventKinds:
+    """The kernel's event numbers by short name, and its killed-process exit status."""
+
+    numbers: Mapping[str, int]
+    killed_status: int | None = None
+
+    @classmethod
+    def from_contract(cls, contract: Mapping[str, int]) -> EventKinds:
+        numbers = {short: contract[name] for name, short in SHORT_NAMES.items() if name in contract}
+        if not numbers:
+            raise MissingCapability("debug events: no debugger contract in this kernel "
+                                    "(no TINYOS_DEBUG_CONTRACT with event_* fields)", "contract")
+        return cls(numbers, contract.get("killed_status"))
+
+    def number(self, name: str) -> int:
+        if name not in self.numbers:
+            raise MissingCapability(f"debug events: this kernel's contract has no {name!r} event", "contract")
+        return self.numbers[name]
+
+    def name(self, kind: int) -> str | None:
+        return next((n for n, k in self.numbers.items() if k == kind), None)
 
 
 @dataclass(frozen=True)
@@ -56,32 +85,32 @@ class TraceEvent:
     child: int | None = None
     status: int | None = None
     text: str | None = None  # a shell command line
+    killed: bool = False  # an exit with the kernel's killed status
 
     def describe(self) -> str:
         head = f"#{self.seq:<5} {self.name:<6}"
         return f"{head} {self._body()}"
 
     def _body(self) -> str:
-        k = self.kind
-        if k == PAGE_DUPLICATED:
+        n = self.name
+        if n == "copy":
             old = f"{self.old_frame:#x}" if self.old_frame is not None else "?"
             return f"pid {_pid(self.pid)} va {self.va:#x}: frame {old} -> {self.new_frame:#x} (copied)"
-        if k == PAGE_REUSED:
+        if n == "reuse":
             return f"pid {_pid(self.pid)} va {self.va:#x}: frame {self.new_frame:#x} reused in place (last sharer)"
-        if k == COW_FAULT:
+        if n == "fault":
             return f"pid {self.pid} write to {self.va:#x} resolved ({self.resolution})"
-        if k == FORK:
+        if n == "fork":
             return f"pid {self.pid} forked child {self.child}"
-        if k == PROCESS_EXIT:
-            how = " (killed)" if self.status == KILLED_STATUS else ""
-            return f"pid {self.pid} exited with status {self.status}{how}"
-        if k == PROCESS_KILLED:
+        if n == "exit":
+            return f"pid {self.pid} exited with status {self.status}{' (killed)' if self.killed else ''}"
+        if n == "kill":
             return f"pid {self.pid} is being killed"
-        if k in (SHELL_COMMAND, SHELL_DONE):
-            return f"{'command' if k == SHELL_COMMAND else 'finished'} '{printable(self.text or '')}'"
-        if k in (FAULT_RECOVERED, HALT):
+        if n in ("command", "done"):
+            return f"{'' if n == 'command' else 'finished '}'{printable(self.text or '')}'"
+        if n in ("probe", "halt"):
             return f"ESR={self.a:#x} ELR={self.b:#x}"
-        return f"unknown event kind {k}: a={self.a:#x} b={self.b:#x}"
+        return f"unknown event kind {self.kind}: a={self.a:#x} b={self.b:#x}"
 
 
 def _pid(pid: int | None) -> str:
@@ -92,6 +121,7 @@ def _pid(pid: int | None) -> str:
 class EventLog:
     """The last ``capacity`` events, numbered from 1 since the log was created or cleared."""
 
+    kinds: EventKinds
     capacity: int = 256
     events: deque[TraceEvent] = field(default_factory=deque)
     seen: int = 0
@@ -115,7 +145,7 @@ class EventLog:
 
     def record(self, kind: int, a: int, b: int, pid: int | None = None, text: str | None = None) -> TraceEvent:
         """Decode and keep one event; ``pid`` = the process on the CPU (for copy/reuse),
-        ``text`` = the shell command line (for kinds 1 and 2)."""
+        ``text`` = the shell command line (for the command and done events)."""
         self.seen += 1
         event = self._decode(self.seen, kind, Address(a & (2**64 - 1)), Address(b & (2**64 - 1)), pid, text)
         self.events.append(event)
@@ -125,23 +155,25 @@ class EventLog:
         return list(self.events)[-count:] if count > 0 else []
 
     def _decode(self, seq: int, kind: int, a: int, b: int, pid: int | None, text: str | None) -> TraceEvent:
-        base = dict(seq=seq, kind=kind, name=KIND_NAMES.get(kind, "event"), a=a, b=b)
-        if kind in (PAGE_DUPLICATED, PAGE_REUSED):
+        name = self.kinds.name(kind)
+        base = dict(seq=seq, kind=kind, name=name or "event", a=a, b=b)
+        if name in ("copy", "reuse"):
             old = self._old_frame(pid, a)
-            self._resolution = "copy" if kind == PAGE_DUPLICATED else "reuse"
-            if kind == PAGE_REUSED:
+            self._resolution = name
+            if name == "reuse":
                 return TraceEvent(**base, pid=pid, va=a, old_frame=b, new_frame=b)
             return TraceEvent(**base, pid=pid, va=a, old_frame=None if old is None else Address(old), new_frame=b)
-        if kind == COW_FAULT:
+        if name == "fault":
             resolution, self._resolution, self._pending = self._resolution or "none", None, None
             return TraceEvent(**base, pid=int(a), va=b, resolution=resolution)
-        if kind == FORK:
+        if name == "fork":
             return TraceEvent(**base, pid=int(a), child=int(b))
-        if kind == PROCESS_EXIT:
-            return TraceEvent(**base, pid=int(a), status=_signed(b))
-        if kind == PROCESS_KILLED:
+        if name == "exit":
+            status = _signed(b)
+            return TraceEvent(**base, pid=int(a), status=status, killed=status == self.kinds.killed_status)
+        if name == "kill":
             return TraceEvent(**base, pid=int(a))
-        if kind in (SHELL_COMMAND, SHELL_DONE):
+        if name in ("command", "done"):
             return TraceEvent(**base, text=text)
         return TraceEvent(**base)
 

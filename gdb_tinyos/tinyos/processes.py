@@ -21,7 +21,7 @@ from ..debuginfo import DebugInfo, decode
 from ..debuginfo.decode import EnumValue, StructValue
 from ..debuginfo.layouts import ArrayType
 from ..core.errors import CorruptStructure, LayoutError, MemoryReadError
-from ..debuginfo.locate import Found, find_struct, member
+from ..debuginfo.locate import Found, find_struct
 from ..core.target import Target
 
 _DEAD_STATES = ("Unused", "Zombie")
@@ -76,14 +76,18 @@ class ProcessesLocation:
 
 
 def locate_processes(info: DebugInfo, symbol: str = "process::PROCESSES",
-                     current: str = "process::CURRENT") -> ProcessesLocation:
+                     current: str | None = "process::CURRENT") -> ProcessesLocation:
+    """The table behind ``symbol``; ``current`` names the running-slot static (None: the
+    kernel has none, so no process is marked running)."""
     static = info.static(symbol)
     found = _find_table(static.layout, static.symbol.path)
-    try:
-        cur = info.static(current)
-        cur_at: tuple[int, int] | None = (cur.address, cur.layout.size)
-    except LayoutError:
-        cur_at = None
+    cur_at: tuple[int, int] | None = None
+    if current is not None:
+        try:
+            cur = info.static(current)
+            cur_at = (cur.address, cur.layout.size)
+        except LayoutError:
+            cur_at = None
     return ProcessesLocation(static.symbol.path, static.address, static.layout.size, found[0],
                              found[1], found[2], cur_at)
 

@@ -3,8 +3,10 @@ rows with each sharer's live PTE, and cross-checks of the statistics — as mode
 
 Pure logic (no gdb): :func:`build_status` and :func:`build_stats` take a decoded
 :class:`~gdb_tinyos.tinyos.cow.CowManagerState`; the live PTEs come from a ``lookup(pid, va)``
-callable (:func:`pte_lookup` builds one over a :class:`~gdb_tinyos.tinyos.kernel.KernelView`),
-so tests feed synthetic states and lookups.
+callable returning a :class:`~.mappings.Pte` (the per-stop state's
+:meth:`~.state.KernelState.pte_lookup`; None when the kernel has no process table, which
+costs the column, not the answer), so tests feed synthetic states and lookups. Each
+kernel's figures follow its own :class:`~.conventions.Conventions`.
 
 The figures are the kernel's own (kernel/src/shell/commands/system.rs): ``~1`` prints the
 statistics' cow_pages_count, cow_faults_handled, pages_duplicated, memory_saved_bytes and
@@ -14,46 +16,32 @@ tracked (``CowManager::memory_efficiency_percent``).
 
 Example::
 
-    status = build_status(view.cow(), pte_lookup(view, view.processes()), pid=2, limit=64)
+    status = build_status(state.cow(), state.pte_lookup(), pid=2, limit=64)
     status.figures.memory_saved_bytes, [p.pa for p in status.pages]
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..core import render
-from ..aarch64 import Walk
 from ..core.address import PAGE_SIZE, Address, page_base
-from .check import MappedRun, MappingIndex
+from .conventions import Conventions
 from .cow import CowManagerState, CowPage
-from ..core.errors import TinyOSError
-from .kernel import KernelView
-from .processes import Process, ProcessTable
+from .mappings import Pte
 
 # Lines of pages the shell's `~1` prints before summarising: the same default here.
 DEFAULT_LIMIT = 64
 
 
-@dataclass(frozen=True)
-class LivePte:
-    """What a VA maps now in one process's tables (``problem`` when it maps nothing)."""
-
-    pa: Address | None = None
-    perms: str = ""
-    writable: bool = False
-    problem: str | None = None
-
-
-PteLookup = Callable[[int, int], LivePte]
+PteLookup = Callable[[int, int], Pte]
 
 
 @dataclass(frozen=True)
 class SharerView:
     va: Address
-    pid: int
+    pid: int | None  # None: the kernel's pid set cannot tell whose mapping this is
     pte: str  # the live permissions, or why there are none
     maps: Address | None  # the frame the VA maps now
     flags: tuple[str, ...] = ()
@@ -100,6 +88,7 @@ class CowStatus:
     omitted_refs: int = 0
     filters: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what this kernel or this stop leaves out, one line each
 
     @property
     def flagged(self) -> int:
@@ -139,19 +128,22 @@ class CowStats:
     capacity: int = 0
     checks: tuple[CrossCheck, ...] = ()
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 # -- building ---------------------------------------------------------------------------
 
-def build_status(cow: CowManagerState, lookup: PteLookup, pid: int | None = None, pa: int | tuple[int, int] | None = None,
-                 limit: int = DEFAULT_LIMIT) -> CowStatus:
+def build_status(cow: CowManagerState, lookup: PteLookup | None, pid: int | None = None,
+                 pa: int | tuple[int, int] | None = None, limit: int = DEFAULT_LIMIT,
+                 conventions: Conventions = Conventions(), notes: tuple[str, ...] = ()) -> CowStatus:
     """The status model; only the first ``limit`` selected pages (0 = all) are walked.
-    ``pa``: the page holding that address, or ``(start, end)``: the frames in [start, end)."""
+    ``pa``: the page holding that address, or ``(start, end)``: the frames in [start, end).
+    ``lookup`` None: no live PTEs (the kernel has no process table; ``notes`` says so)."""
     where = f"{Address(pa[0])}-{Address(pa[1])}" if isinstance(pa, tuple) else Address(pa) if pa is not None else None
     filters = {k: str(v) for k, v in (("pid", pid), ("pa", where)) if v is not None}
     base = dict(symbol=cow.symbol, address=Address(cow.address), initialised=cow.initialised,
                 lock_held=cow.lock_held, capacity=cow.capacity, active_pages=cow.active_pages,
-                filters=filters, warnings=tuple(_warnings(cow)))
+                filters=filters, warnings=tuple(_warnings(cow)), notes=notes)
     if not cow.initialised or cow.statistics is None:
         return CowStatus(figures=None, **base)
     s = cow.statistics
@@ -160,87 +152,52 @@ def build_status(cow: CowManagerState, lookup: PteLookup, pid: int | None = None
     selected = [p for p in cow.pages if _selected(p, pid, pa)]
     shown = selected if limit <= 0 else selected[:limit]
     rest = selected[len(shown):]
-    return CowStatus(figures=figures, pages=tuple(_page_view(p, lookup) for p in shown), matched=len(selected),
+    return CowStatus(figures=figures, pages=tuple(_page_view(p, lookup, conventions) for p in shown), matched=len(selected),
                      omitted=len(rest), omitted_refs=sum(p.ref_count for p in rest), **base)
 
 
-def build_stats(cow: CowManagerState, manager_size: int | None = None) -> CowStats:
+def build_stats(cow: CowManagerState, manager_size: int | None = None,
+                conventions: Conventions = Conventions(), notes: tuple[str, ...] = ()) -> CowStats:
     """The ``~2`` figures and their cross-checks against the pages (and the manager's
-    DWARF size for ``metadata_memory_bytes``, when given)."""
+    DWARF size for ``metadata_memory_bytes``, when given). A statistic the kernel does not
+    maintain is not cross-checked; ``notes`` says which."""
     warnings = tuple(_warnings(cow))
     if not cow.initialised or cow.statistics is None:
-        return CowStats(cow.symbol, False, cow.lock_held, capacity=cow.capacity, warnings=warnings)
+        return CowStats(cow.symbol, False, cow.lock_held, capacity=cow.capacity, warnings=warnings, notes=notes)
     s = cow.statistics
-    mappings = sum(p.ref_count for p in cow.pages)
+    mappings = cow.total_refs
     checks = [
         CrossCheck("cow_pages_count", s.cow_pages_count, len(cow.pages), "occupied slots"),
         CrossCheck("active_pages", cow.active_pages, len(cow.pages), "occupied slots"),
-        CrossCheck("memory_saved_bytes", s.memory_saved_bytes, cow.saved_bytes, "Σ(ref_count − 1) × 4096"),
         CrossCheck("peak_cow_pages", s.peak_cow_pages, max(s.peak_cow_pages, len(cow.pages)), "≥ occupied slots"),
     ]
-    if manager_size is not None:
+    if conventions.maintains("memory_saved_bytes"):
+        checks.insert(2, CrossCheck("memory_saved_bytes", s.memory_saved_bytes, conventions.saved_bytes(cow.pages),
+                                    conventions.saved_formula))
+    if manager_size is not None and conventions.maintains("metadata_memory_bytes"):
         checks.append(CrossCheck("metadata_memory_bytes", s.metadata_memory_bytes, manager_size,
                                  "size of CowManager (DWARF)"))
+    unkept = [n for n in ("memory_saved_bytes", "metadata_memory_bytes") if not conventions.maintains(n)]
+    if unkept:
+        notes = notes + (f"not cross-checked: {', '.join(unkept)} (this kernel does not maintain "
+                         f"{'it' if len(unkept) == 1 else 'them'}) [{conventions.sources.get('maintained', 'default')}]",)
     return CowStats(
         symbol=cow.symbol, initialised=True, lock_held=cow.lock_held,
         total_cow_pages=s.cow_pages_count, total_cow_faults=s.cow_faults_handled,
         pages_duplicated=s.pages_duplicated, memory_saved_bytes=s.memory_saved_bytes,
         metadata_memory_bytes=s.metadata_memory_bytes, peak_cow_pages=s.peak_cow_pages,
-        memory_efficiency_percent=memory_efficiency_percent(s.memory_saved_bytes, mappings),
+        memory_efficiency_percent=memory_efficiency_percent(
+            s.memory_saved_bytes, s.cow_pages_count if conventions.efficiency == "pages" else mappings),
         tracked_pages=len(cow.pages), total_mappings=mappings, capacity=cow.capacity,
-        checks=tuple(checks), warnings=warnings,
+        checks=tuple(checks), warnings=warnings, notes=notes,
     )
 
 
-def memory_efficiency_percent(memory_saved_bytes: int, total_mappings: int) -> int:
-    """The kernel's formula: saved bytes over mapped bytes, in whole percent (u64 division)."""
-    mapped = total_mappings * PAGE_SIZE
+def memory_efficiency_percent(memory_saved_bytes: int, pages: int) -> int:
+    """The kernel's formula: saved bytes over ``pages`` × 4096 (ours: Σ ref_count; upstream:
+    cow_pages_count), in whole percent (u64 division), 0 when nothing is counted."""
+    mapped = pages * PAGE_SIZE
     return 0 if mapped == 0 else memory_saved_bytes * 100 // mapped
-
-
-def pte_lookup(view: KernelView, table: ProcessTable, walk_budget: int = 2 * DEFAULT_LIMIT) -> PteLookup:
-    """``lookup(pid, va)`` reading ``va`` in process ``pid``'s own tables (its TTBR0 and
-    ASID, whatever process runs now). The first ``walk_budget`` look-ups of a process walk
-    one VA each; after that its whole user half is dumped once and indexed, so showing
-    thousands of pages costs one dump per process instead of a walk per page."""
-    indexes: dict[int, MappingIndex] = {}
-    walks: Counter[int] = Counter()
-
-    processes: dict[int, Process | None] = {}
-
-    def lookup(pid: int, va: int) -> LivePte:
-        if pid not in processes:
-            processes[pid] = table.by_pid(pid)
-        process = processes[pid]
-        if process is None or not process.live:
-            state = "no such process" if process is None else process.state.lower()
-            return LivePte(problem=f"pid {pid} is not live ({state})")
-        try:
-            if pid in indexes or walks[pid] >= walk_budget:
-                if pid not in indexes:
-                    indexes[pid] = MappingIndex.build({pid: view.address_space(process)})
-                return _indexed(indexes[pid].run_at(pid, va))
-            walks[pid] += 1
-            return _walked(view.walk(va, process))
-        except TinyOSError as exc:
-            return LivePte(problem=f"walk failed: {exc}")
-
-    return lookup
-
-
-def _walked(walk: Walk) -> LivePte:
-    if walk.mapping is None or walk.fault is not None:
-        reason = f"level {walk.fault.level} {walk.fault.kind.value} fault" if walk.fault else "no mapping"
-        return LivePte(problem=f"not mapped ({reason})")
-    perms = walk.mapping.attrs.perms
-    return LivePte(Address(page_base(walk.mapping.pa)), perms.describe(), perms.writable)
-
-
-def _indexed(found: tuple[MappedRun, int] | None) -> LivePte:
-    if found is None:
-        return LivePte(problem="not mapped (absent from the process's page tables)")
-    run, page = found
-    return LivePte(Address(page_base(run.pa) + page * PAGE_SIZE), run.perms, run.writable)
 
 
 def _warnings(cow: CowManagerState):
@@ -257,18 +214,23 @@ def _selected(page: CowPage, pid: int | None, pa: int | tuple[int, int] | None) 
     return pid is None or any(s.pid == pid for s in page.sharers)
 
 
-def _page_view(page: CowPage, lookup: PteLookup) -> PageView:
+def _page_view(page: CowPage, lookup: PteLookup | None, conventions: Conventions) -> PageView:
     pa = Address(page.physical_addr)
     flags = []
-    if page.ref_count != len(page.sharers):
-        flags.append(f"refs {page.ref_count} != {len(page.sharers)} recorded sharers")
+    expected = conventions.expected_refs(page.recorded_mappings)
+    if page.ref_count != expected:
+        owner = " + the owner" if expected != page.recorded_mappings else ""
+        flags.append(f"refs {page.ref_count} != {page.recorded_mappings} recorded sharers{owner}")
     if not page.is_cow:
         flags.append("tracked but not COW")
-    sharers = tuple(_sharer_view(page, pa, s.va, s.pid, lookup(s.pid, s.va)) for s in page.sharers)
+    sharers = tuple(_sharer_view(page, pa, s.va, s.pid, lookup) for s in page.sharers)
     return PageView(page.slot, pa, page.ref_count, page.is_cow, page.original_permissions, sharers, tuple(flags))
 
 
-def _sharer_view(page: CowPage, pa: Address, va: int, pid: int, pte: LivePte) -> SharerView:
+def _sharer_view(page: CowPage, pa: Address, va: int, pid: int | None, lookup: PteLookup | None) -> SharerView:
+    if lookup is None or pid is None:
+        return SharerView(Address(va), pid, "?" if lookup is not None else "-", None)
+    pte = lookup(pid, va)
     flags = []
     if pte.problem is not None:
         flags.append(pte.problem)
@@ -296,7 +258,7 @@ def status_text(status: CowStatus) -> str:
 def status_chunks(status: CowStatus) -> Iterator[str]:
     """:func:`status_text` in pieces of at most CHUNK_ROWS table rows, made as they are
     written (``cow-status --limit 0`` on 20 000 pages is 40 000 rows)."""
-    lines = [f"warning: {w}" for w in status.warnings]
+    lines = [f"warning: {w}" for w in status.warnings] + list(status.notes)
     if status.figures is None:
         lines.append(f"COW manager not initialised: {status.symbol} holds None (nothing is shared copy-on-write)")
         yield "\n".join(lines)
@@ -340,7 +302,8 @@ def _rows(pages: tuple[PageView, ...]) -> list[list[str]]:
             rows.append(head + ["-", "-", "-", "; ".join(page_flags) or "-"])
         for i, s in enumerate(page.sharers):
             flags = (page_flags if i == 0 else []) + list(s.flags)
-            rows.append((head if i == 0 else [""] * len(head)) + [str(s.va), str(s.pid), s.pte, "; ".join(flags) or "-"])
+            pid = "?" if s.pid is None else str(s.pid)
+            rows.append((head if i == 0 else [""] * len(head)) + [str(s.va), pid, s.pte, "; ".join(flags) or "-"])
     return rows
 
 
@@ -350,7 +313,7 @@ def render_table(rows: list[list[str]], headers: list[str]) -> str:
 
 def stats_text(stats: CowStats) -> str:
     """The shell's ``~2`` lines (same labels and values), then the cross-checks."""
-    lines = [f"warning: {w}" for w in stats.warnings]
+    lines = [f"warning: {w}" for w in stats.warnings] + list(stats.notes)
     if not stats.initialised:
         lines.append(f"COW manager not initialised: {stats.symbol} holds None (nothing is shared copy-on-write)")
         return "\n".join(lines)

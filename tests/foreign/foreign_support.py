@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-from gdb_tinyos.testing import DebugSession, GdbError, KernelBuildError, Stop
+from gdb_tinyos.testing import DebugSession, GdbError, KernelBuildError, SerialConsole, Stop
 from gdb_tinyos.testing.kernel import existing_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,3 +52,29 @@ def stop_at_prompt(s: DebugSession, attempts: int = 20, timeout: float = 10.0) -
             return stop
         s.gdb.resume()
     raise GdbError(f"the foreign kernel's shell was not waiting for input in {attempts} interrupts")
+
+
+HEX = r"0x[1-9A-F][0-9A-F]*"
+_PAGES = re.compile(rf"({HEX}) refs=(\d+) cow=(yes|no) vas=((?:{HEX},?)*) pids=((?:\d+,?)*)")
+
+
+@dataclass(frozen=True)
+class Page:
+    refs: int
+    cow: bool
+    vas: tuple[int, ...]
+    pids: tuple[int, ...]
+
+
+def pages(console: SerialConsole) -> dict[int, Page]:
+    """`pages`: every tracked page with its VA list and pid set, in slot order."""
+    found = {}
+    for line in console.command("pages").splitlines():
+        m = _PAGES.fullmatch(line)
+        assert m, f"not a pages line: {line!r}"
+        vas = tuple(int(v, 16) for v in m.group(4).split(",") if v)
+        pids = tuple(int(p) for p in m.group(5).split(",") if p)
+        found[int(m.group(1), 16)] = Page(int(m.group(2)), m.group(3) == "yes", vas, pids)
+    return found
+
+

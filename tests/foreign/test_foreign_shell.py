@@ -13,23 +13,11 @@ Every expected figure below is derived by hand from the commands typed."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from gdb_tinyos.testing import PROMPT, SerialConsole
 from gdb_tinyos.testing.shell import parse_cow_statistics, parse_cow_status
 
-HEX = r"0x[1-9A-F][0-9A-F]*"
-_PAGES = re.compile(rf"({HEX}) refs=(\d+) cow=(yes|no) vas=((?:{HEX},?)*) pids=((?:\d+,?)*)")
-
-
-@dataclass(frozen=True)
-class Page:
-    refs: int
-    cow: bool
-    vas: tuple[int, ...]
-    pids: tuple[int, ...]
-
-
+from foreign_support import HEX, Page, pages  # noqa: F401 - Page: the type the tests compare with
 def raw(console: SerialConsole, command: str) -> str:
     """A command's output exactly as the UART sent it, checked to end every line in CR LF."""
     start = len(console.transcript)
@@ -40,18 +28,6 @@ def raw(console: SerialConsole, command: str) -> str:
     body = text[len(echo) : -len(PROMPT)]
     assert "\r" not in body.replace("\r\n", "") and "\n" not in body.replace("\r\n", ""), repr(body)
     return body
-
-
-def pages(console: SerialConsole) -> dict[int, Page]:
-    """`pages`: every tracked page with its VA list and pid set, in slot order."""
-    found = {}
-    for line in console.command("pages").splitlines():
-        m = _PAGES.fullmatch(line)
-        assert m, f"not a pages line: {line!r}"
-        vas = tuple(int(v, 16) for v in m.group(4).split(",") if v)
-        pids = tuple(int(p) for p in m.group(5).split(",") if p)
-        found[int(m.group(1), 16)] = Page(int(m.group(2)), m.group(3) == "yes", vas, pids)
-    return found
 
 
 def create(console: SerialConsole, src: int, dst: int, *pids: int) -> int:

@@ -13,7 +13,7 @@ import json
 
 from gdb_tinyos.aarch64.coredump import CoreTarget
 from gdb_tinyos.debuginfo import DebugInfo
-from gdb_tinyos.tinyos.kernel import KERNEL_HALF, KernelView
+from gdb_tinyos.tinyos.state import KERNEL_HALF, KernelModel, KernelState
 
 # Defined once, run in both places: inside gdb (sourced) and here (exec).
 SNAPSHOT = '''
@@ -33,7 +33,7 @@ def snapshot(view):
 LIVE = '''
 from pathlib import Path
 from gdb_tinyos.gdb.session import session
-Path({out!r}).write_text(snapshot(session().kernel_view()))
+Path({out!r}).write_text(snapshot(session().state()))
 '''
 HEAP_PAGES = 3
 # forkpause 3 after fork: 3 heap + 1 data + 2 stack pages shared (6 tracked frames); the
@@ -45,7 +45,7 @@ def offline_snapshot(core: CoreTarget, kernel) -> dict:
     namespace = {"KERNEL_HALF": KERNEL_HALF}
     exec(SNAPSHOT, namespace)
     with DebugInfo.open(kernel) as info:
-        return json.loads(namespace["snapshot"](KernelView(info, core)))
+        return json.loads(namespace["snapshot"](KernelState(KernelModel(info), core)))
 
 
 def test_core_dump_decodes_to_the_live_model(tinyos_booted, tinyos_kernel, tmp_path):

@@ -41,7 +41,7 @@ def booted(tinyos_booted):
 
 
 def mapping(page: dict, pid: int, va: int) -> dict:
-    return next(m for m in page["mappings"] if m["pid"] == pid and m["va"] == va)
+    return next(m for m in page["mappings"] if m["pid"] == pid and int(m["va"], 16) == va)
 
 
 def test_cow_create_with_the_shells_defaults(booted):
@@ -50,13 +50,13 @@ def test_cow_create_with_the_shells_defaults(booted):
     result = s.gdb.cli_json("cow-create --json")
     assert result["call"] == f"tinyos_cow_create(1, {HEAP:#x}, 2, {SHARED_VA:#x})"
     before, after = result["before"], result["after"]
-    pa = before["pa"]
+    pa = int(before["pa"], 16)  # JSON addresses are hex strings
     assert not before["tracked"] and before["frame_refs"] == 1
     assert mapping(before, 1, HEAP)["writable"] and mapping(before, 2, SHARED_VA)["pa"] is None
     assert (after["tracked"], after["refs"], after["is_cow"], after["frame_refs"]) == (True, 2, True, 2)
     for pid, va in ((1, HEAP), (2, SHARED_VA)):
         pte = mapping(after, pid, va)
-        assert pte["pa"] == pa and not pte["writable"] and pte["cow_bit"]
+        assert int(pte["pa"], 16) == pa and not pte["writable"] and pte["cow_bit"]
         assert "EL0:R--" in pte["perms"]
     s.gdb.resume()
     assert cow_pages(s) == {pa: page(pa, 2, (HEAP, 1), (SHARED_VA, 2))}
@@ -66,11 +66,11 @@ def test_cow_protect_then_unprotect_confirmed_by_the_shell(booted):
     s = booted
     s.interrupt_at_prompt()
     protected = s.gdb.cli_json(f"cow-protect {DATA_VA:#x} --pid 1 --json")
-    pa = protected["after"]["pa"]
+    pa = int(protected["after"]["pa"], 16)
     assert protected["before"]["tracked"] is False and mapping(protected["before"], 1, DATA_VA)["writable"]
     assert (protected["after"]["refs"], protected["after"]["is_cow"]) == (1, True)
     pte = mapping(protected["after"], 1, DATA_VA)
-    assert (pte["pa"], pte["writable"], pte["cow_bit"]) == (pa, False, True)
+    assert (int(pte["pa"], 16), pte["writable"], pte["cow_bit"]) == (pa, False, True)
     s.gdb.resume()
     assert cow_pages(s) == {pa: page(pa, 1, (DATA_VA, 1))}
 

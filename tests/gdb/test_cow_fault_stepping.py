@@ -29,7 +29,7 @@ import re
 
 from elftools.elf.elffile import ELFFile
 
-from gdb_tinyos.testing import DEBUG_EVENT, DebugEvent, event_condition
+from gdb_tinyos.testing import DEBUG_EVENT, DebugEvent
 from gdb_tinyos.testing.kernel import frame_allocator_expression
 from gdb_tinyos.testing.shell import processes
 
@@ -53,7 +53,6 @@ SW_COW = 1 << 55  # software bit the kernel documents as its COW mark (debug.rs)
 OUTPUT_ADDRESS = 0x0000_FFFF_FFFF_F000
 TTBR_BADDR = 0x0000_FFFF_FFFF_FFFE
 
-EVENT_PAGE_DUPLICATED, EVENT_COW_FAULT = DebugEvent.PAGE_DUPLICATED, DebugEvent.COW_FAULT
 
 
 def physical_word(s, pa: int) -> int:
@@ -179,7 +178,8 @@ def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
     remove_mapping = function_address(tinyos_kernel, "cow", "CowManager", "remove_mapping")
     s.gdb.cli(f"break *{remove_mapping:#x} if $x1 == {shared} && $x2 == {HEAP} && $x3 == {child}")
     s.gdb.cli(f"break *tinyos::memory::frame::dec_ref if $x0 == {shared}")
-    s.gdb.break_insert(DEBUG_EVENT, condition=event_condition(EVENT_PAGE_DUPLICATED, EVENT_COW_FAULT))
+    s.gdb.break_insert(DEBUG_EVENT, condition=s.event_condition(DebugEvent.PAGE_DUPLICATED, DebugEvent.COW_FAULT))
+    page_duplicated, cow_fault = (s.event_number(e) for e in (DebugEvent.PAGE_DUPLICATED, DebugEvent.COW_FAULT))
 
     seen = []
     operand = (asid << 48) | (HEAP >> 12)
@@ -205,7 +205,7 @@ def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
         else:
             kind, a, b = (s.gdb.read_register(r) for r in ("x0", "x1", "x2"))
             seen.append((kind & 0xFFFF_FFFF, a, b, entry))
-            if kind & 0xFFFF_FFFF == EVENT_COW_FAULT:
+            if kind & 0xFFFF_FFFF == cow_fault:
                 break
             duplicated_at = (counts[shared], counts[b], physical_word(s, b), physical_word(s, parent_slot))
 
@@ -214,14 +214,14 @@ def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
     writable = seen[1][1]
     assert_private_entry(writable, new)
     assert [step[0] for step in seen] == ["tlbi", "tlbi", "remove_mapping", "dec_ref",
-                                          EVENT_PAGE_DUPLICATED, EVENT_COW_FAULT]
+                                          page_duplicated, cow_fault]
     # break-before-make: invalid while the first invalidation runs, the copy at the second
     assert seen[0][1] & 1 == 0 and seen[1][1] == writable
     # the old frame loses its mapping and its reference only once the copy is installed
     assert seen[2] == ("remove_mapping", writable, 2, 2)
     assert seen[3] == ("dec_ref", writable, 2, 1)
-    assert seen[4] == (EVENT_PAGE_DUPLICATED, HEAP, new, writable)
-    assert seen[5] == (EVENT_COW_FAULT, child, HEAP, writable)
+    assert seen[4] == (page_duplicated, HEAP, new, writable)
+    assert seen[5] == (cow_fault, child, HEAP, writable)
     # when the copy is announced: old frame 1 reference (the parent), the copy 1 and a
     # byte-for-byte copy of the page (the child's store has not been retried yet)
     assert duplicated_at == (1, 1, PARENT_VALUE, parent_before)

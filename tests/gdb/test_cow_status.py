@@ -265,7 +265,7 @@ def test_functions_in_a_breakpoint_condition_see_fresh_memory(tinyos_booted):
     s.gdb.interrupt()
     frame = int(s.gdb.evaluate(f"$cow_pa({HEAP:#x}, 1)"), 0)
     assert int(s.gdb.evaluate(f"$cow_refs({frame:#x})")) == 2
-    s.gdb.cli(f"break {DEBUG_EVENT} if ($x0 & 0xffffffff) == {DebugEvent.SHELL_DONE:d} && $cow_refs({frame:#x}) == 1")
+    s.gdb.cli(f"break {DEBUG_EVENT} if ($x0 & 0xffffffff) == {s.event_number(DebugEvent.SHELL_DONE)} && $cow_refs({frame:#x}) == 1")
     s.gdb.resume()
     s.console.send_line("~1")
     s.console.wait_for_prompt()

@@ -55,20 +55,20 @@ def test_every_path_decodes_the_same_stop_and_the_fast_one_uses_no_gdbstub_read(
     assert gdbstub_reads(s) == before, "the shared-RAM path went over the gdbstub"
     assert fast[0]["pages"], "the stop has tracked pages"
 
-    s.gdb.cli("set tinyos-physical-memory proc-mem")
+    s.gdb.cli("set tinyos physical-memory proc-mem")
     assert s.gdb.cli_json("tinyos-info --json")["physical_path"] == "proc-mem"
     assert ram_mappings(s) == []  # the mapping went with the path
     before = gdbstub_reads(s)
     assert models(s) == fast
     assert gdbstub_reads(s) == before
 
-    s.gdb.cli("set tinyos-physical-memory gdbstub")
+    s.gdb.cli("set tinyos physical-memory gdbstub")
     assert s.gdb.cli_json("tinyos-info --json")["physical_path"] == "gdbstub"
     before = gdbstub_reads(s)
     assert models(s) == fast
     assert gdbstub_reads(s) > before
 
-    s.gdb.cli("set tinyos-physical-memory auto")
+    s.gdb.cli("set tinyos physical-memory auto")
     assert s.gdb.cli_json("tinyos-info --json")["physical_path"] == "shared-ram"
 
 

@@ -37,7 +37,7 @@ def test_loading_says_which_kernel_it_reads(gdb, tinyos_kernel):
 
 
 def test_loading_twice_registers_nothing_twice(gdb):
-    count = "import gdb_tinyos.gdb.session as s, gdb_tinyos.gdb.registry as r; print(len(s._HANDLERS), len(r.registered_names()))"
+    count = "import gdb_tinyos.gdb.events as e, gdb_tinyos.gdb.registry as r; print(len(e._CONNECTED), len(r.registered_names()))"
     before = python(gdb, count)
     assert gdb.source(LOADER) == ""  # quiet the second time
     assert python(gdb, count) == before

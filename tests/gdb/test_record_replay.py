@@ -16,7 +16,7 @@ import pytest
 
 from gdb_tinyos.launcher.record import RecordingError
 from gdb_tinyos.testing import QemuMachine
-from gdb_tinyos.testing.session import DEBUG_EVENT, DebugEvent, event_condition
+from gdb_tinyos.testing.session import DEBUG_EVENT, DebugEvent
 
 RESOLVE = "*tinyos::process::cow_fault::resolve_locked"
 FORKWRITE_DONE = "forkwrite: parent still sees 0x1111, child exited 0"
@@ -60,13 +60,13 @@ def test_replay_reruns_the_console_input_and_runs_backwards(recording, tinyos_de
     assert at_fault > 0
 
     # On to "fault resolved" (event 16): one fault handled.
-    s.gdb.run_to(DEBUG_EVENT, condition=event_condition(DebugEvent.COW_FAULT), timeout=60)
+    s.gdb.run_to(DEBUG_EVENT, condition=s.event_condition(DebugEvent.COW_FAULT), timeout=60)
     assert faults(s) == 1
     resolved = s.replay_position()
     assert resolved > at_fault
 
     # Backwards to the fork event: the plugin decodes the earlier state (no stale cache).
-    number = s.gdb.break_insert(DEBUG_EVENT, condition=event_condition(DebugEvent.FORK))
+    number = s.gdb.break_insert(DEBUG_EVENT, condition=s.event_condition(DebugEvent.FORK))
     stop = s.gdb.reverse_continue(timeout=60)
     assert stop.bkptno == number, stop.payload
     assert (s.gdb.read_register("x0") & 0xFFFFFFFF, s.gdb.read_register("x1"), s.gdb.read_register("x2")) == (19, 1, 2)

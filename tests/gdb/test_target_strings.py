@@ -13,7 +13,7 @@ import json
 import pytest
 
 ROW = ("from gdb_tinyos.gdb.session import session; from gdb_tinyos.debuginfo import decode; "
-       "w = session().kernel_view()._processes_at; "
+       "w = session().model().processes_location; "
        "rows = decode(w.table, session().target.read_virtual(w.address, w.size), w.table_offset, w.symbol); "
        "row_size = w.table.size // len(rows); "
        "length_at = w.address + w.table_offset + row_size * {slot} + w.table.row().member_path('name.length')[0]; ")

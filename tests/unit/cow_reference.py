@@ -1,6 +1,6 @@
 """The COW manager's slot decoder as it was before the strided/struct decoder: one slot
 at a time, each field read with int.from_bytes through the DWARF offsets, every enum
-decoded generically. Kept verbatim (renamed) as the reference the fast decoder must
+decoded generically. Kept (renamed; it now also records the raw lists) as the reference the fast decoder must
 equal, results and errors alike (tests/unit/test_cow_fast_decode.py)."""
 
 from __future__ import annotations
@@ -45,11 +45,13 @@ def _page(data: bytes, at: int, slot: int, f, symbol: str, ram) -> CowPage:
     pids = _simple_vec(data, at, f.pids, f"{where}.process_ids")
     if len(vas) != len(pids):
         raise CorruptStructure(
-            f"{where}: {len(vas)} virtual addresses but {len(pids)} process ids")
+            f"{where}: {len(vas)} virtual addresses but {len(pids)} process ids (this kernel keeps them parallel)")
     return CowPage(
         slot=slot, physical_addr=Address(pa), ref_count=uint(data, at + f.refs[0], f.refs[1]),
         is_cow=bool(is_cow), original_permissions=perms_name,
         sharers=tuple(Sharer(Address(va), pid) for va, pid in zip(vas, pids)),
+        # The lists themselves, which the model now carries beside the pairs.
+        virtual_addresses=tuple(Address(va) for va in vas), process_ids=tuple(pids),
     )
 
 

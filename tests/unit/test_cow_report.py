@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from gdb_tinyos.tinyos.check import MappingIndex
 from gdb_tinyos.tinyos.cow import CowManagerState, Sharer
+from gdb_tinyos.tinyos.mappings import MappingIndex, Pte, PteLookup
 from gdb_tinyos.tinyos.reports import (
-    LivePte, build_stats, build_status, memory_efficiency_percent, pte_lookup, stats_text, status_text,
+    build_stats, build_status, memory_efficiency_percent, stats_text, status_text,
 )
 from gdb_tinyos.core.address import Address
 from gdb_tinyos.core.render import to_plain
@@ -26,13 +26,13 @@ def lookup_from(state: Forked):
     index = MappingIndex.build(state.spaces())
     live = {p.pid for p in state.table().live()}
 
-    def lookup(pid: int, va: int) -> LivePte:
+    def lookup(pid: int, va: int) -> Pte:
         if pid not in live:
-            return LivePte(problem=f"pid {pid} is not live (no such process)")
+            return Pte.absent(pid, va, f"pid {pid} is not live (no such process)")
         ref = index.lookup(pid, va)
         if ref is None:
-            return LivePte(problem="not mapped (level 3 translation fault)")
-        return LivePte(Address(ref.pa), "EL0:RW-" if ref.writable else "EL0:R--", ref.writable)
+            return Pte.absent(pid, va, "not mapped (level 3 translation fault)")
+        return Pte(pid, Address(va), Address(ref.pa), "EL0:RW-" if ref.writable else "EL0:R--", ref.writable)
 
     return lookup
 
@@ -161,7 +161,7 @@ def test_json_face_keeps_addresses_as_hex_strings():
 
 
 class StubView:
-    """A KernelView stand-in answering from a Forked state; counts what it was asked."""
+    """Walks and dumps answered from a Forked state, as KernelState gives them; counts what it was asked."""
 
     def __init__(self, state: Forked):
         self.state = state
@@ -169,27 +169,33 @@ class StubView:
         self.walks = 0
         self.dumps = []
 
-    def walk(self, va, process):
+    def walk(self, pid, va):
         self.walks += 1
-        ref = self.index.lookup(process.pid, va)
+        ref = self.index.lookup(pid, va)
         if ref is None:
-            return SimpleNamespace(mapping=None, fault=SimpleNamespace(level=3, kind=SimpleNamespace(value="translation")))
-        return SimpleNamespace(mapping=SimpleNamespace(pa=ref.pa + (va & 0xFFF), attrs=attrs(ref.writable)), fault=None)
+            return SimpleNamespace(mapping=None, pa=None, steps=(),
+                                   fault=SimpleNamespace(level=3, kind=SimpleNamespace(value="translation")))
+        pa = ref.pa + (va & 0xFFF)
+        return SimpleNamespace(mapping=SimpleNamespace(pa=pa, attrs=attrs(ref.writable)), pa=pa, steps=(), fault=None)
 
-    def address_space(self, process):
-        self.dumps.append(process.pid)
-        return self.state.spaces()[process.pid]
+    def address_space(self, pid):
+        self.dumps.append(pid)
+        return self.state.spaces()[pid]
+
+    def not_live(self, pid):
+        live = {p.pid for p in self.state.table().live()}
+        return None if pid in live else f"pid {pid} is not live (no such process)"
 
 
 def test_pte_lookup_walks_first_then_indexes_each_process_once():
     state = Forked(heap_pages=4)
     state.ranges[2][1] = page_range(HEAP_VA, HEAP_PA, writable=True, pages=4)
     view = StubView(state)
-    lookup = pte_lookup(view, state.table(), walk_budget=2)
+    lookup = PteLookup(view.walk, view.address_space, view.not_live, walk_budget=2)
     answers = [lookup(pid, HEAP_VA + i * 4096) for pid in (1, 2) for i in range(4)]
     assert (view.walks, view.dumps) == (4, [1, 2])  # 2 walks per process, then one dump each
-    expected = [LivePte(Address(HEAP_PA + i * 4096), attrs(pid == 2).perms.describe(), pid == 2)
-                for pid in (1, 2) for i in range(4)]
+    expected = [Pte(pid, Address(HEAP_VA + i * 4096), Address(HEAP_PA + i * 4096), attrs(pid == 2).perms.describe(),
+                    pid == 2) for pid in (1, 2) for i in range(4)]
     assert answers == expected  # the walked and the indexed answers agree
     assert lookup(1, 0x5000_0000).problem.startswith("not mapped")
     assert lookup(7, HEAP_VA).problem == "pid 7 is not live (no such process)"

@@ -1,8 +1,10 @@
 """``tinyos-break KIND``: a breakpoint on the kernel's debugger events by name, and
 ``$cow_event()``: the event the CPU is stopped at.
 
-The kernel announces what it did through ``tinyos_debug_event(kind, a, b)`` (kernel/src/debug.rs,
-kinds in :mod:`gdb_tinyos.tinyos.events`). Stopping at one kind used to mean a hand-written
+The kernel announces what it did through ``tinyos_debug_event(kind, a, b)``; the kind
+numbers are the kernel's own, read from its debugger contract
+(:class:`gdb_tinyos.tinyos.events.EventKinds`), so the names work on any kernel that
+speaks the contract. Stopping at one kind used to mean a hand-written
 condition on a register (``tbreak *tinyos::debug::tinyos_debug_event if ($x0 & 0xffffffff) == 19``)
 that fails where gdb's language is C (the reset stop) and that nobody agreed how to mask.
 Here the breakpoint is placed at the hook's ELF symbol address (no language involved) and
@@ -20,28 +22,14 @@ import gdb
 
 from ...core.errors import SymbolError, TargetStateError
 from ...core.render import Address
-from ...tinyos.events import (
-    COW_FAULT,
-    FORK,
-    KIND_NAMES,
-    PAGE_DUPLICATED,
-    PAGE_REUSED,
-    PROCESS_EXIT,
-    PROCESS_KILLED,
-    SHELL_COMMAND,
-    SHELL_DONE,
-)
 from ..base import TinyOSCommand, TinyOSFunction, gdb_number
 from ..inferior import HOOK, call_in_progress
 from ..registry import command
 from ..session import Session, session
 from ..target import breakpoint_stop_context
 
-# The names users type (events.py's names), and the kinds each stops at.
-BREAK_KINDS = {
-    "fork": FORK, "fault": COW_FAULT, "copy": PAGE_DUPLICATED, "reuse": PAGE_REUSED,
-    "exit": PROCESS_EXIT, "kill": PROCESS_KILLED, "command": SHELL_COMMAND, "done": SHELL_DONE,
-}
+# The names users type (the events' short names; their numbers come from the kernel).
+BREAK_KINDS = ("fork", "fault", "copy", "reuse", "exit", "kill", "command", "done")
 
 
 @dataclass(frozen=True)
@@ -78,38 +66,38 @@ def event_at_stop(s: Session) -> EventAtStop:
         raise TargetStateError(f"not stopped at {HOOK} (pc {frame.pc():#x}); stop at an event first, "
                                "e.g. `tinyos-break fork` and continue")
     kind, a, b = _registers(frame)
-    return EventAtStop(kind, KIND_NAMES.get(kind, "unknown"), Address(a), Address(b))
+    return EventAtStop(kind, s.model().event_kinds.name(kind) or "unknown", Address(a), Address(b))
 
 
 class EventBreakpoint(gdb.Breakpoint):
     """A breakpoint on the hook that stops only for ``kind`` (and ``pid``, when given)."""
 
-    def __init__(self, address: int, kind: int, pid: int | None, temporary: bool) -> None:
+    def __init__(self, address: int, name: str, kind: int, pid: int | None, temporary: bool) -> None:
         super().__init__(f"*{address:#x}", gdb.BP_BREAKPOINT, temporary=temporary)
-        self.kind, self.pid = kind, pid
+        self.name, self.kind, self.pid = name, kind, pid
 
     def stop(self) -> bool:
         if call_in_progress():
             return False
         with breakpoint_stop_context():
             kind, a, b = _registers(gdb.newest_frame())
-            if kind != self.kind or (self.pid is not None and self.pid not in _event_pids(kind, a, b)):
+            if kind != self.kind or (self.pid is not None and self.pid not in _event_pids(self.name, a, b)):
                 return False
-            event = EventAtStop(kind, KIND_NAMES.get(kind, "unknown"), Address(a), Address(b))
+            event = EventAtStop(kind, self.name, Address(a), Address(b))
             gdb.write(f"tinyos-break: {event.describe()}\n")
             return True
 
 
-def _event_pids(kind: int, a: int, b: int) -> tuple[int, ...]:
+def _event_pids(name: str, a: int, b: int) -> tuple[int, ...]:
     """The processes an event is about: fork (parent, child), fault/exit/kill (a), copy
     and reuse (the process on the CPU: the event itself carries a VA and a frame)."""
-    if kind == FORK:
+    if name == "fork":
         return a, b
-    if kind in (COW_FAULT, PROCESS_EXIT, PROCESS_KILLED):
+    if name in ("fault", "exit", "kill"):
         return (a,)
     s = session()
-    s.target.invalidate()  # the target ran since the last stop gdb reported
-    current = s.kernel_view().processes().current
+    s.invalidate()  # the target ran since the last stop gdb reported
+    current = s.state().processes().current
     return (current.pid,) if current is not None else ()
 
 
@@ -159,8 +147,8 @@ class TinyOSBreak(TinyOSCommand):
         if args.kind in ("command", "done") and args.pid is not None:
             self.parser.error("--pid does not apply to command events (the shell runs no process)")
         address = _hook_address(s)
-        kind = BREAK_KINDS[args.kind]
-        bp = EventBreakpoint(address, kind, args.pid, args.temporary)
+        kind = s.model().event_kinds.number(args.kind)
+        bp = EventBreakpoint(address, args.kind, kind, args.pid, args.temporary)
         return EventBreak(bp.number, args.kind, kind, args.pid, args.temporary, Address(address))
 
     def format_text(self, model: EventBreak) -> str:

@@ -20,8 +20,7 @@ from __future__ import annotations
 import argparse
 from ...core.address import page_base
 from ...tinyos.actions import (
-    DEFAULT_DST_VA,
-    DEFAULT_SRC_VA,
+    default_vas,
     CowActionResult,
     CowTestResult,
     KernelRefused,
@@ -52,7 +51,7 @@ def _call(s: Session, action: str, function: str, args: list[int], timeout: floa
     shown = f"{function}({', '.join(hex(a) if a > 9 else str(a) for a in args)})"
     status = call_kernel(s, function, args, timeout)
     if status < 0:
-        raise KernelRefused(refusal_message(action, status, last_refusal(s.kernel_view())), status)
+        raise KernelRefused(refusal_message(action, status, s.model().contract, last_refusal(s.state())), status)
     return status, shown
 
 
@@ -93,11 +92,11 @@ class CowCreate(_CowAction):
             self.parser.error("give both SRC_VA and DST_VA, or neither")
         if (args.src_pid is None) != (args.dst_pid is None):
             self.parser.error("give both --src-pid and --dst-pid, or neither")
-        src_va, dst_va = args.vas or (DEFAULT_SRC_VA, DEFAULT_DST_VA)
+        src_va, dst_va = args.vas or default_vas(s.model().contract)
         point = require_safe_point(s)
-        view = s.kernel_view()
+        state = s.state()
         if args.src_pid is None:
-            pair = default_pair(view)
+            pair = default_pair(state)
             if pair is None:
                 raise TargetStateError(
                     "cow-create: need two live processes (the shell's ~3 starts `idle` ones itself; "
@@ -105,11 +104,11 @@ class CowCreate(_CowAction):
             src_pid, dst_pid = pair
         else:
             src_pid, dst_pid = args.src_pid, args.dst_pid
-        pa = resolve_frame(view, src_va, src_pid)
+        pa = resolve_frame(state, src_va, src_pid)
         pairs = [(src_pid, src_va), (dst_pid, dst_va)]
-        before = page_state(view, pa, pairs) if pa is not None else None
+        before = page_state(state, pa, pairs) if pa is not None else None
         refs, shown = _call(s, self.name, "tinyos_cow_create", [src_pid, src_va, dst_pid, dst_va], args.timeout)
-        after = page_state(view, pa, pairs) if pa is not None else None
+        after = page_state(s.state(), pa, pairs) if pa is not None else None  # the call dropped the old state
         message = (f"COW mapping created: va {src_va:#x} (pid {src_pid}) and va {dst_va:#x} (pid {dst_pid}) "
                    f"share frame {pa:#x}, refs={refs}" if pa is not None else f"COW mapping created, refs={refs}")
         return _result(self.name, shown, refs, message, point, before, after)
@@ -126,21 +125,22 @@ class _ProtectCommand(_CowAction):
 
     def run(self, s: Session, args: argparse.Namespace) -> CowActionResult:
         point = require_safe_point(s)
-        view = s.kernel_view()
-        pa = resolve_frame(view, args.address, args.pid)
-        before = page_state(view, pa) if pa is not None else None
+        state = s.state()
+        pa = resolve_frame(state, args.address, args.pid)
+        before = page_state(state, pa) if pa is not None else None
         status, shown = _call(s, self.name, self.function, [args.address, args.pid or 0], args.timeout)
+        state = s.state()  # the call dropped the old state
         if pa is None:
-            pa = _tracked_frame_of(view, args.address, args.pid)
-        after = page_state(view, pa, [(m.pid, m.va) for m in before.mappings] if before else ()) \
+            pa = _tracked_frame_of(state, args.address, args.pid)
+        after = page_state(state, pa, [(m.pid, m.va) for m in before.mappings] if before else ()) \
             if pa is not None else None
         where = f" {pa:#x}" if pa is not None else f" at {args.address:#x}"
         return _result(self.name, shown, status, self.done.format(where=where), point, before, after)
 
 
-def _tracked_frame_of(view, va: int, pid: int | None) -> int | None:
+def _tracked_frame_of(state, va: int, pid: int | None) -> int | None:
     """The tracked frame one of whose sharers is ``va`` (in ``pid``), after a protect."""
-    for page in view.cow().pages:
+    for page in state.cow().pages:
         if any(sh.va == page_base(va) and (pid is None or sh.pid == pid) for sh in page.sharers):
             return page.physical_addr
     return None
@@ -197,10 +197,9 @@ class CowTest(TinyOSCommand):
 
     def run(self, s: Session, args: argparse.Namespace) -> CowTestResult:
         point = require_safe_point(s)
-        view = s.kernel_view()
-        before = figures(view)
+        before = figures(s.state())
         failed, shown = _call(s, self.name, "tinyos_cow_run_test", [], args.timeout)
-        after = figures(view)
+        after = figures(s.state())  # the call dropped the old state
         message = ("COW self-test: all tests passed (Failed: 0)" if failed == 0
                    else f"COW self-test: Failed: {failed} (the kernel's console names them)")
         return CowTestResult(call=shown, failed=failed, message=message, safe_point=point.describe(),

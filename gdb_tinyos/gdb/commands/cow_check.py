@@ -17,7 +17,7 @@ from typing import Any
 import gdb
 
 from ...core import render
-from ...tinyos.check import CheckReport, MappingIndex, check_cow
+from ...tinyos.check import CheckReport, check_cow
 from ...tinyos.grouping import group_violations
 from ..base import TinyOSCommand
 from ..registry import command
@@ -30,16 +30,19 @@ DEFAULT_MAX = 200
 
 
 def run_check(s: Session, most: int = 0) -> CheckReport:
-    """Decode everything once and check it: every live process's user half is walked
-    once and indexed by frame. Identical findings on consecutive frames are grouped;
-    ``most`` > 0 lists only the first ``most`` (the rest are counted)."""
+    """Check this stop's state: the manager, and every live process's user half indexed
+    by frame and the frame allocator when the kernel has them (each decoded once per
+    stop). Identical findings on consecutive frames are grouped; ``most`` > 0 lists only
+    the first ``most`` (the rest are counted)."""
     require_stopped()
-    view = s.kernel_view()
-    cow = view.cow()
-    table = view.processes()
-    frames = view.frames()
-    index = MappingIndex.build({p.pid: view.address_space(p) for p in table.live()})
-    report = check_cow(cow, table, index, frames=frames, manager_size=view.manager_size)
+    state = s.state()
+    caps = state.capabilities
+    has_table, has_frames = caps.has("process-table"), caps.has("frame-allocator")
+    missing = {p: caps.get(p).reason for p in ("process-table", "frame-allocator")}
+    report = check_cow(state.cow(), state.processes() if has_table else None,
+                       state.mappings() if has_table else None,
+                       frames=state.frames() if has_frames else None, manager_size=state.model.manager_size,
+                       conventions=state.conventions(), missing=missing)
     grouped = group_violations(report.violations)
     shown = grouped if most <= 0 else grouped[:most]
     return replace(report, violations=shown, omitted=len(grouped) - len(shown))
@@ -50,6 +53,10 @@ class CowCheckCommand(TinyOSCommand):
     """Check the COW invariants across the manager, every live page table and the frame allocator.
 
     Usage: cow-check [--max N] [--json]
+    Each kernel is checked against its own conventions (what ref_count counts, whether
+    sharer pids pair with the VAs, which statistics it maintains: `tinyos-info` shows them);
+    rules that need a piece the kernel lacks (process table, frame allocator) are listed as
+    skipped with the reason.
     Checks: each tracked frame's ref_count = live user PTEs mapping it = recorded sharers;
     every recorded (va, pid) is a live process whose VA maps the frame, and every PTE
     mapping it is recorded; no COW frame is mapped writable; statistics agree with the

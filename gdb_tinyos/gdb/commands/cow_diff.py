@@ -16,6 +16,7 @@ import gdb
 
 from ...core.errors import TinyOSError
 from ...tinyos.diff import CowDiff, CowSnapshot, diff, diff_text, snapshot_to_plain, take_snapshot
+from .. import events
 from ..args import UsageError
 from ..base import TinyOSCommand
 from ..registry import command
@@ -39,7 +40,7 @@ class SnapshotStore:
             return
         self.previous = self.current
         try:
-            self.current = take_snapshot(session().kernel_view(), f"stop {self.stops}{_where()}")
+            self.current = take_snapshot(session().state(), f"stop {self.stops}{_where()}")
         except (TinyOSError, gdb.error) as exc:
             self.current = f"stop {self.stops} could not be decoded: {exc}"
 
@@ -66,22 +67,22 @@ def _on_stop(_event) -> None:
     STORE.on_stop()
 
 
-gdb.events.stop.connect(_on_stop)
+events.on("stop", _on_stop)
 
 
 def _now(s: Session, label: str = "now") -> CowSnapshot:
     require_stopped()
-    return take_snapshot(s.kernel_view(), label)
+    return take_snapshot(s.state(), label)
 
 
 def _core_snapshot(s: Session, path: str, label: str) -> CowSnapshot:
     from ...aarch64.coredump import CoreTarget  # noqa: PLC0415 - only for --core
-    from ...tinyos.kernel import KernelView  # noqa: PLC0415
+    from ...tinyos.state import KernelModel, KernelState  # noqa: PLC0415
 
     if not Path(path).is_file():
         raise UsageError(f"cow-snapshot: no core file {path}")
     with CoreTarget(path, kernel_elf=s.kernel_path()) as core:
-        return take_snapshot(KernelView(s.debuginfo(), core), label)
+        return take_snapshot(KernelState(KernelModel(s.debuginfo()), core), label)
 
 
 @dataclass

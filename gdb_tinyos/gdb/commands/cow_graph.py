@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...core.errors import TinyOSError
 from ...tinyos.graph import SharingGraph, build_graph, to_dot
-from ...tinyos.reports import build_status, pte_lookup
+from ...tinyos.reports import build_status
 from ..args import UsageError
 from ..base import TinyOSCommand
 from ..registry import command
@@ -79,9 +79,9 @@ class CowGraphCommand(TinyOSCommand):
         if not (args.svg or args.dot or args.json):
             raise UsageError("cow-graph: say where: --svg FILE or --dot FILE (or --json)")
         report = run_check(s)  # stopped, decoded once; its reads are cached for the status below
-        view = s.kernel_view()
-        table = view.processes()
-        status = build_status(view.cow(), pte_lookup(view, table), limit=0)
+        state = s.state()
+        table = state.processes()
+        status = build_status(state.cow(), state.pte_lookup(), limit=0, conventions=state.conventions())
         names = {p.pid: p.name for p in table.processes}
         graph = build_graph(status, report, names, set(args.pid) if args.pid else None, args.pa)
         target = args.svg or args.dot

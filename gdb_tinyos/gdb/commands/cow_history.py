@@ -171,14 +171,14 @@ class WordProbe:
 def pte_probe(s: Session, pid: int, va: int) -> WordProbe | None:
     """The level-3 entry translating ``va`` in process ``pid`` now (None: no such process or
     no last-level table yet), watched at its linear-map address."""
-    view = s.kernel_view()
-    process = view.processes().by_pid(pid)
+    state = s.state()
+    process = state.processes().by_pid(pid)
     if process is None or not process.ttbr0:
         return None
     try:
         # Its own table even while it exits (then it is no longer "live", but its
         # entries are being cleared: exactly what is watched for).
-        regime = view.regime().with_ttbr0((process.asid << 48) | process.ttbr0)
+        regime = state.regime(1).with_ttbr0((process.asid << 48) | process.ttbr0)
         walk = Translator(s.target, regime).walk(va)
         granule = regime.va_range(USER_HALF).granule
     except TinyOSError:
@@ -306,31 +306,31 @@ class CowHistoryCommand(TinyOSCommand):
 
     def run(self, s: Session, args: argparse.Namespace) -> History:
         _start(self.name)
-        view = s.kernel_view()
-        pa = self._frame(view, args)
-        ram = view.frames().ram
+        state = s.state()
+        pa = self._frame(state, args)
+        ram = state.frames().ram
         if not ram[0] <= pa < ram[1]:
             raise UsageError(f"{self.name}: no such frame: {pa:#x} is outside RAM {ram[0]:#x}-{ram[1]:#x}")
-        page = view.cow().page(pa)
+        page = state.cow().page(pa)
         if page is None:
             raise NotTracked(f"{self.name}: frame {page_base(pa):#x} is not tracked by the COW manager at this "
                              "point; go back to a stop where it is (or `cow-blame` one location)")
-        slot = SlotProbe(view.cow_location, page.slot)
+        slot = SlotProbe(state.model.cow_location, page.slot)
 
         def prepare(watcher: Watcher) -> tuple[str, HistoryWalk]:
             watcher.add(slot)
-            mappers = MappingIndex.build({p.pid: view.address_space(p) for p in view.processes().live()}).at(pa)
-            for pid, va in [(m.pid, m.va) for m in mappers] + [(x.pid, x.va) for x in page.sharers]:
+            mappers = state.mappings().at(pa)
+            for pid, va in [(m.pid, m.va) for m in mappers] + [(x.pid, x.va) for x in page.sharers if x.pid is not None]:
                 watcher.add_pte(pid, va)
-            subject = f"frame {page.physical_addr:#x} ({view.cow_location.symbol}.cow_pages[{page.slot}])"
+            subject = f"frame {page.physical_addr:#x} ({state.model.cow_location.symbol}.cow_pages[{page.slot}])"
             return subject, HistoryWalk(watcher.values(), limit=args.limit, until_untracked=True)
 
         return walk_back(s, self.name, prepare, slot)
 
-    def _frame(self, view, args) -> int:
+    def _frame(self, state, args) -> int:
         if args.pid is None:
             return args.address
-        walk = view.walk(args.address, view.process(pid=args.pid))
+        walk = state.walk(args.address, state.process(pid=args.pid))
         if walk.pa is None:
             raise UsageError(f"{self.name}: no such frame: {args.address:#x} is not mapped in pid {args.pid}")
         return walk.pa

@@ -1,7 +1,7 @@
 """``cow-trace on|off``: log the kernel's debugger events without stopping the target.
 
 A breakpoint on ``*tinyos_debug_event`` whose ``stop()`` reads x0/x1/x2 (kind, a, b),
-decodes the event into one line (gdb_tinyos/cow_events.py), prints it, keeps it in a
+decodes the event into one line (gdb_tinyos/tinyos/events.py, numbers from the kernel's contract), prints it, keeps it in a
 ring buffer and returns False — the kernel runs on — unless ``--stop`` was given. A
 second breakpoint at the entry of the fault handler
 (``tinyos::process::cow_fault::handle_write_fault``) records which frame the faulting page
@@ -25,12 +25,13 @@ import gdb
 
 from ...core import render
 from ...core.address import Address, page_base
-from ...tinyos.events import SHELL_COMMAND, SHELL_DONE, EventLog, TraceEvent
+from ...tinyos.events import EventKinds, EventLog, TraceEvent
 from ...core.errors import BuildIdMismatch, SymbolError, TargetStateError, TinyOSError
+from .. import events
 from ..base import TinyOSCommand
-from ..inferior import HOOK, call_in_progress, check_running_build_id, register_breakpoint
+from ..inferior import HOOK, call_in_progress, register_breakpoint
 from ..registry import command
-from ..session import Session, session
+from ..session import Session, check_running_build_id, session
 from ..target import RUNNING, breakpoint_stop_context
 
 FAULT_ENTRY = "tinyos::process::cow_fault::handle_write_fault"
@@ -66,7 +67,7 @@ class _FaultEntry(_TracerBreakpoint):
 
 @dataclass
 class Tracer:
-    log: EventLog = field(default_factory=lambda: EventLog(DEFAULT_CAPACITY))
+    log: EventLog = field(default_factory=lambda: EventLog(EventKinds({}), DEFAULT_CAPACITY))
     stop_on_event: bool = False
     hook: _Hook | None = None
     entry: _FaultEntry | None = None
@@ -102,6 +103,9 @@ class Tracer:
         return None
 
     def _place(self, s: Session) -> None:
+        kinds = s.model().event_kinds  # the kernel's own numbers (MissingCapability without a contract)
+        if kinds != self.log.kinds:
+            self.log = EventLog(kinds, DEFAULT_CAPACITY)
         info = s.debuginfo()
         try:
             hook = info.symbol(HOOK)
@@ -124,7 +128,7 @@ class Tracer:
 
     def on_event(self) -> bool:
         s = session()
-        s.target.invalidate()  # the target ran since the last stop gdb reported
+        s.invalidate()  # the target ran since the last stop gdb reported
         try:
             kind = s.target.read_register("x0") & 0xFFFF_FFFF
             a, b = s.target.read_register("x1"), s.target.read_register("x2")
@@ -138,22 +142,22 @@ class Tracer:
 
     def on_fault_entry(self) -> None:
         s = session()
-        s.target.invalidate()
+        s.invalidate()
         try:
-            view = s.kernel_view()
-            current = view.processes().current
+            state = s.state()
+            current = state.processes().current
             far = s.target.read_register("FAR_EL1")
-            old = view.walk(far, current).pa if current is not None else None
+            old = state.walk(far, current).pa if current is not None else None
             self.log.before_fault(current.pid if current else None, far,
                                   page_base(old) if old is not None else None)
         except (TinyOSError, gdb.error) as exc:
             self._failed(exc)
 
     def _context(self, s: Session, kind: int, a: int, b: int) -> tuple[int | None, str | None]:
-        if kind in (SHELL_COMMAND, SHELL_DONE):
-            raw = s.target.read_virtual(a, min(b, _MAX_LINE)) if b else b""
+        if self.log.kinds.name(kind) in ("command", "done"):
+            raw = s.state().target.read_virtual(a, min(b, _MAX_LINE)) if b else b""
             return None, raw.decode("utf-8", "replace")
-        current = s.kernel_view().processes().current
+        current = s.state().processes().current
         return (current.pid if current else None), None
 
     def _failed(self, exc: BaseException) -> None:
@@ -191,7 +195,7 @@ def _connect_reload() -> None:
         if message:
             gdb.write(message + "\n", gdb.STDERR)
 
-    gdb.events.new_objfile.connect(reload)
+    events.on("new_objfile", reload)
     _RELOAD_HANDLER.append(reload)
 
 

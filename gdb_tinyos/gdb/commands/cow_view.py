@@ -17,7 +17,6 @@ from ...tinyos.reports import (
     CowStatus,
     build_stats,
     build_status,
-    pte_lookup,
     stats_text,
     status_chunks,
     status_text,
@@ -52,7 +51,9 @@ class CowStatusCommand(TinyOSCommand):
     a VA that maps another frame or nothing, a pid that is not live, refs that differ
     from the recorded sharers. Only the first --limit pages (default 64, as `~1`; 0 = all)
     are walked; the rest are summarised; a long listing is written in chunks as it is
-    made (gdb's pager can stop it). Reads memory only: safe at any stop.
+    made (gdb's pager can stop it). Reads memory only: safe at any stop (EL0, boot
+    code, MMU off). Needs the COW manager; without a process table the live PTE column is
+    left out and one line says so.
     Example:
       (gdb) cow-status --pid 2
       (gdb) cow-status --pa 0x4000c000 --json
@@ -69,9 +70,9 @@ class CowStatusCommand(TinyOSCommand):
 
     def run(self, s: Session, args: argparse.Namespace) -> CowStatus:
         require_stopped()
-        view = s.kernel_view()
-        cow = view.cow()
-        return build_status(cow, pte_lookup(view, view.processes()), pid=args.pid, pa=args.pa, limit=args.limit)
+        state = s.state()
+        return build_status(state.cow(), state.pte_lookup(), pid=args.pid, pa=args.pa, limit=args.limit,
+                            conventions=state.conventions(), notes=state.notes("process-table"))
 
     def format_text(self, model: CowStatus) -> str:
         return status_text(model)
@@ -86,9 +87,11 @@ class CowStatsCommand(TinyOSCommand):
 
     Usage: cow-stats [--json]
     Memory Efficiency is computed as the kernel does: memory_saved_bytes x 100 /
-    (sum of ref_count x 4096), whole percent, 0 when nothing is tracked. The cross-checks
-    recompute figures from the pages (occupied slots, sum of (ref_count - 1) x 4096) and
-    metadata_memory_bytes from the CowManager's DWARF size. Reads memory only.
+    (sum of ref_count x 4096), whole percent, 0 when nothing is tracked (upstream kernels
+    divide by cow_pages_count: `set tinyos cow-efficiency pages`). The cross-checks
+    recompute figures from the pages (occupied slots, sum of (mappings - 1) x 4096) and
+    metadata_memory_bytes from the CowManager's DWARF size, for the statistics this kernel
+    maintains (see `tinyos-info`). Needs the COW manager only. Reads memory only.
     Example:
       (gdb) cow-stats
       (gdb) cow-stats --json"""
@@ -97,8 +100,8 @@ class CowStatsCommand(TinyOSCommand):
 
     def run(self, s: Session, args: argparse.Namespace) -> CowStats:
         require_stopped()
-        view = s.kernel_view()
-        return build_stats(view.cow(), view.manager_size)
+        state = s.state()
+        return build_stats(state.cow(), state.model.manager_size, state.conventions(), notes=state.notes())
 
     def format_text(self, model: CowStats) -> str:
         return stats_text(model)

@@ -15,7 +15,7 @@ a false condition and the next halt, so the stop-invalidated cache cannot be tru
 
 from __future__ import annotations
 
-from ...tinyos.kernel import KernelView
+from ...tinyos.state import KernelState
 from ..base import TinyOSFunction
 from .cow_check import run_check
 from ..registry import command
@@ -23,23 +23,23 @@ from ..session import Session
 from ..target import require_stopped
 
 
-def _view(s: Session) -> KernelView:
-    """The kernel view, on fresh memory. Inside a breakpoint condition gdb halted and will
+def _view(s: Session) -> KernelState:
+    """This stop's state, on fresh memory. Inside a breakpoint condition gdb halted and will
     resume without any stop/continue event (the thread still counts as running), so nothing
-    invalidated the cache since the last evaluation: drop it here."""
+    invalidated the state since the last evaluation: drop it here."""
     thread = require_stopped()
     if thread.is_running():
-        s.target.invalidate()
-    return s.kernel_view()
+        s.invalidate()
+    return s.state()
 
 
-def _refs(view: KernelView, pa: int) -> int:
-    page = view.cow().page(pa)
+def _refs(state: KernelState, pa: int) -> int:
+    page = state.cow().page(pa)
     return 0 if page is None else page.ref_count
 
 
-def _pa_in(view: KernelView, va: int, pid: int) -> int:
-    return view.walk(va, view.process(pid=pid)).pa or 0
+def _pa_in(state: KernelState, va: int, pid: int) -> int:
+    return state.walk(va, state.process(pid=pid)).pa or 0
 
 
 @command

@@ -17,10 +17,8 @@ from ...aarch64 import SCTLR
 from ...core.errors import BuildIdMismatch, TargetStateError, TinyOSError
 from ...core.render import Address
 from ..base import TinyOSCommand
-from ..inferior import check_running_build_id
 from ..registry import command
-from .. import hostram
-from ..session import Session, session
+from ..session import Session, check_running_build_id
 from ..target import NOT_CONNECTED, require_stopped
 
 @dataclass
@@ -31,6 +29,26 @@ class MmuState:
     tcr: Address | None
     ttbr0: Address | None
     ttbr1: Address | None
+    regime: str = "EL1&0"  # the regime the registers above belong to (the CPU's)
+
+
+@dataclass
+class CapabilityInfo:
+    """One piece of the kernel: found (with its symbol and address) or why not."""
+
+    name: str
+    found: bool
+    symbol: str | None
+    address: Address | None
+    adds: str
+    reason: str
+
+
+@dataclass
+class KernelPieces:
+    capabilities: list[CapabilityInfo]
+    contract_fields: int  # constants read from the debugger contract (0: none)
+    conventions: list[str]  # the bookkeeping rules cow-check holds this kernel to
 
 
 @dataclass
@@ -46,13 +64,19 @@ class PluginInfo:
     physical_path: str | None  # shared-ram, proc-mem, gdbstub or fallback; None when not stopped
     physical_memory: str  # how and why
     cpu: MmuState | None
+    kernel: KernelPieces | str  # what the ELF offers, or why that is unknown
 
 
 @command
 class TinyOSInfo(TinyOSCommand):
-    """Show the plugin's state: kernel ELF in use, build-id match, target, physical-memory access, MMU.
+    """Show the plugin's state: kernel ELF, its capabilities and conventions, build-id, target, MMU.
 
     Usage: tinyos-info [--json]
+    Capabilities are the pieces found in the ELF by symbol suffix (COW manager, frame
+    allocator, process table, debugger contract, event hook, entry points...), each with the
+    symbol it came from, or what it would add and why it is missing; `set tinyos SETTING
+    SYMBOL` names another symbol. Conventions are the bookkeeping rules cow-check holds the
+    kernel to, each with where it came from (contract, state, parameter, default).
     Example:
       (gdb) tinyos-info
       version:         0.1.0
@@ -78,6 +102,7 @@ class TinyOSInfo(TinyOSCommand):
             physical_path=path,
             physical_memory=physical,
             cpu=cpu,
+            kernel=_kernel_pieces(s, stopped=cpu is not None),
         )
 
     def format_text(self, info: PluginInfo) -> str:
@@ -90,15 +115,27 @@ class TinyOSInfo(TinyOSCommand):
         ]
         if info.cpu is not None:
             cpu = info.cpu
+            suffix = "_EL1" if cpu.regime == "EL1&0" else "_" + cpu.regime
             rows += [
                 ("exception level", f"EL{cpu.exception_level}" if cpu.exception_level is not None else "unknown"),
-                ("MMU", cpu.mmu),
-                ("SCTLR_EL1", cpu.sctlr),
-                ("TCR_EL1", cpu.tcr),
-                ("TTBR0_EL1", cpu.ttbr0),
-                ("TTBR1_EL1", cpu.ttbr1),
+                ("MMU", f"{cpu.mmu} ({cpu.regime} regime)"),
+                ("SCTLR" + suffix, cpu.sctlr),
+                ("TCR" + suffix, cpu.tcr),
+                ("TTBR0" + suffix, cpu.ttbr0),
             ]
-        return render.key_values(rows)
+            if cpu.regime == "EL1&0":
+                rows.append(("TTBR1_EL1", cpu.ttbr1))
+        text = render.key_values(rows)
+        if isinstance(info.kernel, str):
+            return text + "\n" + render.key_values([("capabilities", info.kernel)])
+        caps = [(c.name, f"{c.symbol} at {c.address}" if c.found else f"missing: {c.reason} (adds {c.adds})")
+                for c in info.kernel.capabilities]
+        contract = (f"{info.kernel.contract_fields} constants" if info.kernel.contract_fields
+                    else "none (events and entry points unavailable; conventions detected from the state)")
+        lines = [text, "capabilities:", render.key_values(caps), render.key_values([("contract", contract)])]
+        if info.kernel.conventions:
+            lines += ["conventions:"] + [f"  {c}" for c in info.kernel.conventions]
+        return "\n".join(lines)
 
 
 def _target_state(s: Session) -> tuple[tuple[str, str | None], tuple[str | None, str], MmuState | None]:
@@ -134,33 +171,6 @@ def _build_id_text(info: PluginInfo) -> str:
     return f"{info.build_id} (running kernel not checked: {info.build_id_note})"
 
 
-class PhysicalMemoryPath(gdb.Parameter):
-    """How the plugin reads guest physical memory.
-
-    auto (default): the fastest verified path -- QEMU's RAM file mapped into gdb, else
-    /proc/<qemu pid>/mem, else the gdbstub. shared-ram / proc-mem: only that host path (then
-    the gdbstub). gdbstub: always the remote protocol. `tinyos-info` shows the path in use.
-    Example: set tinyos-physical-memory gdbstub"""
-
-    set_doc = "Set how the plugin reads guest physical memory."
-    show_doc = "Show how the plugin reads guest physical memory."
-
-    def __init__(self) -> None:
-        super().__init__("tinyos-physical-memory", gdb.COMMAND_DATA, gdb.PARAM_ENUM, list(hostram.CHOICES))
-        self.value = "auto"
-
-    def get_set_string(self) -> str:
-        session().gdb_target.set_preference(self.value)
-        session().target.invalidate()
-        return ""
-
-    def get_show_string(self, svalue: str) -> str:
-        return f"Physical memory is read through: {svalue}"
-
-
-PhysicalMemoryPath()
-
-
 def _mmu_state(s: Session) -> MmuState:
     def reg(name: str) -> Address | None:
         try:
@@ -168,16 +178,38 @@ def _mmu_state(s: Session) -> MmuState:
         except TinyOSError:
             return None
 
-    cpsr, sctlr = reg("cpsr"), reg("SCTLR_EL1")
-    mmu = "unknown (SCTLR_EL1 unreadable)" if sctlr is None else ("on" if SCTLR.decode(sctlr).mmu else "off")
+    cpsr = reg("cpsr")
+    el = (cpsr >> 2) & 3 if cpsr is not None else None
+    suffix = f"_EL{max(el or 1, 1)}"
+    sctlr = reg("SCTLR" + suffix)
+    mmu = f"unknown (SCTLR{suffix} unreadable)" if sctlr is None else ("on" if SCTLR.decode(sctlr).mmu else "off")
     return MmuState(
-        exception_level=(cpsr >> 2) & 3 if cpsr is not None else None,
+        exception_level=el,
         mmu=mmu,
         sctlr=sctlr,
-        tcr=reg("TCR_EL1"),
-        ttbr0=reg("TTBR0_EL1"),
-        ttbr1=reg("TTBR1_EL1"),
+        tcr=reg("TCR" + suffix),
+        ttbr0=reg("TTBR0" + suffix),
+        ttbr1=reg("TTBR1_EL1") if suffix == "_EL1" else None,
+        regime="EL1&0" if suffix == "_EL1" else suffix[1:],
     )
+
+
+def _kernel_pieces(s: Session, stopped: bool) -> KernelPieces | str:
+    """The ELF's capabilities (no target needed) and, at a stop, the conventions in force."""
+    try:
+        model = s.model()
+        caps = model.capabilities
+        contract = len(model.contract)
+    except TinyOSError as exc:
+        return f"unknown: {exc}"
+    pieces = [CapabilityInfo(c.name, c.found, c.symbol, c.address, c.adds, c.reason) for c in caps.pieces.values()]
+    conventions: list[str] = []
+    if stopped and caps.has("cow-manager"):
+        try:
+            conventions = s.state().conventions().describe()
+        except TinyOSError as exc:
+            conventions = [f"unknown: {exc}"]
+    return KernelPieces(pieces, contract, conventions)
 
 
 def _build_id_state(s: Session, target: str) -> tuple[str | None, str, str]:

@@ -3,7 +3,7 @@
 Both read the translation registers and whole table pages through the session's cached
 target (one physical read per table page, shared by every command at the same stop).
 ``--pid N`` / ``--asid N`` walk another process's tables: the process table
-(:class:`~gdb_tinyos.tinyos.kernel.KernelView`) gives its TTBR0, the live registers the rest.
+(:class:`~gdb_tinyos.tinyos.state.KernelState`) gives its TTBR0, the live registers the rest.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...core import render
-from ...aarch64 import FILTERS, KERNEL_HALF, USER_HALF, AddressSpace, Translator, Walk, dump_range, make_filter
+from ...aarch64 import FILTERS, KERNEL_HALF, USER_HALF, AddressSpace, TranslationRegime, Translator, Walk, dump_range, make_filter
 from ...aarch64.ranges import human_size
 from ...aarch64.search import SearchResult, needle_for, search_space
 from ...core.errors import DebugInfoError, LayoutError, SymbolError, TranslationError
-from ...core.target import Target
 from ..args import UsageError
 from ..base import TinyOSCommand, TinyOSFunction, gdb_address, gdb_number
 from ..registry import command
@@ -31,18 +30,34 @@ if TYPE_CHECKING:  # the decoders behind --pid load lazily, as the debug info do
 _NO_PROCESS_TABLE = (DebugInfoError, LayoutError, SymbolError)
 
 
-def _translator(target: Target) -> Translator:
+REGIMES = {"el1": 1, "el2": 2, "el3": 3}
+
+
+def _translator(s: Session, regime: str | None = None) -> Translator:
+    """The translator of the regime the CPU is in, or of ``regime`` (el1/el2/el3): this
+    stop's shared one, or a private one when the kernel's debug info cannot be read (the
+    walk itself needs registers and memory only)."""
     require_stopped()
-    return Translator(target)
+    el = REGIMES[regime] if regime else None
+    try:
+        return s.state().translator(el=el)
+    except _NO_PROCESS_TABLE:
+        return Translator(s.target, TranslationRegime.from_target(s.target, el))
 
 
-def walk_va(target: Target, va: int, root: int | None = None, asid: int | None = None) -> Walk:
+def walk_va(s: Session, va: int, root: int | None = None, asid: int | None = None, regime: str | None = None) -> Walk:
     """Walk ``va`` with the live registers, or through the tables at ``root`` (another space)."""
-    translator = _translator(target)
+    translator = _translator(s, regime)
     if root is None:
         return translator.walk(va)
     va_range = translator.regime.va_range((va >> 55) & 1).with_root(root, asid)
     return translator.walk_range(va_range, va)
+
+
+def add_regime_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--regime", choices=sorted(REGIMES),
+                        help="the translation regime to use (default: the one the CPU is in; "
+                             "el1 shows the kernel's EL1&0 tables from EL2/EL3)")
 
 
 def add_process_arguments(parser: argparse.ArgumentParser, what: str) -> argparse._MutuallyExclusiveGroup:
@@ -64,9 +79,9 @@ def check_process_arguments(parser: argparse.ArgumentParser, args: argparse.Name
 def chosen_process(s: Session, args: argparse.Namespace) -> Process | None:
     """The process ``--pid``/``--asid`` name (None when neither does); NoSuchProcess if dead."""
     if args.pid is not None:
-        return s.kernel_view().process(pid=args.pid)
+        return s.state().process(pid=args.pid)
     if args.asid is not None and args.root is None:
-        return s.kernel_view().process(asid=args.asid)
+        return s.state().process(asid=args.asid)
     return None
 
 
@@ -74,10 +89,12 @@ def chosen_process(s: Session, args: argparse.Namespace) -> Process | None:
 class Va2Pa(TinyOSCommand):
     """Translate a virtual address through the page tables, showing every level.
 
-    Usage: va2pa VA [--pid N | --asid N | --root PA [--asid N]] [--json]
-    The walk uses the CPU's TCR/SCTLR/MAIR/TTBRs; --pid/--asid walk that process's
-    tables (its TTBR0 from the process table), --root the tables at an L0 table PA.
-    Kernel addresses (upper half) always walk TTBR1.
+    Usage: va2pa VA [--pid N | --asid N | --root PA [--asid N]] [--regime el1|el2|el3] [--json]
+    The walk uses the registers of the regime the CPU is in (EL1&0 at EL0/EL1, EL2 or
+    EL3 there; --regime picks another); with that regime's MMU off the answer is flat
+    (PA = VA). --pid/--asid walk that process's tables (its TTBR0 from the process table,
+    which the kernel must have), --root the tables at an L0 table PA. Kernel addresses
+    (upper half) always walk TTBR1.
     Example:
       (gdb) va2pa 0x10000000 --pid 2
       L0 index=0 table=0x40011000 desc=0x0000000040012003 table
@@ -90,14 +107,15 @@ class Va2Pa(TinyOSCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("va", type=gdb_address, help="virtual address: a number or a gdb expression ($sp)")
         add_process_arguments(parser, "walk the tables")
+        add_regime_argument(parser)
 
     def run(self, s: Session, args: argparse.Namespace) -> Walk:
         check_process_arguments(self.parser, args)
         require_stopped()
         process = chosen_process(s, args)
         if process is not None:
-            return s.kernel_view().walk(args.va, process)
-        return walk_va(s.target, args.va, args.root, args.asid)
+            return s.state().walk(args.va, process)
+        return walk_va(s, args.va, args.root, args.asid, args.regime)
 
     def format_text(self, model: Walk) -> str:
         return model.describe()
@@ -108,13 +126,18 @@ class PageTableDump:
     spaces: list[AddressSpace]
     process: Process | None = None  # whose lower half is shown, when known
     search: SearchResult | None = None  # with --search/--bytes/--u64/--u32: the matches
+    regime: str = "EL1&0"
+    notes: tuple[str, ...] = ()  # what is not shown and why (MMU off, no process table)
 
 
 @command
 class Pt(TinyOSCommand):
     """Dump an address space's mappings, merged into ranges with identical attributes.
 
-    Usage: pt [--pid N | --asid N | --user | --root PA [--asid N]] [--kernel] [--filter NAME ...] [--range START END] [--json]
+    Usage: pt [--pid N | --asid N | --user | --root PA [--asid N]] [--kernel] [--regime el1|el2|el3] [--filter NAME ...] [--range START END] [--json]
+    The regime is the one the CPU is in (--regime picks another: `pt --regime el1` shows
+    the kernel's tables from EL2/EL3); with its MMU off there are no tables: addresses are
+    physical, and pt says so in one line, as va2pa answers flat.
     Default: the running process's user half (TTBR0); when no process runs, the kernel half.
     --pid/--asid: that process's user half; --user: the live TTBR0 half; --root: the lower
     half through the L0 table at PA. --kernel: the kernel half (TTBR1), alone or after the
@@ -147,38 +170,51 @@ class Pt(TinyOSCommand):
         pattern.add_argument("--u64", type=gdb_address, metavar="V", help="... for this little-endian 64-bit value")
         pattern.add_argument("--u32", type=gdb_address, metavar="V", help="... for this little-endian 32-bit value")
         parser.add_argument("--limit", type=int, default=100, metavar="N", help="at most N matches (0: all)")
+        add_regime_argument(parser)
 
     def run(self, s: Session, args: argparse.Namespace) -> PageTableDump:
         start, end = args.range or (None, None)
         if args.range and start >= end:
             self.parser.error(f"--range: START {start:#x} is not below END {end:#x}")
         check_process_arguments(self.parser, args)
-        translator = _translator(s.target)
+        translator = _translator(s, args.regime)
+        regime = translator.regime
+        process = chosen_process(s, args)  # a process's own tables exist whatever the CPU's MMU state
+        if not regime.mmu_enabled and process is None:
+            return PageTableDump([], None, None, regime.name, (
+                f"MMU off ({regime.name} regime, SCTLR_EL{regime.el}.M=0): no translation tables are in use; "
+                "every address is physical (flat), as `va2pa` shows",))
         options = dict(va_start=start, va_end=end, where=make_filter(args.filter) if args.filter else None)
-        process = chosen_process(s, args)
         live_halves: list[int] = []
         spaces: list[AddressSpace] = []
+        notes: list[str] = []
         if process is not None:
-            spaces.append(s.kernel_view().address_space(process, USER_HALF, **options))
+            spaces.append(s.state().address_space(process, USER_HALF, **options))
         elif args.root is not None:
             va_range = translator.regime.va_range(USER_HALF).with_root(args.root, args.asid)
             spaces.append(dump_range(translator, va_range, **options))
         elif args.user:
             live_halves.append(USER_HALF)
         elif not args.kernel:
-            process, live_halves = _default_choice(s)
+            process, live_halves = _default_choice(s, regime.el)
             if process is not None:
-                spaces.append(s.kernel_view().address_space(process, USER_HALF, **options))
+                spaces.append(s.state().address_space(process, USER_HALF, **options))
         if args.kernel and KERNEL_HALF not in live_halves:
+            if regime.el > 1:
+                raise TranslationError(f"pt: the {regime.name} regime has one VA range (TTBR0_EL{regime.el}); "
+                                       "`pt --regime el1 --kernel` shows the kernel's EL1&0 upper half")
             live_halves.append(KERNEL_HALF)
-        spaces += [dump_range(translator, translator.regime.va_range(half), **options) for half in live_halves]
-        return PageTableDump(spaces, process, _search(s, spaces, args))
+        spaces += [dump_range(translator, regime.va_range(half), **options) for half in live_halves]
+        if process is None and not _has_process_table(s):
+            notes.append(_missing_process_table(s))
+        return PageTableDump(spaces, process, _search(s, spaces, args), regime.name, tuple(notes))
 
     def format_text(self, model: PageTableDump) -> str:
         if model.search is not None:
             return _search_text(model)
-        return "\n\n".join(_space_text(space, model.process if space.name == "TTBR0" else None)
-                           for space in model.spaces)
+        parts = list(model.notes)
+        parts += [_space_text(space, model.process if space.name == "TTBR0" else None) for space in model.spaces]
+        return "\n\n".join(parts)
 
 
 def _search(s: Session, spaces: list[AddressSpace], args: argparse.Namespace) -> SearchResult | None:
@@ -214,14 +250,28 @@ def _search_text(model: PageTableDump) -> str:
     return "\n".join(parts)
 
 
-def _default_choice(s: Session) -> tuple[Process | None, list[int]]:
-    """The running process (its user half), else the kernel half; both live halves when
-    the process table cannot be decoded (no debug info)."""
-    try:
-        current = s.kernel_view().processes().current
-    except _NO_PROCESS_TABLE:
-        return None, [USER_HALF, KERNEL_HALF]
+def _default_choice(s: Session, el: int) -> tuple[Process | None, list[int]]:
+    """The running process (its user half), else the kernel half; every live half when
+    the kernel has no process table (or its debug info cannot be read), or outside EL1&0."""
+    halves = [USER_HALF, KERNEL_HALF] if el == 1 else [USER_HALF]
+    if el > 1 or not _has_process_table(s):
+        return None, halves
+    current = s.state().processes().current
     return (current, []) if current is not None and current.live else (None, [KERNEL_HALF])
+
+
+def _has_process_table(s: Session) -> bool:
+    try:
+        return s.state().has_processes()
+    except _NO_PROCESS_TABLE:
+        return False
+
+
+def _missing_process_table(s: Session) -> str:
+    try:
+        return s.state().capabilities.missing_line("process-table")
+    except _NO_PROCESS_TABLE as exc:
+        return f"live PTE: no process table read ({exc})"
 
 
 def _space_text(space: AddressSpace, process: Process | None) -> str:
@@ -260,8 +310,8 @@ class Va2PaFunction(TinyOSFunction):
     name = "va2pa"
 
     def compute(self, s: Session, va: int) -> int:
-        walk = walk_va(s.target, va)
-        if walk.pa is None:
+        walk = walk_va(s, va)
+        if walk.pa is None or walk.fault is not None:  # the same verdict va2pa prints
             reason = walk.fault.describe() if walk.fault else "no mapping"
             raise TranslationError(f"$va2pa: {va:#x} is not mapped: {reason}")
         return walk.pa
