@@ -18,6 +18,7 @@ from ..aarch64 import USER_HALF
 from ..core.errors import TinyOSError
 from ..tinyos.panel import Line, PanelContext, panel_lines
 from ..tinyos.reports import build_stats, build_status
+from . import events
 from .session import session
 from .unwinder import read_trap_frame, trap_knowledge
 
@@ -134,6 +135,6 @@ def install() -> list[str]:
         gdb.execute(LAYOUT, to_string=True)
     except gdb.error as exc:
         return [f"tinyos: `layout cow` is unavailable: {exc}"]
-    gdb.events.stop.connect(_on_stop)
+    events.on("stop", _on_stop)  # after the hub dropped the old stop's state
     _installed = True
     return []

@@ -69,6 +69,15 @@ def event_condition(*numbers: int) -> str:
 
 
 @functools.cache
+def kernel_symbol(kernel: Path, symbol: str) -> int:
+    """The address of the symbol whose path ends in ``symbol`` in the kernel ELF."""
+    from gdb_tinyos.debuginfo import DebugInfo  # noqa: PLC0415 - only scenarios that need it
+
+    with DebugInfo.open(kernel) as info:
+        return info.symbol(symbol).address
+
+
+@functools.cache
 def kernel_contract(kernel: Path) -> dict[str, int]:
     """The debugger contract's constants of the kernel ELF at ``kernel`` ({} without one)."""
     from gdb_tinyos.debuginfo import DebugInfo  # noqa: PLC0415 - only scenarios with events need it
@@ -126,6 +135,12 @@ class DebugSession:
         if not self.gdb.running:
             self.gdb.resume()
         return self.console.command(line, timeout=timeout)
+
+    def location(self, symbol: str) -> str:
+        """``*0xADDR`` of the kernel symbol whose path ends in ``symbol``, from the ELF's
+        symbol table: a breakpoint location that resolves the same in optimised and
+        unoptimised builds (gdb's ``*path`` may pick a closure's namespace there)."""
+        return f"*{kernel_symbol(Path(self.machine.kernel), symbol):#x}"
 
     def event_number(self, event: DebugEvent) -> int:
         """The kernel's number for ``event``, from its contract."""

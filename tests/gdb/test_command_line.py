@@ -14,6 +14,7 @@ import re
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from gdb_tinyos.testing import DebugEvent
 from gdb_tinyos.testing.shell import processes
 
 COMMANDS = ("cow-status", "cow-stats", "cow-check", "cow-create", "cow-protect", "cow-unprotect", "cow-test",
@@ -78,7 +79,7 @@ def test_one_error_voice(at_prompt, command, message):
 def test_pid_takes_an_expression(tinyos_booted):
     """At the fork event x2 holds the child's pid: `--pid $x2` walks the child's tables."""
     s = tinyos_booted
-    s.run_to_event(19, action=lambda: s.console.send_line("run forkpause 1"))
+    s.run_to_event(DebugEvent.FORK, action=lambda: s.console.send_line("run forkpause 1"))
     child = s.gdb.read_register("x2")
     via_register = s.gdb.cli_json("pt --pid $x2 --json")
     assert via_register["process"]["pid"] == child

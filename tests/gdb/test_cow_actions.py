@@ -134,7 +134,7 @@ def test_running_target_and_unsafe_stops_are_refused_and_gdb_stays_usable(booted
     s.gdb.interrupt()  # gdb still works
     # A stop inside the kernel that is not a quiet place: the fault handler's entry.
     s.gdb.resume()
-    stop = s.gdb.run_to("*tinyos::process::cow_fault::handle_write_fault",
+    stop = s.gdb.run_to(s.location("cow_fault::handle_write_fault"),
                         action=lambda: s.console.send_line("run forkwrite"), timeout=30)
     assert stop.func == "tinyos::process::cow_fault::handle_write_fault"
     message = s.gdb.expect_one_line_error("cow-protect 0x800000 --pid 1")

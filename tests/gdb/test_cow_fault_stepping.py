@@ -144,7 +144,7 @@ def test_stepping_through_a_cow_fault(tinyos_debug_factory, tinyos_kernel):
     assert asid != table[parent].asid
 
     # -- stop in the fault path, for the child's write only
-    stop = s.gdb.run_to("*tinyos::process::cow_fault::resolve_locked", condition=f"$x1 == {child}",
+    stop = s.gdb.run_to(s.location("cow_fault::resolve_locked"), condition=f"$x1 == {child}",
                         action=lambda: s.console.send_line("cont"), timeout=60)
     assert stop.func == "tinyos::process::cow_fault::resolve_locked", stop.payload
 

@@ -67,7 +67,7 @@ def test_fork_and_child_copy_are_logged_without_stopping(traced):
     fault = events[events.index(copy) + 1]
     assert (fault["name"], fault["pid"], fault["resolution"]) == ("fault", child, "copy")
     assert int(fault["va"], 16) & ~0xFFF == HEAP
-    commands = [e["text"] for e in events if e["name"] == "shell"]
+    commands = [e["text"] for e in events if e["name"] == "command"]
     assert commands == ["run forkpause 1", "~1", "cont", "~1", "ps"]
     assert trace(s)["decode_errors"] == 0
 
@@ -109,7 +109,7 @@ def test_file_reload_keeps_tracing(traced, tinyos_kernel):
     s.gdb.resume()
     s.console.command("run hello", timeout=30)
     s.gdb.interrupt()
-    assert [e["name"] for e in trace(s, 3)["events"]] == ["shell", "exit", "done"]
+    assert [e["name"] for e in trace(s, 3)["events"]] == ["command", "exit", "done"]
 
 
 def test_missing_hook_or_debug_info_is_one_error_line(tinyos_debug_factory, tinyos_kernel, tmp_path, monkeypatch):

@@ -65,7 +65,7 @@ def test_reset_boot_and_kernel_stops(tinyos_debug_factory):
     assert s.gdb.read_register("pc") != reset_pc and (el(s), mmu_on(s)) == (1, False)
     assert answers(s) == at_reset
 
-    s.gdb.run_to("*kernel_main", hardware=True, timeout=60)
+    s.gdb.run_to(s.location("kernel_main"), hardware=True, timeout=60)
     assert (el(s), mmu_on(s)) == (1, True)
     assert answers(s) == at_reset  # nothing was shared yet
     assert not any(n.startswith("MMU off") for n in s.gdb.cli_json("cow-status --json")["notes"])
@@ -96,7 +96,7 @@ def test_user_vector_and_fault_path_stops_agree(tinyos_debug_factory):
                  action=lambda: s.console.send_line("cont"), timeout=60)
     user_pc = s.gdb.read_register("ELR_EL1")
     at_vector = answers(s, child)
-    s.gdb.run_to("*tinyos::process::cow_fault::resolve_locked", condition=f"$x1 == {child}", timeout=60)
+    s.gdb.run_to(s.location("cow_fault::resolve_locked"), condition=f"$x1 == {child}", timeout=60)
     assert answers(s, child) == at_vector
     assert at_vector["refs"] == 2  # the heap frame, shared by parent and child
     s.gdb.resume()
@@ -114,7 +114,7 @@ def test_user_vector_and_fault_path_stops_agree(tinyos_debug_factory):
     s.gdb.wait_for_stop(30)
     assert (el(s), s.gdb.read_register("pc")) == (1, vector)
     assert answers(s, child) == at_user
-    s.gdb.run_to("*tinyos::process::cow_fault::resolve_locked", condition=f"$x1 == {child}", timeout=60)
+    s.gdb.run_to(s.location("cow_fault::resolve_locked"), condition=f"$x1 == {child}", timeout=60)
     assert answers(s, child) == at_user
 
 

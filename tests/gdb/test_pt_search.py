@@ -31,7 +31,7 @@ def hits(s, command: str) -> list[tuple[int, int]]:
 def test_search_and_filters_against_qemus_view(tinyos_debug_factory):
     s = tinyos_debug_factory(timeout=60)
     s.boot_to_prompt(timeout=60)
-    s.gdb.run_to("*tinyos::process::cow_fault::resolve_locked",
+    s.gdb.run_to(s.location("cow_fault::resolve_locked"),
                  action=lambda: s.console.send_line("run forkwrite"), timeout=60)
     child = s.gdb.read_register("x1")  # the faulting process, running now: gva2gpa sees its tables
 
@@ -75,7 +75,7 @@ def test_search_and_filters_against_qemus_view(tinyos_debug_factory):
 def test_search_errors_are_one_line(tinyos_debug_factory):
     s = tinyos_debug_factory(timeout=60)
     s.boot_to_prompt(timeout=60)
-    s.gdb.run_to("*tinyos::process::cow_fault::resolve_locked",
+    s.gdb.run_to(s.location("cow_fault::resolve_locked"),
                  action=lambda: s.console.send_line("run forkwrite"), timeout=60)
     assert "not hex bytes" in s.gdb.expect_one_line_error("pt --bytes zz")
     assert "empty" in s.gdb.expect_one_line_error('pt --search ""')

@@ -18,7 +18,7 @@ from gdb_tinyos.launcher.record import RecordingError
 from gdb_tinyos.testing import QemuMachine
 from gdb_tinyos.testing.session import DEBUG_EVENT, DebugEvent
 
-RESOLVE = "*tinyos::process::cow_fault::resolve_locked"
+RESOLVE = "cow_fault::resolve_locked"  # a symbol suffix: s.location() resolves it from the ELF
 FORKWRITE_DONE = "forkwrite: parent still sees 0x1111, child exited 0"
 
 
@@ -53,7 +53,7 @@ def test_replay_reruns_the_console_input_and_runs_backwards(recording, tinyos_de
     s.gdb.run_to("tinyos::shell::run", timeout=60)  # Rust code: breakpoints by path from here
 
     # Forward to the child's COW fault: nobody types, the recorded `run forkwrite` runs.
-    stop = s.gdb.run_to(RESOLVE, timeout=60)
+    stop = s.gdb.run_to(s.location(RESOLVE), timeout=60)
     assert stop.func == "tinyos::process::cow_fault::resolve_locked"
     assert s.gdb.read_register("x1") == 2  # pid of the faulting child
     at_fault = s.replay_position()
@@ -82,7 +82,7 @@ def test_replay_reruns_the_console_input_and_runs_backwards(recording, tinyos_de
 
     # Forward again to the fault: deterministic, the very same instruction count.
     s.gdb.mi(f"-break-delete {number}")
-    s.gdb.run_to(RESOLVE, timeout=60)
+    s.gdb.run_to(s.location(RESOLVE), timeout=60)
     assert s.replay_position() == at_fault
     s.gdb.resume()
     s.console.expect(FORKWRITE_DONE, timeout=60)

@@ -57,7 +57,7 @@ def assert_interrupted_context(regs: dict[str, int], words: list[int], sp: int) 
 def test_bt_through_the_trap_from_el0_and_el1(tinyos_debug_factory):
     s = tinyos_debug_factory(timeout=60)
     s.boot_to_prompt(timeout=60)
-    stop = s.gdb.run_to("*tinyos::process::cow_fault::resolve_locked",
+    stop = s.gdb.run_to(s.location("cow_fault::resolve_locked"),
                         action=lambda: s.console.send_line("run forkwrite"), timeout=60)
     assert stop.func == "tinyos::process::cow_fault::resolve_locked", stop.payload
     child = s.gdb.read_register("x1")  # resolve_locked(cow, pid, ...): the faulting process
@@ -84,7 +84,7 @@ def test_bt_through_the_trap_from_el0_and_el1(tinyos_debug_factory):
     assert "EL0t" in frames[entry][2] and f"ESR {words[ESR]:#x}" in frames[entry][2]
 
     # -- EL1: the kernel's copy-out into the parent's (still shared) page, inside `wait`
-    s.gdb.break_insert("*tinyos::process::cow_fault::resolve_locked", temporary=True)
+    s.gdb.break_insert(s.location("cow_fault::resolve_locked"), temporary=True)
     s.gdb.continue_and_wait_stop(60)
     parent = s.gdb.read_register("x1")
     assert parent != child
