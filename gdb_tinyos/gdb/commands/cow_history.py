@@ -26,7 +26,6 @@ import gdb
 from ...aarch64 import USER_HALF, Translator
 from ...core.address import Address, page_base
 from ...core.errors import TargetStateError, TinyOSError
-from ...tinyos.check import MappingIndex
 from ...tinyos.cow import ManagerLocation, SlotFields, decode_slot, slot_address, slot_fields
 from ...tinyos.history import (
     History,
