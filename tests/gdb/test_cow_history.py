@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gdb_tinyos.testing.session import DEBUG_EVENT, DebugEvent, debug_session, event_condition
+from gdb_tinyos.testing.session import DEBUG_EVENT, DebugEvent, debug_session
 from gdb_tinyos.testing.shell import parse_cow_status
 
 KERNEL_SRC = Path(__file__).resolve().parents[2] / "kernel" / "src"
@@ -91,10 +91,10 @@ def test_forkwrite_history(forkwrite, tinyos_debug_factory):
     s.gdb.run_to(RESOLVE, condition="$x1 == 2", timeout=60)  # the child's write fault
     at_fault = s.replay_position()
     old_frame = s.gva2gpa(s.gdb.read_register("x3"))  # resolve_locked's page VA (x3)
-    dup = s.gdb.run_to(DEBUG_EVENT, condition=event_condition(DebugEvent.PAGE_DUPLICATED), timeout=60)
+    dup = s.gdb.run_to(DEBUG_EVENT, condition=s.event_condition(DebugEvent.PAGE_DUPLICATED), timeout=60)
     assert dup.func == "tinyos::debug::tinyos_debug_event"
     new_frame = s.gdb.read_register("x2")
-    s.gdb.run_to(DEBUG_EVENT, condition=event_condition(DebugEvent.COW_FAULT), timeout=60)
+    s.gdb.run_to(DEBUG_EVENT, condition=s.event_condition(DebugEvent.COW_FAULT), timeout=60)
     start, pc = s.replay_position(), s.gdb.read_register("pc")
 
     h = history(s, f"cow-history {old_frame:#x}")
@@ -121,7 +121,7 @@ def test_forkwrite_history(forkwrite, tinyos_debug_factory):
     assert function == SHARE and FORKED_BY in frames
 
     # The fork event lies between the share and the child's fault.
-    s.gdb.break_insert(DEBUG_EVENT, condition=event_condition(DebugEvent.FORK))
+    s.gdb.break_insert(DEBUG_EVENT, condition=s.event_condition(DebugEvent.FORK))
     s.gdb.reverse_continue(timeout=120)
     fork = s.replay_position()
     assert first["at"]["icount"] < fork < at_fault
@@ -151,7 +151,7 @@ def test_reuse_and_exit_histories(forkpause, tinyos_debug_factory):
     assert h1["end"] == "limit" and h1["entries"] == entries[:1] and s.replay_position() == start
 
     # After the reuse the frame left the manager: one line; the parent's PTE tells the story.
-    s.gdb.run_to(DEBUG_EVENT, condition=event_condition(DebugEvent.PAGE_REUSED), timeout=60)
+    s.gdb.run_to(DEBUG_EVENT, condition=s.event_condition(DebugEvent.PAGE_REUSED), timeout=60)
     error = s.gdb.expect_one_line_error(f"cow-history {frame:#x}")
     assert error.startswith(f"cow-history: frame {frame:#x} is not tracked"), error
     pte_pa = xp_walk(s, heap)
@@ -168,7 +168,7 @@ def test_reuse_and_exit_histories(forkpause, tinyos_debug_factory):
     # Step 3 also ends the child: its exit drops heap page 1's count (release_page).
     page1 = heap + 0x1000
     assert step2.sharer(page1, 1).refs == 2 and step3.sharer(page1, 1).refs == 1
-    s.gdb.run_to(DEBUG_EVENT, condition=event_condition(DebugEvent.SHELL_COMMAND), timeout=60)  # step 3's ~1
+    s.gdb.run_to(DEBUG_EVENT, condition=s.event_condition(DebugEvent.SHELL_COMMAND), timeout=60)  # step 3's ~1
     h = history(s, f"cow-history {page1:#x} --pid 1")
     refs = [(e, changed(e)["ref_count"]) for e in h["entries"] if "ref_count" in changed(e)]
     assert [r for _, r in refs] == [("2", "1"), ("-", "2")]
