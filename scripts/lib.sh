@@ -40,8 +40,13 @@ ensure_venv() {
     fi
     if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
         log "installing gdb_tinyos (editable, with its test extra) into $VENV"
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" \
-            || die "pip install failed"
+        # pip's output goes to a log (the machine's pip configuration warns about index
+        # locations on every run); shown only when the install fails.
+        if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" \
+            >"$VENV/pip.log" 2>&1; then
+            tail -n 20 "$VENV/pip.log" >&2
+            die "pip install failed (full log: $VENV/pip.log)"
+        fi
         touch "$stamp"
     fi
 }

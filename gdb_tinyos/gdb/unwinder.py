@@ -65,15 +65,14 @@ def trap_knowledge() -> tuple[TrapFrameLayout, TrapSite] | None:
     if _known is None or _known.info is not info:
         try:
             layout = TrapFrameLayout.from_debuginfo(info)
-            site = TrapSite.from_debuginfo(info, _read_word)
+            # The call site is read from the ELF, not from memory: at a stop where the kernel
+            # text is not mapped (reset, MMU off) a memory read would fail, and that
+            # failure would be remembered for the whole ELF.
+            site = TrapSite.from_debuginfo(info, lambda va: struct.unpack("<I", info.initial_bytes(va, 4))[0])
         except (TinyOSError, gdb.error):
             layout, site = None, None
         _known = _Known(info, layout, site)
     return (_known.layout, _known.site) if _known.site is not None else None
-
-
-def _read_word(va: int) -> int:
-    return struct.unpack("<I", session().target.read_virtual(va, 4))[0]
 
 
 def read_trap_frame(layout: TrapFrameLayout, address: int) -> TrapFrame:

@@ -112,7 +112,13 @@ def test_bt_through_the_trap_from_el0_and_el1(tinyos_debug_factory):
 
 
 def test_bt_at_the_first_instruction_is_untouched(tinyos_debug_factory):
-    """MMU off, nothing on the stack: the unwinder claims nothing and says nothing."""
+    """MMU off, nothing on the stack: the unwinder claims nothing and says nothing -- and
+    having looked at the kernel then, it still unwinds the trap once the kernel runs (the
+    entry's call site is read from the ELF, not from memory unmapped at reset)."""
     s = tinyos_debug_factory(timeout=60)
     text = s.gdb.cli("bt")
     assert text.startswith("#0") and "tinyos_trap_entry" not in text and "Python" not in text
+    s.boot_to_prompt(timeout=60)
+    s.gdb.run_to(s.location("cow_fault::resolve_locked"), action=lambda: s.console.send_line("run forkwrite"),
+                 timeout=60)
+    assert backtrace(s)[-1][2].startswith("<user pid "), backtrace(s)

@@ -128,7 +128,7 @@ class TinyOSInfo(TinyOSCommand):
         text = render.key_values(rows)
         if isinstance(info.kernel, str):
             return text + "\n" + render.key_values([("capabilities", info.kernel)])
-        caps = [(c.name, f"{c.symbol} at {c.address}" if c.found else f"missing: {c.reason} (adds {c.adds})")
+        caps = [(f"  {c.name}", f"{c.symbol} at {c.address}" if c.found else f"missing: {c.reason} (adds {c.adds})")
                 for c in info.kernel.capabilities]
         contract = (f"{info.kernel.contract_fields} constants" if info.kernel.contract_fields
                     else "none (events and entry points unavailable; conventions detected from the state)")
