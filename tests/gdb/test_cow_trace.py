@@ -95,11 +95,23 @@ def test_off_is_idempotent_and_stop_mode_stops(traced):
     s.gdb.interrupt()
     assert trace(s)["events_seen"] == seen  # off: nothing logged
     s.gdb.cli("cow-trace on --stop")
-    s.gdb.resume()
+    s.gdb.execute('-interpreter-exec console "continue"')  # typed at the prompt: gdb prints the stop
     s.console.send_line("ps")
-    s.gdb.wait_for_stop(timeout=30)
+    stop = s.gdb.wait_for_stop(timeout=30)
     assert s.gdb.read_register("pc") == int(trace(s, 1)["hook"], 16)
     assert trace(s, 1)["events"][0]["text"] == "ps"
+    # As gdb's own breakpoints: the event line, then gdb's "Breakpoint N, <frame>" and the
+    # source line; MI gets the frame in its *stopped record (kind 1: a command starts).
+    assert stop.reason == "breakpoint-hit" and stop.func == "tinyos::debug::tinyos_debug_event"
+    frame_line = re.search(r"^cow-trace: #\d+ +command 'ps'\n\nBreakpoint -?\d+, "
+                           r"tinyos::debug::tinyos_debug_event \(kind=1, a=\d+, b=2\) at src/debug\.rs:(\d+)\n\1\t",
+                           stop.console, re.M)
+    assert frame_line, stop.console
+    s.gdb.cli("cow-trace on")  # back to logging only: silent again
+    s.gdb.resume()
+    s.console.command("run hello", timeout=30)
+    s.gdb.interrupt()
+    assert trace(s, 1)["events"][0]["name"] == "done"
 
 
 def test_file_reload_keeps_tracing(traced, tinyos_kernel):

@@ -2,7 +2,9 @@
 
 A breakpoint on ``*tinyos_debug_event`` whose ``stop()`` reads x0/x1/x2 (kind, a, b),
 decodes the event into one line (gdb_tinyos/tinyos/events.py, numbers from the kernel's contract), prints it, keeps it in a
-ring buffer and returns False — the kernel runs on — unless ``--stop`` was given. A
+ring buffer and returns False — the kernel runs on — unless ``--stop`` was given (then
+the breakpoint is not silent: gdb prints the stop and its frame line, and MI's ``*stopped``
+carries the frame, as for any breakpoint). A
 second breakpoint at the entry of the fault handler
 (``tinyos::process::cow_fault::handle_write_fault``) records which frame the faulting page
 mapped before the fault (FAR_EL1 walked through the current process's tables), so a
@@ -80,9 +82,9 @@ class Tracer:
 
     def enable(self, s: Session, stop: bool) -> None:
         self.stop_on_event = stop
-        if self.active:
-            return
-        self._place(s)
+        if not self.active:
+            self._place(s)
+        self.hook.silent = not stop
 
     def disable(self) -> None:
         for bp in (self.hook, self.entry):
@@ -231,7 +233,8 @@ class CowTrace(TinyOSCommand):
     Usage: cow-trace [on [--stop] | off | clear] [--last N] [--json]
     `on` puts a breakpoint on tinyos_debug_event that prints one line per event (fault VA,
     pid, old and new frame, copy or reuse, fork, exit, shell commands) and lets the kernel
-    run on; --stop makes it stop there instead. `cow-trace` alone shows the state and the
+    run on; --stop makes it stop there instead, printing the frame as gdb's own breakpoints
+do (`Breakpoint -N, tinyos::debug::tinyos_debug_event (...)`: the breakpoint is internal). `cow-trace` alone shows the state and the
     last N events (kept in a ring buffer of 256).
     Example:
       (gdb) cow-trace on
