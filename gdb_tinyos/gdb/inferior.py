@@ -58,7 +58,7 @@ from ..core.errors import BuildIdMismatch, InferiorCallError, SymbolError, Targe
 from ..core.render import printable
 from .args import one_line
 from .session import Session, check_running_build_id
-from .target import require_stopped
+from .target import require_live
 
 HOOK = "tinyos_debug_event"
 # The shell's line reader, and what may be inlined into or called by it while it waits.
@@ -94,7 +94,7 @@ class SafePoint:
 
 def require_safe_point(s: Session) -> SafePoint:
     """The safe point the CPU is stopped at, or TargetStateError saying why it is not one."""
-    require_stopped()
+    require_live()
     _require_el1_mmu_on(s)
     _require_build_id(s)  # before unwinding: another kernel's frames mean nothing to our names
     pc = s.target.read_register("pc")

@@ -13,6 +13,10 @@ Example (inside gdb)::
     s.kernel.path, s.kernel.source      # (PosixPath('/.../tinyos'), "gdb's loaded file")
     s.state().cow().pages               # decoded once at this stop
     s.target.read_register("TTBR1_EL1")
+
+Offline (``tinyos-gdb --core FILE``, ``tinyos-core FILE``): :meth:`Session.open_core` puts a
+:class:`~gdb_tinyos.aarch64.coredump.CoreTarget` behind the cache instead of the live
+GdbTarget; every read-only command then decodes the dump, and ``require_stopped()`` accepts it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..core.target import CachedTarget
 from .target import GdbTarget
 
 if TYPE_CHECKING:
+    from ..aarch64.coredump import CoreTarget
     from ..debuginfo import DebugInfo
     from ..tinyos.state import KernelModel, KernelState
 
@@ -47,6 +52,27 @@ class Session:
         self.symbol_overrides: dict[str, str] = {}  # capability -> symbol (set tinyos ...)
         self.convention_overrides: dict[str, Any] = {}  # convention -> value (set tinyos ...)
         self._build_id_checked: tuple[int, int | None] | None = None  # (ELF, connection) verified
+        self.core: CoreTarget | None = None  # offline: the dump read instead of the live target
+
+    def open_core(self, path: str | os.PathLike[str]) -> CoreTarget:
+        """Read the kernel from a ``tinyos-dump`` core (and its sysregs sidecar) from now on,
+        refused (BuildIdMismatch) when the dump is of another build than the loaded ELF."""
+        from ..aarch64.coredump import CoreTarget  # noqa: PLC0415 - as load_debuginfo: lazy layer import
+
+        core = CoreTarget(path, kernel_elf=self.kernel_path())
+        previous = (self.core, self.target)
+        self.core, self.target, self._state = core, CachedTarget(core), None
+        try:
+            check_running_build_id(self)
+        except BuildIdMismatch:
+            core.close()
+            self.core, self.target = previous
+            raise
+        except TinyOSError:
+            pass  # no build-id note readable in the dump: the decoders report their own errors
+        if previous[0] is not None:
+            previous[0].close()
+        return core
 
     @property
     def kernel(self) -> KernelChoice:
@@ -105,7 +131,7 @@ class Session:
         read (not connected, running, MMU off) the decoders report their own error."""
         connection = gdb.selected_inferior().connection
         key = (id(info), connection.num if connection is not None else None)
-        if connection is None or self._build_id_checked == key:
+        if connection is None or self.core is not None or self._build_id_checked == key:
             return
         try:
             check_running_build_id(self)

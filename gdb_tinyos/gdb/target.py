@@ -70,8 +70,11 @@ def unwinder_context() -> Iterator[None]:
         _IN_UNWINDER[0] -= 1
 
 
-def require_stopped() -> gdb.InferiorThread:
-    """The selected thread of a connected, stopped target, or TargetStateError."""
+def require_stopped() -> gdb.InferiorThread | None:
+    """The selected thread of a connected, stopped target, or TargetStateError; None when
+    the session reads a core dump (offline: always "stopped", no thread)."""
+    if _offline_core() is not None:
+        return None
     inferior = gdb.selected_inferior()
     if inferior.pid == 0 or inferior.connection is None:
         raise TargetStateError(NOT_CONNECTED)
@@ -81,6 +84,25 @@ def require_stopped() -> gdb.InferiorThread:
     if thread.is_running() and not _IN_STOP_CALLBACK[0] and not _evaluating_condition():
         raise TargetStateError(RUNNING)
     return thread
+
+
+def require_live() -> gdb.InferiorThread:
+    """For commands that run or change the kernel (kernel calls, dumps, breakpoints that
+    resume it): a stopped live target, refused in one line on a core dump."""
+    core = _offline_core()
+    if core is not None:
+        raise TargetStateError(f"the session reads the core dump {core}, not a running kernel; "
+                               "this needs a live one (tinyos-gdb without --core)")
+    thread = require_stopped()
+    assert thread is not None
+    return thread
+
+
+def _offline_core() -> str | None:
+    from .session import session  # noqa: PLC0415 - the session imports this module
+
+    core = session().core
+    return None if core is None else str(core.path)
 
 
 def _evaluating_condition() -> bool:

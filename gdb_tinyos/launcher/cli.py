@@ -7,6 +7,7 @@
     tinyos-gdb --record fw.rr           # record the whole run (fw.rr, fw.rr.qcow2, fw.rr.json)
     tinyos-gdb --replay fw.rr           # replay it, halted at reset: reverse-stepi, reverse-continue...
     tinyos-gdb --console [NAME]         # in ANOTHER terminal: the serial console of a running session
+    tinyos-gdb --core fork.core         # offline: no QEMU; the read-only commands decode a tinyos-dump core
 
 Each session has a private (0700) directory, ``<runtime>/tinyos-gdb-<uid>/<session>/``
 (``<runtime>``: $XDG_RUNTIME_DIR, else /dev/shm, else /tmp), removed when the session ends
@@ -82,6 +83,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                     help="record the run (console input included) to FILE, FILE.qcow2 and FILE.json")
     rr.add_argument("--replay", type=Path, metavar="FILE",
                     help="replay a recording of the same kernel under gdb, with reverse execution")
+    rr.add_argument("--core", type=Path, metavar="FILE",
+                    help="no QEMU: gdb on the kernel ELF with the plugin reading FILE, a core written by "
+                         "`tinyos-dump` (with its .sysregs.json sidecar); read-only commands only")
     parser.add_argument("--session", metavar="NAME", help="name this session (default: <pid>-1); `--console NAME` finds it")
     parser.add_argument("--console", nargs="?", const="", metavar="NAME",
                         help="attach this terminal to a running session's serial console: its name or socket "
@@ -110,7 +114,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LaunchError as exc:
         say(f"{choice.source}: {exc}")
         return 2
+    if args.core is not None:
+        return offline(kernel, args)
     return debug(kernel, args)
+
+
+def offline(kernel: Path, args: argparse.Namespace) -> int:
+    """gdb-multiarch on ``kernel`` with the plugin reading the core ``args.core``; no QEMU."""
+    core = args.core.resolve()
+    if not core.is_file():
+        say(f"--core: no file {args.core} (write one with `tinyos-dump FILE` in a live session)")
+        return 2
+    argv = [GDB, "-q", "-ex", f"file {kernel}", "-ex", f"source {LOADER}", "-ex", f"tinyos-core {gdb_quoted(core)}"]
+    for script in args.scripts:
+        argv += ["-x", str(script)]
+    say(f"offline: kernel {kernel}, core {core} (no QEMU: read-only commands only)")
+    return run_gdb(argv + list(args.gdb_args), timeout=None)
+
+
+def gdb_quoted(path: Path) -> str:
+    """``path`` as one argument of a command gdb splits with ``gdb.string_to_argv``."""
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def debug(kernel: Path, args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ from ..base import TinyOSCommand, gdb_address, gdb_number
 from ..inferior import breakpoints_suspended, c_language
 from ..registry import command
 from ..session import Session
-from ..target import require_stopped
+from ..target import require_live
 
 HOW_TO_RECORD = ("needs a replay, this session is live: record with `tinyos-gdb --record FILE`, "
                  "then replay with `tinyos-gdb --replay FILE`")
@@ -274,7 +274,7 @@ def _return_to(name: str, icount: int) -> int:
 # -- the commands ------------------------------------------------------------------------------
 
 def _start(name: str) -> int:
-    require_stopped()
+    require_live()
     return replay_icount(name)
 
 

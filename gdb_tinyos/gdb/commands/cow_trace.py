@@ -34,7 +34,7 @@ from ..base import TinyOSCommand
 from ..inferior import HOOK, call_in_progress, register_breakpoint
 from ..registry import command
 from ..session import Session, check_running_build_id, session
-from ..target import RUNNING, breakpoint_stop_context
+from ..target import RUNNING, breakpoint_stop_context, require_live
 
 FAULT_ENTRY = "tinyos::process::cow_fault::handle_write_fault"
 DEFAULT_CAPACITY = 256
@@ -252,6 +252,8 @@ do (`Breakpoint -N, tinyos::debug::tinyos_debug_event (...)`: the breakpoint is 
         t = tracer()
         message = ""
         if args.action == "on":
+            if s.core is not None:
+                require_live()  # refuses: a core dump has no kernel to trace
             _refuse_if_running()
             was = t.active
             _connect_reload()

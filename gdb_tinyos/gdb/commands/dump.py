@@ -22,7 +22,7 @@ from ..args import UsageError, local_path
 from ..base import TinyOSCommand
 from ..registry import command
 from ..session import Session
-from ..target import require_stopped
+from ..target import require_live
 
 
 @dataclass
@@ -68,7 +68,7 @@ class TinyOSDump(TinyOSCommand):
         parser.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     def run(self, s: Session, args: argparse.Namespace) -> DumpResult:
-        require_stopped()
+        require_live()
         core = args.file
         quoted = monitor_quoted(core)
         if core.exists() and not args.force:
@@ -96,3 +96,57 @@ class TinyOSDump(TinyOSCommand):
         if r.missing:
             lines.append(("not saved", ", ".join(r.missing) + " (unknown to this target)"))
         return render.key_values(lines)
+
+
+@dataclass
+class CoreOpened:
+    core: str
+    sidecar: str | None  # None: the dump has no sidecar (virtual reads use the linear map)
+    ram: list[list[Address]]  # [start, end) of each RAM segment saved in the dump
+    cpus: int
+    registers: list[str]  # the system registers the sidecar holds
+
+    def describe(self) -> str:
+        ram = ", ".join(f"{start}-{end}" for start, end in self.ram) or "none"
+        sidecar = (f"{self.sidecar} ({', '.join(self.registers) or 'no registers'})" if self.sidecar
+                   else f"none (no {SIDECAR_SUFFIX}: page-table walks unavailable, kernel statics via the linear map)")
+        return "\n".join([
+            "tinyos-core: reading the core dump instead of a live target: read-only commands only",
+            render.key_values([("core", self.core), ("sidecar", sidecar), ("ram", ram), ("cpus", str(self.cpus))]),
+        ])
+
+
+@command
+class TinyOSCore(TinyOSCommand):
+    """Read the kernel from a tinyos-dump core instead of a live target (offline).
+
+    Usage: tinyos-core FILE [--json]
+    From then on the read-only commands (cow-status, cow-stats, cow-check, pt, va2pa,
+    tinyos-info, $cow_refs()...) decode the dump and its FILE.sysregs.json sidecar with
+    the loaded kernel ELF; commands that run the kernel refuse in one line. A dump of
+    another build is refused. `tinyos-gdb --core FILE` opens gdb this way.
+    Example:
+      (gdb) tinyos-core /tmp/fork.core
+      (gdb) cow-status"""
+
+    name = "tinyos-core"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("file", type=local_path, help="a core written by tinyos-dump (relative: to gdb's working directory)")
+
+    def run(self, s: Session, args: argparse.Namespace) -> CoreOpened:
+        if gdb.selected_inferior().pid != 0:
+            raise TargetStateError("gdb is connected to a live target: `disconnect` first, or open the core "
+                                   "in another gdb (tinyos-gdb --core FILE)")
+        if not args.file.is_file():
+            raise UsageError(f"tinyos-core: no file {args.file}")
+        core = s.open_core(args.file)
+        sidecar = core.path.with_name(core.path.name + SIDECAR_SUFFIX)
+        return CoreOpened(
+            core=str(core.path), sidecar=str(sidecar) if sidecar.is_file() else None,
+            ram=[[Address(seg.pa), Address(seg.pa + seg.size)] for seg in core.segments],
+            cpus=len(core.cpus), registers=sorted(core.sysregs),
+        )
+
+    def format_text(self, model: CoreOpened) -> str:
+        return model.describe()

@@ -28,7 +28,7 @@ def _view(s: Session) -> KernelState:
     resume without any stop/continue event (the thread still counts as running), so nothing
     invalidated the state since the last evaluation: drop it here."""
     thread = require_stopped()
-    if thread.is_running():
+    if thread is not None and thread.is_running():
         s.invalidate()
     return s.state()
 

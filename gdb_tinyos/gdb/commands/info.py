@@ -59,8 +59,8 @@ class PluginInfo:
     build_id: str | None  # the ELF's, hex; None when unknown (build_id_note says why)
     build_id_check: str  # "match", "mismatch" or "unchecked"
     build_id_note: str  # why unchecked or unknown, the mismatch's sentence; "" on a match
-    target: str  # "stopped", "running" or "not connected"
-    connection: str | None  # e.g. "remote 127.0.0.1:1234"
+    target: str  # "stopped", "running", "not connected" or "core" (offline: tinyos-core)
+    connection: str | None  # e.g. "remote 127.0.0.1:1234"; the core file's path offline
     physical_path: str | None  # shared-ram, proc-mem, gdbstub or fallback; None when not stopped
     physical_memory: str  # how and why
     cpu: MmuState | None
@@ -140,7 +140,10 @@ class TinyOSInfo(TinyOSCommand):
 
 def _target_state(s: Session) -> tuple[tuple[str, str | None], tuple[str | None, str], MmuState | None]:
     """((state, connection), physical-memory path, CPU state): state is "stopped",
-    "running" or "not connected"; the CPU is read only when stopped."""
+    "running", "not connected" or "core" (offline); the CPU is read only when stopped."""
+    if s.core is not None:
+        ram = ", ".join(f"{seg.pa:#x}-{seg.pa + seg.size:#x}" for seg in s.core.segments)
+        return ("core", str(s.core.path)), ("core", f"the core dump's RAM (ram {ram}), offline"), _mmu_state(s)
     inferior = gdb.selected_inferior()
     connection = inferior.connection
     if inferior.pid == 0 or connection is None:
@@ -156,6 +159,8 @@ def _target_state(s: Session) -> tuple[tuple[str, str | None], tuple[str | None,
 def _target_text(info: PluginInfo) -> str:
     if info.target == "not connected":
         return NOT_CONNECTED
+    if info.target == "core":
+        return f"core dump {info.connection} (offline: read-only commands only)"
     if info.target == "running":
         return f"running, {info.connection} (interrupt it, Ctrl-C or `interrupt`, to read registers and memory)"
     return f"stopped, {info.connection}"
@@ -167,7 +172,7 @@ def _build_id_text(info: PluginInfo) -> str:
     if info.build_id is None:
         return f"unknown: {info.build_id_note}"
     if info.build_id_check == "match":
-        return f"{info.build_id} (matches the running kernel)"
+        return f"{info.build_id} (matches the {'dumped' if info.target == 'core' else 'running'} kernel)"
     return f"{info.build_id} (running kernel not checked: {info.build_id_note})"
 
 
@@ -221,7 +226,7 @@ def _build_id_state(s: Session, target: str) -> tuple[str | None, str, str]:
         return None, "unchecked", f"the debug-info layer does not load ({exc})"
     except TinyOSError as exc:
         return None, "unchecked", str(exc)
-    if target != "stopped":
+    if target not in ("stopped", "core"):
         return expected, "unchecked", "the target is running" if target == "running" else "not connected"
     try:
         check_running_build_id(s)

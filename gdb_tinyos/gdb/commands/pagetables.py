@@ -230,7 +230,7 @@ def _search(s: Session, spaces: list[AddressSpace], args: argparse.Namespace) ->
         raise UsageError(f"pt: {exc}") from None
     result = SearchResult(needle.hex(" "))
     for space in spaces:
-        search_space(s.gdb_target, space, needle, limit=args.limit, result=result)
+        search_space(s.target.inner, space, needle, limit=args.limit, result=result)
     return result
 
 
