@@ -33,10 +33,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 
 from ..core.address import PAGE_SIZE, Address, page_base
 from .conventions import Conventions
+from .check_columns import suspect_pages
 from .cow import CowManagerState, CowPage
+from .cow_columns import CowSummary
 from .frames import FrameAllocatorState
 from .mappings import MappedRun, MappingIndex, Pte
 from .processes import ProcessTable
@@ -92,7 +95,7 @@ class CheckReport:
 
 
 def check_cow(
-    cow: CowManagerState,
+    cow: CowManagerState | CowSummary,
     processes: ProcessTable | None,
     index: MappingIndex | None,
     frames: FrameAllocatorState | None = None,
@@ -105,6 +108,7 @@ def check_cow(
     ``processes``/``index`` None: no process table (the live-PTE rules are skipped);
     ``missing`` maps a missing piece ("process-table", "frame-allocator") to why."""
     missing = missing or {}
+    cow = cow if isinstance(cow, CowSummary) else CowSummary.of_manager(cow)
     skipped = list(_skipped_rules(processes, frames, manager_size, conventions, missing))
     warnings = list(_lock_warnings(cow, processes, frames)) + (index.problems if index else [])
     mappings = index.mappings if index else 0
@@ -113,15 +117,17 @@ def check_cow(
         return CheckReport(0, mappings, len(live), (),
                            tuple(warnings + [f"{cow.symbol} is not initialised: no pages to check"]), skipped=tuple(skipped))
     violations: list[Violation] = []
-    for page in cow.pages:
+    tables = index is not None and processes is not None
+    # the pages' own and PTE rules one page at a time, only where the columns see a difference
+    for page in cow.pages_at(suspect_pages(cow, index if tables else None, live, conventions)):
         violations += _page_violations(page, conventions)
-        if index is not None and processes is not None:
+        if tables:
             violations += _pte_violations(page, index.at(page.physical_addr), live, index, conventions)
-    violations += _duplicate_frames(cow.pages)
+    violations += _duplicate_frames(cow)
     violations += _statistics_violations(cow, manager_size, conventions)
     if frames is not None:
         violations += _frame_violations(cow, index, frames)
-    return CheckReport(len(cow.pages), mappings, len(live), tuple(violations), tuple(warnings), skipped=tuple(skipped))
+    return CheckReport(cow.tracked, mappings, len(live), tuple(violations), tuple(warnings), skipped=tuple(skipped))
 
 
 def _skipped_rules(processes, frames, manager_size, conventions: Conventions, missing: dict[str, str]):
@@ -140,7 +146,7 @@ def _skipped_rules(processes, frames, manager_size, conventions: Conventions, mi
                "sharers whose pid cannot be told are checked by VA only")
 
 
-def _lock_warnings(cow: CowManagerState, processes: ProcessTable | None, frames: FrameAllocatorState | None):
+def _lock_warnings(cow: CowSummary, processes: ProcessTable | None, frames: FrameAllocatorState | None):
     held = [(cow.symbol, cow.lock_held)]
     if processes is not None:
         held.append(("the process table", processes.lock_held))
@@ -223,27 +229,29 @@ def _sharer_violations(pa: Address, va: int, pid: int, live: set[int], index: Ma
                         (f"PTE: {ref.describe()} -> {Address(ref.pa)}",))
 
 
-def _duplicate_frames(pages: Iterable[CowPage]) -> Iterable[Violation]:
+def _duplicate_frames(cow: CowSummary) -> Iterable[Violation]:
+    if len(set(cow.pas)) == cow.tracked:
+        return
     slots: dict[int, list[int]] = defaultdict(list)
-    for page in pages:
-        slots[page.physical_addr].append(page.slot)
+    for pa, slot in zip(cow.pas, cow.slots):
+        slots[pa].append(slot)
     for pa, used in slots.items():
         if len(used) > 1:
             yield Violation("duplicate-frame", Address(pa), f"tracked by {len(used)} slots: {', '.join(map(str, used))}")
 
 
-def _statistics_violations(cow: CowManagerState, manager_size: int | None,
+def _statistics_violations(cow: CowSummary, manager_size: int | None,
                            conventions: Conventions) -> Iterable[Violation]:
     stats = cow.statistics
     if stats is None:
         return
-    occupied = len(cow.pages)
+    occupied = cow.tracked
     expected = [
         ("statistics.cow_pages_count", stats.cow_pages_count, occupied, "occupied slots"),
         ("active_pages", cow.active_pages, occupied, "occupied slots"),
     ]
     if conventions.maintains("memory_saved_bytes"):
-        expected.append(("statistics.memory_saved_bytes", stats.memory_saved_bytes, conventions.saved_bytes(cow.pages),
+        expected.append(("statistics.memory_saved_bytes", stats.memory_saved_bytes, conventions.saved_bytes_of(cow.refs),
                          f"{conventions.saved_formula} over the pages"))
     if manager_size is not None and conventions.maintains("metadata_memory_bytes"):
         expected.append(("statistics.metadata_memory_bytes", stats.metadata_memory_bytes, manager_size,
@@ -261,13 +269,20 @@ def _statistics_violations(cow: CowManagerState, manager_size: int | None,
                         f"cow_faults_handled ({stats.cow_faults_handled}): every copy comes from a fault")
 
 
-def _frame_violations(cow: CowManagerState, index: MappingIndex | None, frames: FrameAllocatorState) -> Iterable[Violation]:
-    for page in cow.pages:
-        if frames.is_free(page.physical_addr):
-            yield Violation("frame-free", Address(page.physical_addr),
-                            "tracked by the COW manager but free in the frame allocator (count 0)")
+def _frame_violations(cow: CowSummary, index: MappingIndex | None, frames: FrameAllocatorState) -> Iterable[Violation]:
+    for pa in _maybe_free(cow.pas, frames):
+        if frames.is_free(pa):
+            yield Violation("frame-free", Address(pa), "tracked by the COW manager but free in the frame allocator (count 0)")
     for start, end, runs in index.segments() if index is not None else ():
         yield from _span_violations(start, end, runs, frames)
+
+
+def _maybe_free(pas: tuple[int, ...], frames: FrameAllocatorState) -> tuple[int, ...]:
+    """``pas``, or none of them when their allocator counts, picked in C, hold no 0."""
+    if not pas or min(pas) < frames.base_pa or max(pas) >= frames.base_pa + frames.frame_count * PAGE_SIZE:
+        return pas
+    counts = itemgetter(*((pa - frames.base_pa) // PAGE_SIZE for pa in pas))(frames.ref_counts)
+    return pas if 0 in (counts if len(pas) > 1 else (counts,)) else ()
 
 
 def _span_violations(start: int, end: int, runs: tuple[MappedRun, ...], frames: FrameAllocatorState) -> Iterable[Violation]:

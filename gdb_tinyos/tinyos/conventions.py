@@ -20,7 +20,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 STATISTICS = ("cow_pages_count", "cow_faults_handled", "pages_duplicated", "memory_saved_bytes",
@@ -31,6 +31,12 @@ RECOMPUTABLE = ("memory_saved_bytes", "metadata_memory_bytes")
 
 REFS_MAPPINGS, REFS_OWNER = "mappings", "owner"
 PIDS_PARALLEL, PIDS_SET = "parallel", "set"
+
+
+def saved_pages(refs: Sequence[int], uncopied: int) -> int:
+    """Σ max(r − ``uncopied``, 0) over ``refs``, in C: Σ r − n·u, plus back what the
+    small counts (r < u) took below zero."""
+    return sum(refs) - uncopied * len(refs) + sum((uncopied - r) * refs.count(r) for r in range(uncopied))
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,11 @@ class Conventions:
 
     def saved_bytes(self, pages) -> int:
         """Σ (mappings − 1) × 4096: each mapping beyond the first is a frame not copied."""
-        return sum(max(self.mappings(p.ref_count) - 1, 0) for p in pages) * 4096
+        return self.saved_bytes_of([p.ref_count for p in pages])
+
+    def saved_bytes_of(self, refs: Sequence[int]) -> int:
+        """:meth:`saved_bytes` from the pages' ref_counts alone (a column of them)."""
+        return saved_pages(refs, 1 + (1 if self.refs == REFS_OWNER else 0)) * 4096
 
     @property
     def saved_formula(self) -> str:
@@ -75,12 +85,18 @@ class Conventions:
 
     @classmethod
     def detect(cls, *, contract: Mapping[str, int] | None = None, pages: Iterable = (),
-               statistics=None, saved_bytes: int = 0, overrides: Mapping[str, str] | None = None) -> Conventions:
-        """The conventions, each from the strongest source that says anything."""
+               statistics=None, saved_bytes: int = 0, overrides: Mapping[str, str] | None = None,
+               columns: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None) -> Conventions:
+        """The conventions, each from the strongest source that says anything. The state's
+        evidence: ``pages``, or ``columns`` = (ref_counts, VA counts, pid counts) per page."""
         conv, sources = cls(), {}
         if contract:
             conv, sources = _from_contract(conv, contract, sources)
-        conv, sources = _from_state(conv, list(pages), statistics, saved_bytes, sources)
+        if columns is None:
+            pages = list(pages)
+            columns = ([p.ref_count for p in pages], [len(p.virtual_addresses) for p in pages],
+                       [len(p.process_ids) for p in pages])
+        conv, sources = _from_state(conv, columns, statistics, saved_bytes, sources)
         for key, value in (overrides or {}).items():
             if key == "maintained":
                 value = frozenset(v for v in value.split(",") if v) if isinstance(value, str) else frozenset(value)
@@ -103,12 +119,15 @@ def _from_contract(conv: Conventions, contract: Mapping[str, int], sources: dict
     return conv, sources
 
 
-def _from_state(conv: Conventions, pages: list, statistics, saved_bytes: int, sources: dict) -> tuple[Conventions, dict]:
-    """What the decoded pages prove (only where the contract said nothing)."""
-    if "pids" not in sources and any(len(p.virtual_addresses) != len(p.process_ids) for p in pages):
+def _from_state(conv: Conventions, columns: tuple[Sequence[int], Sequence[int], Sequence[int]], statistics,
+                saved_bytes: int, sources: dict) -> tuple[Conventions, dict]:
+    """What the decoded pages prove (only where the contract said nothing); ``columns`` as
+    :meth:`Conventions.detect` (compared in C: no loop per page here)."""
+    refs, vas_lens, pids_lens = map(list, columns)
+    if "pids" not in sources and vas_lens != pids_lens:
         conv = replace(conv, pids=PIDS_SET)
         sources["pids"] = "state (VAs and pids of different lengths)"
-    if "refs" not in sources and pages and all(p.ref_count == len(p.virtual_addresses) + 1 for p in pages):
+    if "refs" not in sources and refs and refs == list(map((1).__add__, vas_lens)):
         conv = replace(conv, refs=REFS_OWNER)
         sources["refs"] = "state (every ref_count is one more than its mappings)"
     if "maintained" not in sources and statistics is not None:

@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import operator
+from itertools import compress
 import struct
 import sys
 from collections.abc import Callable, Iterator
@@ -301,7 +302,8 @@ def _occupied_slots(data: bytes, where: ManagerLocation) -> tuple[list[int] | ra
             stop = min(stop, tags.index(value))
         elif variant.name in f.occupied:
             occupied.append(value)
-    slots = sorted(slot for value in occupied for slot in _positions(tags, value, stop))
+    wanted = set(occupied)  # one membership test per slot, in C
+    slots = list(compress(range(stop), map(wanted.__contains__, tags[:stop])))
     return slots, (stop if stop < f.count else None)
 
 
@@ -318,18 +320,6 @@ def _column(data: bytes, start: int, stride: int, count: int, size: int, signed:
         return view.cast(code.lower() if signed else code)[:: stride // size].tolist()
     return [int.from_bytes(data[start + i * stride : start + i * stride + size], "little", signed=signed)
             for i in range(count)]
-
-
-def _positions(tags: bytes | list[int], value: int, stop: int) -> Iterator[int]:
-    """Indices below ``stop`` where ``tags`` holds ``value`` (each found by a C search)."""
-    i = 0
-    while True:
-        try:
-            i = tags.index(value, i, stop)
-        except ValueError:
-            return
-        yield i
-        i += 1
 
 
 _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}

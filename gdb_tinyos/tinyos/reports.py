@@ -29,6 +29,7 @@ from ..core import render
 from ..core.address import PAGE_SIZE, Address, page_base
 from .conventions import Conventions
 from .cow import CowManagerState, CowPage
+from .cow_columns import CowSummary
 from .mappings import Pte
 
 # Lines of pages the shell's `~1` prints before summarising: the same default here.
@@ -133,12 +134,14 @@ class CowStats:
 
 # -- building ---------------------------------------------------------------------------
 
-def build_status(cow: CowManagerState, lookup: PteLookup | None, pid: int | None = None,
+def build_status(cow: CowManagerState | CowSummary, lookup: PteLookup | None, pid: int | None = None,
                  pa: int | tuple[int, int] | None = None, limit: int = DEFAULT_LIMIT,
                  conventions: Conventions = Conventions(), notes: tuple[str, ...] = ()) -> CowStatus:
-    """The status model; only the first ``limit`` selected pages (0 = all) are walked.
+    """The status model; only the first ``limit`` selected pages (0 = all) are decoded and
+    walked (a ``pid`` filter needs every page's sharers: all are decoded).
     ``pa``: the page holding that address, or ``(start, end)``: the frames in [start, end).
     ``lookup`` None: no live PTEs (the kernel has no process table; ``notes`` says so)."""
+    cow = _summary(cow)
     where = f"{Address(pa[0])}-{Address(pa[1])}" if isinstance(pa, tuple) else Address(pa) if pa is not None else None
     filters = {k: str(v) for k, v in (("pid", pid), ("pa", where)) if v is not None}
     base = dict(symbol=cow.symbol, address=Address(cow.address), initialised=cow.initialised,
@@ -149,30 +152,37 @@ def build_status(cow: CowManagerState, lookup: PteLookup | None, pid: int | None
     s = cow.statistics
     figures = StatusFigures(s.cow_pages_count, s.cow_faults_handled, s.pages_duplicated,
                             s.memory_saved_bytes, s.peak_cow_pages)
-    selected = [p for p in cow.pages if _selected(p, pid, pa)]
+    selected = [k for k, frame in enumerate(cow.pas) if _in_pa(frame, pa)] if pa is not None else range(cow.tracked)
+    decoded: dict[int, CowPage] = {}
+    if pid is not None:  # whose sharers: every selected page decoded, once
+        decoded = dict(zip(selected, cow.pages_at(selected)))
+        selected = [k for k, page in decoded.items() if any(sharer.pid == pid for sharer in page.sharers)]
     shown = selected if limit <= 0 else selected[:limit]
     rest = selected[len(shown):]
-    return CowStatus(figures=figures, pages=tuple(_page_view(p, lookup, conventions) for p in shown), matched=len(selected),
-                     omitted=len(rest), omitted_refs=sum(p.ref_count for p in rest), **base)
+    pages = [decoded[k] for k in shown] if pid is not None else cow.pages_at(shown)
+    omitted_refs = sum(cow.refs[rest.start:rest.stop] if isinstance(rest, range) else (cow.refs[k] for k in rest))
+    return CowStatus(figures=figures, pages=tuple(_page_view(p, lookup, conventions) for p in pages),
+                     matched=len(selected), omitted=len(rest), omitted_refs=omitted_refs, **base)
 
 
-def build_stats(cow: CowManagerState, manager_size: int | None = None,
+def build_stats(cow: CowManagerState | CowSummary, manager_size: int | None = None,
                 conventions: Conventions = Conventions(), notes: tuple[str, ...] = ()) -> CowStats:
     """The ``~2`` figures and their cross-checks against the pages (and the manager's
     DWARF size for ``metadata_memory_bytes``, when given). A statistic the kernel does not
-    maintain is not cross-checked; ``notes`` says which."""
+    maintain is not cross-checked; ``notes`` says which. Totals only: no page is decoded."""
+    cow = _summary(cow)
     warnings = tuple(_warnings(cow))
     if not cow.initialised or cow.statistics is None:
         return CowStats(cow.symbol, False, cow.lock_held, capacity=cow.capacity, warnings=warnings, notes=notes)
     s = cow.statistics
     mappings = cow.total_refs
     checks = [
-        CrossCheck("cow_pages_count", s.cow_pages_count, len(cow.pages), "occupied slots"),
-        CrossCheck("active_pages", cow.active_pages, len(cow.pages), "occupied slots"),
-        CrossCheck("peak_cow_pages", s.peak_cow_pages, max(s.peak_cow_pages, len(cow.pages)), "≥ occupied slots"),
+        CrossCheck("cow_pages_count", s.cow_pages_count, cow.tracked, "occupied slots"),
+        CrossCheck("active_pages", cow.active_pages, cow.tracked, "occupied slots"),
+        CrossCheck("peak_cow_pages", s.peak_cow_pages, max(s.peak_cow_pages, cow.tracked), "≥ occupied slots"),
     ]
     if conventions.maintains("memory_saved_bytes"):
-        checks.insert(2, CrossCheck("memory_saved_bytes", s.memory_saved_bytes, conventions.saved_bytes(cow.pages),
+        checks.insert(2, CrossCheck("memory_saved_bytes", s.memory_saved_bytes, conventions.saved_bytes_of(cow.refs),
                                     conventions.saved_formula))
     if manager_size is not None and conventions.maintains("metadata_memory_bytes"):
         checks.append(CrossCheck("metadata_memory_bytes", s.metadata_memory_bytes, manager_size,
@@ -188,7 +198,7 @@ def build_stats(cow: CowManagerState, manager_size: int | None = None,
         metadata_memory_bytes=s.metadata_memory_bytes, peak_cow_pages=s.peak_cow_pages,
         memory_efficiency_percent=memory_efficiency_percent(
             s.memory_saved_bytes, s.cow_pages_count if conventions.efficiency == "pages" else mappings),
-        tracked_pages=len(cow.pages), total_mappings=mappings, capacity=cow.capacity,
+        tracked_pages=cow.tracked, total_mappings=mappings, capacity=cow.capacity,
         checks=tuple(checks), warnings=warnings, notes=notes,
     )
 
@@ -200,18 +210,18 @@ def memory_efficiency_percent(memory_saved_bytes: int, pages: int) -> int:
     return 0 if mapped == 0 else memory_saved_bytes * 100 // mapped
 
 
-def _warnings(cow: CowManagerState):
+def _summary(cow: CowManagerState | CowSummary) -> CowSummary:
+    return cow if isinstance(cow, CowSummary) else CowSummary.of_manager(cow)
+
+
+def _warnings(cow: CowSummary):
     if cow.lock_held:
         yield f"{cow.symbol}'s lock is held: the state may be mid-update"
 
 
-def _selected(page: CowPage, pid: int | None, pa: int | tuple[int, int] | None) -> bool:
-    if isinstance(pa, tuple):
-        if not pa[0] <= page.physical_addr < pa[1]:
-            return False
-    elif pa is not None and page.physical_addr != page_base(pa):
-        return False
-    return pid is None or any(s.pid == pid for s in page.sharers)
+def _in_pa(frame: int, pa: int | tuple[int, int]) -> bool:
+    """Whether the tracked ``frame`` is the page of ``pa``, or lies in ``pa`` = [start, end)."""
+    return pa[0] <= frame < pa[1] if isinstance(pa, tuple) else frame == page_base(pa)
 
 
 def _page_view(page: CowPage, lookup: PteLookup | None, conventions: Conventions) -> PageView:

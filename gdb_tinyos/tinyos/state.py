@@ -38,7 +38,8 @@ from ..debuginfo import DebugInfo
 from .capabilities import Capabilities, discover
 from .contract import read_contract
 from .conventions import PIDS_PARALLEL, Conventions
-from .cow import CowManagerState, ManagerLocation, locate_manager, read_manager
+from .cow import CowManagerState, ManagerLocation, decode_manager, locate_manager
+from .cow_columns import CowSummary, summarise_manager
 from .events import EventKinds
 from .frames import FrameAllocatorState, FramesLocation, locate_frames, read_frames
 from .mappings import MappingIndex, Pte, PteLookup
@@ -164,16 +165,33 @@ class KernelState:
         """Physical RAM (start, end) from the frame allocator, None when the kernel has none."""
         return self.frames().ram if self.capabilities.has("frame-allocator") else None
 
-    def cow(self) -> CowManagerState:
+    def cow_bytes(self) -> bytes:
+        """The manager static's bytes: one read per stop, shared by the summary and the decode."""
         self.capabilities.require("cow-manager")
-        return self._once("cow", lambda: read_manager(self.memory, self.model.cow_location, self.ram(),
-                                                         self.model.pids_parallel()))
+        where = self.model.cow_location
+        return self._once("cow-bytes", lambda: self.memory.read_virtual(where.address, where.size))
+
+    def cow(self) -> CowManagerState:
+        """The manager with every page decoded (what a per-page command needs)."""
+        self.capabilities.require("cow-manager")
+        return self._once("cow", lambda: decode_manager(self.cow_bytes(), self.model.cow_location, self.ram(),
+                                                           self.model.pids_parallel()))
+
+    def cow_summary(self) -> CowSummary:
+        """The manager's totals and per-page columns, without a page object per slot (the
+        full decode's when it was already made); pages decoded on demand."""
+        def summarise() -> CowSummary:
+            if "cow" in self._cache:
+                return CowSummary.of_manager(self._cache["cow"])
+            return summarise_manager(self.cow_bytes(), self.model.cow_location, self.ram(), self.model.pids_parallel())
+        return self._once("cow-summary", summarise)
 
     def conventions(self) -> Conventions:
         def detect() -> Conventions:
-            cow = self.cow()
-            return Conventions.detect(contract=self.model.contract, pages=cow.pages, statistics=cow.statistics,
-                                      saved_bytes=cow.saved_bytes, overrides=self.model.convention_overrides)
+            cow = self.cow_summary()
+            return Conventions.detect(contract=self.model.contract, columns=(cow.refs, cow.vas_lens, cow.pids_lens),
+                                      statistics=cow.statistics, saved_bytes=cow.saved_bytes,
+                                      overrides=self.model.convention_overrides)
         return self._once("conventions", detect)
 
     def processes(self) -> ProcessTable:

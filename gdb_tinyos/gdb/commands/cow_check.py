@@ -39,7 +39,7 @@ def run_check(s: Session, most: int = 0) -> CheckReport:
     caps = state.capabilities
     has_table, has_frames = caps.has("process-table"), caps.has("frame-allocator")
     missing = {p: caps.get(p).reason for p in ("process-table", "frame-allocator")}
-    report = check_cow(state.cow(), state.processes() if has_table else None,
+    report = check_cow(state.cow_summary(), state.processes() if has_table else None,
                        state.mappings() if has_table else None,
                        frames=state.frames() if has_frames else None, manager_size=state.model.manager_size,
                        conventions=state.conventions(), missing=missing)

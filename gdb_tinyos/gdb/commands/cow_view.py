@@ -71,7 +71,7 @@ class CowStatusCommand(TinyOSCommand):
     def run(self, s: Session, args: argparse.Namespace) -> CowStatus:
         require_stopped()
         state = s.state()
-        return build_status(state.cow(), state.pte_lookup(), pid=args.pid, pa=args.pa, limit=args.limit,
+        return build_status(state.cow_summary(), state.pte_lookup(), pid=args.pid, pa=args.pa, limit=args.limit,
                             conventions=state.conventions(), notes=state.notes("process-table"))
 
     def format_text(self, model: CowStatus) -> str:
@@ -101,7 +101,7 @@ class CowStatsCommand(TinyOSCommand):
     def run(self, s: Session, args: argparse.Namespace) -> CowStats:
         require_stopped()
         state = s.state()
-        return build_stats(state.cow(), state.model.manager_size, state.conventions(), notes=state.notes())
+        return build_stats(state.cow_summary(), state.model.manager_size, state.conventions(), notes=state.notes())
 
     def format_text(self, model: CowStats) -> str:
         return stats_text(model)

@@ -34,8 +34,7 @@ def _view(s: Session) -> KernelState:
 
 
 def _refs(state: KernelState, pa: int) -> int:
-    page = state.cow().page(pa)
-    return 0 if page is None else page.ref_count
+    return state.cow_summary().refs_of(pa)
 
 
 def _pa_in(state: KernelState, va: int, pid: int) -> int:

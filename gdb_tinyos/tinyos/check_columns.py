@@ -1,0 +1,87 @@
+"""Which tracked pages ``cow-check`` must look at one by one: the rest are proven clean
+from columns, as sets compared in C.
+
+A page's own rules and its PTE rules (:mod:`.check`) all hold when: its ref_count is what
+its recorded mappings make under the conventions, it is COW, its frame is tracked by no
+other slot, and its recorded (pid, VA page, frame) triples are exactly the live user PTEs
+mapping the frame, none of them writable. :func:`suspect_pages` checks that for every page
+at once -- the recorded triples from the summary's sharer columns, the live ones from the
+mapping index's runs cut at the tracked frames -- and returns the pages where anything
+differs (a superset of those with a violation); :func:`~.check.check_cow` runs the full
+per-page rules on those only. Without index-paired sharers (a pid set) or with a run not
+page aligned, every page is a suspect.
+
+Example::
+
+    suspects = suspect_pages(summary, index, live={1, 2}, conventions=conv)
+    [summary.pages_at(suspects)]     # usually empty on a healthy kernel
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Sequence
+from itertools import repeat
+
+from ..core.address import PAGE_SIZE
+from .conventions import Conventions
+from .cow_columns import CowSummary
+from .mappings import MappingIndex
+
+def suspect_pages(cow: CowSummary, index: MappingIndex | None, live: set[int],
+                  conventions: Conventions) -> Sequence[int]:
+    """Indices (into the summary's pages, ascending) of every page that may break a rule;
+    ``index`` None: the page's own rules only."""
+    n = cow.tracked
+    sharers = cow.sharer_pages()
+    if sharers is None:
+        return range(n)
+    recorded, pages = sharers
+    suspects: set[int] = set()
+    # its own record: ref_count (expected_refs adds a constant), is_cow
+    expected = list(map(conventions.expected_refs(0).__add__, cow.vas_lens))
+    if expected != list(cow.refs):
+        suspects.update(k for k in range(n) if cow.refs[k] != expected[k])
+    if cow.cow_flags.count(1) != n:
+        suspects.update(k for k in range(n) if cow.cow_flags[k] != 1)
+    # a frame tracked twice
+    page_of = dict(zip(cow.pas, range(n)))
+    if len(page_of) != n:
+        twice = {pa for pa, times in Counter(cow.pas).items() if times > 1}
+        suspects.update(k for k in range(n) if cow.pas[k] in twice)
+    # the record against itself and against the live PTEs: (pid, VA page, frame)
+    by_triple = dict(zip(recorded, pages))
+    if len(by_triple) != len(recorded):
+        suspects.update(by_triple[t] for t, times in Counter(recorded).items() if times > 1)
+    if index is not None:
+        suspects.update(by_triple[t] for t in by_triple if t[0] not in live)
+        mapped = _live_triples(cow, index)
+        if mapped is None:
+            return range(n)
+        triples, writable = mapped
+        if by_triple.keys() != triples:  # one C comparison when the record is right
+            suspects.update(by_triple[t] for t in by_triple.keys() - triples)
+            suspects.update(page_of[pa] for _, _, pa in triples - by_triple.keys())
+        suspects.update(page_of[pa] for pa in writable)
+    return sorted(suspects)
+
+
+def _live_triples(cow: CowSummary, index: MappingIndex) -> tuple[set, set[int]] | None:
+    """(pid, VA page, frame) of every PTE of the index mapping a tracked frame, and the
+    frames some of them map writable; None when a run is not page aligned."""
+    frames = sorted(set(cow.pas))
+    triples: set[tuple[int, int, int]] = set()
+    writable: set[int] = set()
+    for run in index.runs:
+        if run.va % PAGE_SIZE or run.pa % PAGE_SIZE:
+            return None
+        lo, hi = bisect_left(frames, run.pa), bisect_left(frames, run.pa_end)
+        if lo == hi:
+            continue
+        inside = frames[lo:hi]
+        triples.update(zip(repeat(run.pid), map((run.va - run.pa).__add__, inside), inside))
+        if run.writable:
+            writable.update(inside)
+    return triples, writable
+

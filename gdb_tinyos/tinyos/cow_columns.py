@@ -1,0 +1,233 @@
+"""The COW manager's totals straight from the static's bytes, without a page object per slot.
+
+``cow-stats``, ``$cow_refs`` and the conventions need only a few numbers per occupied
+slot (its frame, ref_count and the sharer lists' lengths), not 20 000 ``CowPage`` and
+40 000 ``Sharer`` objects. :func:`summarise_manager` takes those fields as columns -- one
+strided slice or ``memoryview`` cast per field over the whole ``cow_pages`` array, the
+occupied slots picked by one ``itemgetter`` -- and checks every column the way the full
+decoder checks each slot. When anything looks wrong it runs the full decoder instead, so
+a corrupt manager fails with the decoder's own error and a clean one gives the same
+figures either way (:meth:`CowSummary.of_manager` derives them from a full decode; a
+property test holds the two equal).
+
+Full pages stay available lazily: :meth:`CowSummary.pages_at` decodes only the occupied
+slots asked for (``cow-status --limit 20`` decodes 20).
+
+Example::
+
+    summary = summarise_manager(data, where, ram=(0x4000_0000, 0x4800_0000))
+    summary.tracked, summary.total_refs, summary.refs_of(0x4000c000)
+    summary.pages_at(range(20))      # the first 20 tracked pages, decoded now
+"""
+
+from __future__ import annotations
+
+import operator
+from itertools import compress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..core.address import PAGE_SIZE, Address, page_base
+from ..core.errors import CorruptStructure
+from ..debuginfo import decode, plain
+from .conventions import saved_pages
+from .cow import (
+    _INT_CODES,
+    CowManagerState,
+    CowPage,
+    CowStatistics,
+    ManagerLocation,
+    _column,
+    _occupied_slots,
+    _page,
+    decode_manager,
+)
+
+PageDecoder = Callable[[Sequence[int]], list[CowPage]]
+
+
+@dataclass(frozen=True)
+class CowSummary:
+    """The manager at one stop as columns over its occupied slots (in slot order): what
+    every total is computed from. ``pages_at`` decodes full pages on demand."""
+
+    symbol: str
+    address: Address
+    initialised: bool
+    lock_held: bool | None
+    capacity: int
+    active_pages: int = 0
+    statistics: CowStatistics | None = None
+    slots: tuple[int, ...] = ()
+    pas: tuple[int, ...] = ()
+    refs: tuple[int, ...] = ()
+    vas_lens: tuple[int, ...] = ()  # recorded mappings per page (virtual_addresses.len)
+    pids_lens: tuple[int, ...] = ()
+    cow_flags: tuple[int, ...] = ()  # is_cow per page (0 or 1)
+    decoder: PageDecoder | None = field(default=None, compare=False, repr=False)
+    pairer: Callable[[], list[tuple[int, int, int]] | None] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def tracked(self) -> int:
+        """Occupied slots."""
+        return len(self.slots)
+
+    @property
+    def total_refs(self) -> int:
+        return sum(self.refs)
+
+    @property
+    def saved_bytes(self) -> int:
+        """Σ (ref_count − 1) × 4096 (see :attr:`CowManagerState.saved_bytes`)."""
+        return saved_pages(self.refs, 1) * PAGE_SIZE
+
+    def refs_of(self, pa: int) -> int:
+        """The ref_count of the tracked frame holding ``pa`` (the first slot tracking it), 0
+        when none does."""
+        try:
+            return self.refs[self.pas.index(page_base(pa))]
+        except ValueError:
+            return 0
+
+    def sharer_pages(self) -> tuple[list[tuple[int, int, int]], list[int]] | None:
+        """(pid, VA page, frame) of every recorded sharer and the index of its page (in
+        the same order, unordered otherwise), when each page's sharers are its
+        (process_ids[i], virtual_addresses[i]) pairs with known pids; None when they are
+        not (a pid set: see :func:`~.cow.pair_sharers`)."""
+        return self.pairer() if self.pairer is not None else None
+
+    def pages_at(self, indices: Sequence[int]) -> list[CowPage]:
+        """The full pages of the ``indices``-th occupied slots (0 = the first occupied)."""
+        if self.decoder is None:
+            raise ValueError("this summary has no page decoder")
+        return self.decoder(indices)
+
+    @classmethod
+    def of_manager(cls, cow: CowManagerState) -> CowSummary:
+        """The same columns from a full decode (its pages serve ``pages_at``)."""
+        pages = cow.pages
+        return cls(
+            cow.symbol, cow.address, cow.initialised, cow.lock_held, cow.capacity, cow.active_pages, cow.statistics,
+            tuple(p.slot for p in pages), tuple(p.physical_addr for p in pages), tuple(p.ref_count for p in pages),
+            tuple(p.recorded_mappings for p in pages), tuple(len(p.process_ids) for p in pages),
+            tuple(int(p.is_cow) for p in pages), decoder=lambda indices: [pages[k] for k in indices],
+            pairer=lambda: _sharer_pages_of(pages),
+        )
+
+
+def _sharer_pages_of(pages: Sequence[CowPage]) -> tuple[list[tuple[int, int, int]], list[int]] | None:
+    found = [((s.pid, page_base(s.va), p.physical_addr), k) for k, p in enumerate(pages) for s in p.sharers]
+    if any(pid is None for (pid, _, _), _ in found):
+        return None
+    return [t for t, _ in found], [k for _, k in found]
+
+
+def summarise_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None = None,
+                      pids_parallel: bool | None = None) -> CowSummary:
+    """The manager's :class:`CowSummary` from the static's bytes (arguments as
+    :func:`~.cow.decode_manager`, whose CorruptStructure it raises for a corrupt slot)."""
+    base = dict(symbol=where.symbol, address=Address(where.address), capacity=where.page_fields.count,
+                lock_held=where.found.lock_held(data, where.symbol))
+    if not where.found.present(data, where.symbol):
+        return CowSummary(initialised=False, **base)
+    slots, bad_slot = _occupied_slots(data, where)
+    columns = None if bad_slot is not None else _columns(data, where, slots)
+    if columns is None or _suspicious(data, where, slots, columns, ram, pids_parallel):
+        return CowSummary.of_manager(decode_manager(data, where, ram, pids_parallel))  # raises what is wrong
+    active_pages = where.found.member_int(data, "active_pages")
+    if active_pages > where.page_fields.count:
+        decode_manager(data, where, ram, pids_parallel)  # raises the decoder's error
+    stats_off, stats_t = where.statistics
+    stats = CowStatistics(**plain(decode(stats_t, data, stats_off, f"{where.symbol}.statistics")))
+    pas, refs, cow_flags, vas_lens, pids_lens, _ = columns
+    parallel = pids_parallel is not False and vas_lens == pids_lens  # pair_sharers pairs by index
+    return CowSummary(active_pages=active_pages, statistics=stats, initialised=True, slots=tuple(slots),
+                      pas=pas, refs=refs, vas_lens=vas_lens, pids_lens=pids_lens, cow_flags=cow_flags,
+                      decoder=_slot_decoder(data, where, tuple(slots), ram, pids_parallel),
+                      pairer=(lambda: _sharer_pages(data, where, slots, pas, vas_lens)) if parallel else lambda: None, **base)
+
+
+def _columns(data: bytes, where: ManagerLocation, slots: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """(pa, refs, is_cow, vas_len, pids_len, perms) of the occupied slots, one column each."""
+    f = where.page_fields
+    start, stride, count = where.pages_offset, f.stride, f.count
+    pick = _picker(slots, count)
+    perms_size = f.perms[1].size
+    fields = (f.pa, f.refs, (f.is_cow, 1), (f.vas[3], f.vas[4]), (f.pids[3], f.pids[4]), (f.perms[0], perms_size))
+    out = []
+    for offset, size in fields:
+        if size in _INT_CODES:
+            out.append(pick(_column(data, start + offset, stride, count, size, False)))
+        else:  # not a machine integer (an odd-sized enum): its raw bytes
+            out.append(tuple(data[start + s * stride + offset: start + s * stride + offset + size] for s in slots))
+    return tuple(out)
+
+
+def _picker(slots: Sequence[int], count: int) -> Callable[[Sequence[int]], tuple[int, ...]]:
+    """Picks the occupied slots' values out of a whole column."""
+    if len(slots) == count:
+        return tuple
+    if len(slots) == 0:
+        return lambda column: ()
+    if len(slots) == 1:
+        return lambda column: (column[slots[0]],)
+    getter = operator.itemgetter(*slots)
+    return lambda column: tuple(getter(column))
+
+
+def _suspicious(data: bytes, where: ManagerLocation, slots: Sequence[int], columns, ram: tuple[int, int] | None,
+                pids_parallel: bool | None) -> bool:
+    """Whether any occupied slot fails a check the full decoder makes (then it decides)."""
+    pas, _, is_cow, vas_lens, pids_lens, perms = columns
+    if not slots:
+        return False
+    f = where.page_fields
+    if max(is_cow) > 1 or max(vas_lens) > f.vas[2] or max(pids_lens) > f.pids[2]:
+        return True
+    if any(map((PAGE_SIZE - 1).__and__, pas)):
+        return True
+    if ram is not None and (min(pas) < ram[0] or max(pas) >= ram[1]):
+        return True
+    if pids_parallel and vas_lens != pids_lens:
+        return True
+    for value in set(perms):  # a handful of values: each decoded once, on its first slot
+        slot = slots[perms.index(value)]
+        try:
+            decode(f.perms[1], data, where.pages_offset + slot * f.stride + f.perms[0], "original_permissions")
+        except CorruptStructure:
+            return True
+    return False
+
+
+def _slot_decoder(data: bytes, where: ManagerLocation, slots: tuple[int, ...], ram: tuple[int, int] | None,
+                  pids_parallel: bool | None) -> PageDecoder:
+    """Decodes the k-th occupied slots on demand with the full decoder's per-slot code."""
+    f = where.page_fields
+    names: dict[bytes, str] = {}
+
+    def pages_at(indices: Sequence[int]) -> list[CowPage]:
+        return [_page(data, where.pages_offset + slots[k] * f.stride, slots[k], f, f.codec, names, where.symbol,
+                      ram, pids_parallel) for k in indices]
+
+    return pages_at
+
+
+def _sharer_pages(data: bytes, where: ManagerLocation, slots: Sequence[int], pas: Sequence[int],
+                  lens: Sequence[int]) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """:meth:`CowSummary.sharer_pages` for index-paired lists: the i-th items of both lists
+    of all slots taken as two columns, kept where i < the slot's length (all in C)."""
+    f = where.page_fields
+    pick = _picker(slots, f.count)
+    (va_off, va_size, *_), (pid_off, pid_size, *_) = f.vas, f.pids
+    triples: list[tuple[int, int, int]] = []
+    pages: list[int] = []
+    for i in range(max(lens, default=0)):
+        vas = pick(_column(data, where.pages_offset + va_off + i * va_size, f.stride, f.count, va_size, False))
+        pids = pick(_column(data, where.pages_offset + pid_off + i * pid_size, f.stride, f.count, pid_size, False))
+        kept = list(map(i.__lt__, lens))
+        triples += compress(zip(pids, map(_PAGE_MASK.__and__, vas), pas), kept)
+        pages += compress(range(len(slots)), kept)
+    return triples, pages
+
+
+_PAGE_MASK = ~(PAGE_SIZE - 1)
