@@ -198,10 +198,11 @@ class PteLookup:
         self._full = index
         self._indexes: dict[int, MappingIndex] = {}
         self._walks: Counter[int] = Counter()
+        self._why: dict[int, str | None] = {}  # live(pid), asked once per pid (a listing asks per row)
 
     def __call__(self, pid: int, va: int) -> Pte:
         va = page_base(va)
-        why = self._live(pid)
+        why = self._why[pid] if pid in self._why else self._why.setdefault(pid, self._live(pid))
         if why is not None:
             return Pte.absent(pid, va, why)
         try:
