@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from pygdbmi.gdbcontroller import GdbController
 
+from gdb_tinyos.core import schemas
 from gdb_tinyos.core.timeouts import scaled
 from gdb_tinyos.testing.errors import GdbCommandError, GdbError, GdbTimeout, UnexpectedStop
 from gdb_tinyos.launcher.ports import LOOPBACK
@@ -226,8 +227,14 @@ class GdbSession:
         return console
 
     def cli_json(self, command: str, timeout: float | None = None) -> Any:
-        """Runs a CLI command that prints one JSON document (e.g. ``cow-status --json``); its value."""
-        return json.loads(self.cli(command, timeout))
+        """Runs a CLI command that prints one JSON document (e.g. ``cow-status --json``); its value,
+        checked against the command's documented schema (:mod:`gdb_tinyos.core.schemas`:
+        SchemaError naming the first field that departs from it) when it is a plugin command."""
+        value = json.loads(self.cli(command, timeout))
+        schema = schemas.schema_for(command)
+        if schema is not None:
+            schemas.validate(value, schema, command.split()[0])
+        return value
 
     def python_value(self, expression: str, timeout: float | None = None) -> Any:
         """Evaluates a Python expression inside gdb (``gdb`` is importable there); its

@@ -15,6 +15,7 @@ import json
 
 from cli_runner import tinyos_gdb as run_tinyos_gdb
 
+from gdb_tinyos.core.schemas import check
 from gdb_tinyos.testing import DebugEvent
 from gdb_tinyos.testing.shell import cow_status
 
@@ -51,6 +52,9 @@ def test_a_dump_answers_as_the_live_session_did(tinyos_booted, tinyos_kernel, tm
 
     for command in READ_ONLY:
         assert offline[command] == live[command], command
+    opened = json.loads(offline_run(tinyos_kernel, core, "tinyos-core --json " + str(core))[0][0])
+    check("tinyos-core", opened)  # the live answers were checked by cli_json
+    assert (opened["core"], opened["cpus"], opened["ram"]) == (str(core), 1, [["0x40000000", "0x48000000"]])
     # not two empty answers: the child owns a new frame (QEMU's translation), its old one is
     # tracked and shared no more, and the check is clean
     assert offline[f"va2pa {DATA:#x} --pid 2 --json"]["mapping"]["pa"] == hex(child_page)

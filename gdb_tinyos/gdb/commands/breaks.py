@@ -88,6 +88,18 @@ class EventBreakpoint(gdb.Breakpoint):
             return True
 
 
+_MADE: list = []
+
+
+def created_quietly(make):
+    """``make()``, a gdb.Breakpoint, without gdb's announcement on stdout ("Breakpoint 2 at
+    ..."): --json output must be the JSON alone, so it is made inside a command whose output
+    gdb captures."""
+    _MADE.append(make)
+    gdb.execute(f"python import {__name__} as made; made._MADE.append(made._MADE.pop()())", to_string=True)
+    return _MADE.pop()
+
+
 def _event_pids(name: str, a: int, b: int) -> tuple[int, ...]:
     """The processes an event is about: fork (parent, child), fault/exit/kill (a), copy
     and reuse (the process on the CPU: the event itself carries a VA and a frame)."""
@@ -148,7 +160,8 @@ class TinyOSBreak(TinyOSCommand):
             self.parser.error("--pid does not apply to command events (the shell runs no process)")
         address = _hook_address(s)
         kind = s.model().event_kinds.number(args.kind)
-        bp = EventBreakpoint(address, args.kind, kind, args.pid, args.temporary)
+        make = lambda: EventBreakpoint(address, args.kind, kind, args.pid, args.temporary)  # noqa: E731
+        bp = created_quietly(make) if args.json else make()
         return EventBreak(bp.number, args.kind, kind, args.pid, args.temporary, Address(address))
 
     def format_text(self, model: EventBreak) -> str:
