@@ -148,7 +148,7 @@ SCHEMAS: dict[str, Any] = {
         "graph": {"processes": [{"id": "str", "pid": "int", "name": "str"}],
                   "frames": [{"id": "str", "pa": "addr", "refs": "int", "cow": "bool", "violations": ["str"]}],
                   "edges": [{"source": "str", "target": "str", "va": "addr", "perms": "str", "flags": ["str"]}]},
-        "written": "str",
+        "written": "?str",  # the file written; null with --json alone
     },
     "cow-history": HISTORY, "cow-blame": HISTORY,
     "pt": {"spaces": [SPACE], "process": OneOf(PROCESS, "null"), "search": OneOf(SEARCH, "null"), "regime": "str",

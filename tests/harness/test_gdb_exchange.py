@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from gdb_tinyos.core.schemas import SchemaError
 from gdb_tinyos.testing import GdbCommandError, GdbError, GdbSession, GdbTimeout
 
 Batch = list[dict]
@@ -156,16 +157,19 @@ def test_cli_includes_the_target_stream_monitor_replies_come_on():
 
 def test_json_and_python_values_are_decoded():
     def script(token: int, command: str):
-        if "cow-stats --json" in command:
+        if "--json" in command:
             return [[console('{"total_cow_pages": 7}\n'), result(token)]]
         if "python import json" in command:
             return [[console("noise\n"), console("[1, 2]\n"), result(token)]]
         return None
 
     session, controller = session_with(script)
-    assert session.cli_json("cow-stats --json") == {"total_cow_pages": 7}
+    assert session.cli_json("my-own-command --json") == {"total_cow_pages": 7}
     assert session.python_value("[1, 1 + 1]") == [1, 2]
     assert "print(json.dumps([1, 1 + 1]))" in controller.written[-1]
+    # a plugin command's JSON is held to its documented schema (gdb_tinyos/core/schemas.py)
+    with pytest.raises(SchemaError, match=r"^cow-stats: fields missing \['capacity', 'checks',"):
+        session.cli_json("cow-stats --json")
 
 
 def test_expect_one_line_error_returns_the_message_or_says_what_was_wrong():
