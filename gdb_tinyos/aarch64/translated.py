@@ -55,8 +55,12 @@ class TranslatedTarget(Target):
         return self._translator
 
     @property
-    def mmu_on(self) -> bool:
-        return self.translator is not None
+    def mmu_on(self) -> bool | None:
+        """Whether the kernel's translation is on; None when the registers cannot say
+        (a core without them, a frame being built)."""
+        if self.translator is not None:
+            return True
+        return False if self._translator is None else None
 
     # -- Target ------------------------------------------------------------------------
     def read_physical(self, pa: int, size: int) -> bytes:

@@ -1,4 +1,5 @@
-"""Stage-1 VA -> PA translation for the EL1&0 regime, with a per-level trace.
+"""Stage-1 VA -> PA translation for one regime (EL1&0, or EL2/EL3 through their TCR
+re-expressed in TCR_EL1's layout, see :mod:`.regime`), with a per-level trace.
 
 :class:`Translator` holds a :class:`TableReader` session cache: each translation table is
 fetched with ONE read of the whole table (4/16/64 KiB, or the smaller start-level table)

@@ -44,6 +44,7 @@ from ..core import render, style
 from ..core.errors import TinyOSError
 from .args import EXPRESSION, FILENAME, CommandParser, HelpShown, UsageError, address, completes_with, completions, one_line, options_help, unexpected_failure_message
 from .session import Session, session
+from .target import require_stopped
 
 
 @contextmanager
@@ -228,6 +229,17 @@ class TinyOSCommand(gdb.Command):
                               + ("" if text.endswith("\n") else "\n"))
 
 
+def fresh_session() -> Session:
+    """The session, its per-stop state dropped when the thread still counts as running:
+    inside a breakpoint condition gdb halted the target and will resume it without any
+    stop or continue event, so nothing else would drop the previous evaluation's state."""
+    thread = require_stopped()
+    s = session()
+    if thread is not None and thread.is_running():
+        s.invalidate()
+    return s
+
+
 class TinyOSFunction(gdb.Function):
     """Base of convenience functions (``$name(args)``): integer arguments in, a value out.
 
@@ -251,7 +263,8 @@ class TinyOSFunction(gdb.Function):
 
     def invoke(self, *args: gdb.Value) -> Any:
         with command_boundary("$" + self.name):
-            return self.compute(session(), *self.check_arguments(args))
+            values = self.check_arguments(args)
+            return self.compute(fresh_session(), *values)
 
     def check_arguments(self, args: tuple[gdb.Value, ...]) -> list[int]:
         names = self.parameters()

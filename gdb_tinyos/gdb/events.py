@@ -62,6 +62,10 @@ def _handler(name: str) -> Callable[[Any], None]:
         if name in SESSION_ENDS:
             session().gdb_target.release_host_ram()
         for listener in list(_LISTENERS[name]):
-            listener(event)
+            try:
+                listener(event)
+            except Exception as exc:  # noqa: BLE001 - a gdb event boundary: one line, the others still run
+                gdb.write(f"tinyos: after gdb's {name} event: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}\n",
+                          gdb.STDERR)
 
     return handle

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import gdb
 
 from ..aarch64 import SCTLR
+from ..tinyos.capabilities import PIECES
 from ..core.errors import BuildIdMismatch, InferiorCallError, SymbolError, TargetStateError
 from ..core.render import printable
 from .args import one_line
@@ -76,6 +77,8 @@ DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 3600.0
 # The kernel's roll-back entry point for a call gdb unwound (issue 10), and its own watchdog.
 RECOVER = "tinyos_debug_recover"
+# Contract function -> the capability that finds it (so `set tinyos PIECE SYMBOL` applies).
+_PIECE_OF = {piece.symbol: piece.name for piece in PIECES if not piece.data}
 RECOVER_TIMEOUT = 30.0
 
 
@@ -124,8 +127,9 @@ def _require_el1_mmu_on(s: Session) -> None:
 
 def _stop_place(s: Session, pc: int) -> tuple[str | None, str]:
     """("hook" | "shell" | None, the function the CPU is in)."""
-    hook = s.debuginfo().symbol(HOOK)
-    if hook.address <= pc < hook.address + max(hook.size, 4):
+    start = kernel_address(s, HOOK)
+    size = s.debuginfo().symbol(s.model().capabilities.get(_PIECE_OF[HOOK]).symbol).size
+    if start <= pc < start + max(size, 4):
         return "hook", HOOK
     newest = ""
     try:
@@ -208,13 +212,21 @@ def check_timeout(timeout: float) -> None:
         raise InferiorCallError(f"a kernel call's timeout must be more than 0 and at most {MAX_TIMEOUT:g} s, not {timeout}")
 
 
+def kernel_address(s: Session, function: str, why: str = "not a TinyOS kernel with the debugger contract, "
+                   "or a stripped ELF") -> int:
+    """The address of a contract function (entry point, event hook) as the kernel's
+    capabilities found it: by its symbol's suffix, or the symbol `set tinyos PIECE` names.
+    SymbolError naming the ELF when it has none."""
+    piece = _PIECE_OF[function]
+    cap = s.model().capabilities.get(piece)
+    if not cap.found:
+        raise SymbolError(f"the kernel ELF {s.kernel.path} has no {function} ({why})")
+    return cap.address
+
+
 def _entry_point(s: Session, function: str) -> int:
-    try:
-        return s.debuginfo().symbol(function).address
-    except SymbolError:
-        raise SymbolError(
-            f"the kernel ELF has no {function} (an older kernel without the debugger entry points, "
-            "or a stripped ELF): rebuild it with scripts/build-kernel") from None
+    return kernel_address(s, function, "an older kernel without the debugger entry points, or a stripped ELF: "
+                                       "rebuild it with scripts/build-kernel")
 
 
 def _invoke(s: Session, address: int, args: Sequence[int], timeout: float) -> int:
@@ -234,7 +246,7 @@ def _recover(s: Session) -> str:
     """Ask the kernel to roll back what the unwound call left half done (kernel/src/debug.rs:
     ``tinyos_debug_recover() -> i64``, >= 0 done, < 0 refused); what happened, in words."""
     try:
-        address = s.debuginfo().symbol(RECOVER).address
+        address = kernel_address(s, RECOVER)
     except SymbolError:
         return (f"this kernel has no {RECOVER}, so memory the call changed stays changed "
                 "(check `ps` and `mem` at the prompt, or restart the kernel)")

@@ -98,19 +98,19 @@ class ConventionParameter(gdb.Parameter):
         self.show_doc = f"Show {doc}"
         if choices is None:
             super().__init__(f"tinyos {name}", gdb.COMMAND_DATA, gdb.PARAM_STRING)
-            self.value = "auto"
         else:
             super().__init__(f"tinyos {name}", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ["auto", *choices])
-            self.value = "auto"
+        self.value = self.accepted = "auto"
 
     def get_set_string(self) -> str:
         value = (self.value or "auto").strip()
         if self.choices is None and value != "auto":
             unknown = [v for v in value.split(",") if v and v not in STATISTICS]
             if unknown:
-                self.value = "auto"
+                self.value = self.accepted  # a refused value leaves the setting as it was
                 raise gdb.GdbError(f"set tinyos: unknown statistic(s) {', '.join(unknown)}; "
                                    f"choose from {', '.join(STATISTICS)}, or auto")
+        self.accepted = value
         if value == "auto":
             session().convention_overrides.pop(self.convention, None)
         else:

@@ -160,7 +160,8 @@ def load_debuginfo(path: Path) -> DebugInfo:
     """The kernel's symbols and DWARF layouts (cached on disk by build-id by the layer itself).
 
     Imported here, not at module level: a broken or missing debug-info layer must not stop
-    the commands that do not need it (tinyos-info, pt, va2pa) from loading."""
+    the commands that can do without it (tinyos-info; pt and va2pa then walk with a
+    translator of their own) from loading."""
     from ..debuginfo import DebugInfo  # noqa: PLC0415
 
     return DebugInfo.open(path)

@@ -81,7 +81,9 @@ def require_stopped() -> gdb.InferiorThread | None:
     thread = gdb.selected_thread()
     if thread is None or not thread.is_valid():
         raise TargetStateError(NOT_CONNECTED)
-    if thread.is_running() and not _IN_STOP_CALLBACK[0] and not _evaluating_condition():
+    # In a frame unwinder gdb is building frames for a halted target: asking for one (as
+    # _evaluating_condition does) would re-enter it.
+    if thread.is_running() and not _IN_STOP_CALLBACK[0] and not _IN_UNWINDER[0] and not _evaluating_condition():
         raise TargetStateError(RUNNING)
     return thread
 

@@ -85,7 +85,7 @@ class Conventions:
 
     @classmethod
     def detect(cls, *, contract: Mapping[str, int] | None = None, pages: Iterable = (),
-               statistics=None, saved_bytes: int = 0, overrides: Mapping[str, str] | None = None,
+               statistics=None, overrides: Mapping[str, str] | None = None,
                columns: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None) -> Conventions:
         """The conventions, each from the strongest source that says anything. The state's
         evidence: ``pages``, or ``columns`` = (ref_counts, VA counts, pid counts) per page."""
@@ -96,7 +96,7 @@ class Conventions:
             pages = list(pages)
             columns = ([p.ref_count for p in pages], [len(p.virtual_addresses) for p in pages],
                        [len(p.process_ids) for p in pages])
-        conv, sources = _from_state(conv, columns, statistics, saved_bytes, sources)
+        conv, sources = _from_state(conv, columns, statistics, sources)
         for key, value in (overrides or {}).items():
             if key == "maintained":
                 value = frozenset(v for v in value.split(",") if v) if isinstance(value, str) else frozenset(value)
@@ -120,7 +120,7 @@ def _from_contract(conv: Conventions, contract: Mapping[str, int], sources: dict
 
 
 def _from_state(conv: Conventions, columns: tuple[Sequence[int], Sequence[int], Sequence[int]], statistics,
-                saved_bytes: int, sources: dict) -> tuple[Conventions, dict]:
+                sources: dict) -> tuple[Conventions, dict]:
     """What the decoded pages prove (only where the contract said nothing); ``columns`` as
     :meth:`Conventions.detect` (compared in C: no loop per page here)."""
     refs, vas_lens, pids_lens = map(list, columns)
@@ -131,8 +131,11 @@ def _from_state(conv: Conventions, columns: tuple[Sequence[int], Sequence[int], 
         conv = replace(conv, refs=REFS_OWNER)
         sources["refs"] = "state (every ref_count is one more than its mappings)"
     if "maintained" not in sources and statistics is not None:
+        # What memory_saved_bytes should hold under the refs convention just decided: an
+        # owner-counting kernel that shares nothing yet saves nothing.
+        saved = conv.saved_bytes_of(refs)
         unkept = {name for name in RECOMPUTABLE if getattr(statistics, name) == 0 and
-                  (saved_bytes if name == "memory_saved_bytes" else 1)}
+                  (saved if name == "memory_saved_bytes" else 1)}
         if unkept:
             conv = replace(conv, maintained=conv.maintained - unkept)
             sources["maintained"] = "state (left at 0 while the pages say otherwise)"

@@ -64,7 +64,7 @@ class Pte:
         leaf = walk.steps[-1].decoded if walk.steps else None
         perms = walk.mapping.attrs.perms
         marked = None
-        if cow_bit is not None:
+        if cow_bit is not None and SOFTWARE_FIELD_LOW_BIT <= cow_bit < SOFTWARE_FIELD_LOW_BIT + 4:
             marked = bool(getattr(leaf, "software", 0) >> (cow_bit - SOFTWARE_FIELD_LOW_BIT) & 1)
         return cls(pid, Address(va), Address(page_base(walk.pa)), perms.describe(), perms.writable, marked)
 

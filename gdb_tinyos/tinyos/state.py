@@ -142,9 +142,9 @@ class KernelState:
         except RegisterError:
             return None
 
-    def mmu_on(self) -> bool:
+    def mmu_on(self) -> bool | None:
         """Whether the kernel's EL1&0 translation is on (off at reset and in early boot)."""
-        return self._once("mmu", lambda: self.memory.mmu_on)
+        return self.memory.mmu_on  # not memoised here: unknown now may be known later
 
     def regime(self, el: int | None = None) -> TranslationRegime:
         """The regime the CPU is in (``el`` None), or the one of ``el``."""
@@ -153,7 +153,7 @@ class KernelState:
     def notes(self, *pieces: str) -> tuple[str, ...]:
         """One line for each missing piece among ``pieces``, and one when the MMU is off."""
         lines = [line for p in pieces if (line := self.capabilities.missing_line(p))]
-        if not self.mmu_on():
+        if self.mmu_on() is False:
             lines.append("MMU off: statics read at their load addresses from the ELF")
         return tuple(lines)
 
@@ -190,8 +190,7 @@ class KernelState:
         def detect() -> Conventions:
             cow = self.cow_summary()
             return Conventions.detect(contract=self.model.contract, columns=(cow.refs, cow.vas_lens, cow.pids_lens),
-                                      statistics=cow.statistics, saved_bytes=cow.saved_bytes,
-                                      overrides=self.model.convention_overrides)
+                                      statistics=cow.statistics, overrides=self.model.convention_overrides)
         return self._once("conventions", detect)
 
     def processes(self) -> ProcessTable:

@@ -58,7 +58,7 @@ def stats(saved=0, metadata=0):
 
 
 def test_our_conventions_are_the_default():
-    conv = Conventions.detect(pages=[page([0x1000, 0x1000], [1, 2], 2)], statistics=stats(4096, 5000), saved_bytes=4096)
+    conv = Conventions.detect(pages=[page([0x1000, 0x1000], [1, 2], 2)], statistics=stats(4096, 5000))
     assert (conv.refs, conv.pids, conv.maintained) == ("mappings", "parallel", frozenset(STATISTICS))
     assert conv.expected_refs(2) == 2
 
@@ -67,11 +67,18 @@ def test_upstream_conventions_are_seen_in_the_state():
     # One pid at two VAs: process_ids cannot be parallel; every ref_count is mappings + 1;
     # memory_saved and metadata stay 0 while the pages share frames.
     pages = [page([0x1000, 0x2000], [1], 3), page([0x3000, 0x3000, 0x3000], [1, 2, 3], 4)]
-    conv = Conventions.detect(pages=pages, statistics=stats(), saved_bytes=3 * 4096)
+    conv = Conventions.detect(pages=pages, statistics=stats())
     assert (conv.refs, conv.pids) == (REFS_OWNER, PIDS_SET)
     assert not conv.maintains("memory_saved_bytes") and not conv.maintains("metadata_memory_bytes")
     assert conv.expected_refs(2) == 3 and conv.mappings(4) == 3
     assert all("state" in conv.sources[k] for k in ("refs", "pids", "maintained"))
+
+
+def test_an_owner_counting_kernel_that_shares_nothing_saves_nothing():
+    # refs 2 with one mapping each: the owner plus one mapping, no frame saved (by hand:
+    # Σ(mappings − 1) = 0). A memory_saved_bytes of 0 is then right, not "unmaintained".
+    conv = Conventions.detect(pages=[page([0x1000], [1], 2), page([0x2000], [2], 2)], statistics=stats(0, 5000))
+    assert conv.refs == REFS_OWNER and conv.maintains("memory_saved_bytes")
 
 
 def test_the_contract_outranks_the_state_and_a_parameter_outranks_both():

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import gdb
 
-from ...core.errors import SymbolError, TargetStateError
+from ...core.errors import TargetStateError, TinyOSError
 from ...core.render import Address
 from ..base import TinyOSCommand, TinyOSFunction, gdb_number
-from ..inferior import HOOK, call_in_progress
+from ..inferior import HOOK, call_in_progress, kernel_address
 from ..registry import command
 from ..session import Session, session
 from ..target import breakpoint_stop_context
@@ -52,11 +52,7 @@ def _registers(frame: gdb.Frame) -> tuple[int, int, int]:
 
 
 def _hook_address(s: Session) -> int:
-    try:
-        return s.debuginfo().symbol(HOOK).address
-    except SymbolError:
-        raise SymbolError(f"the kernel ELF {s.kernel.path} has no {HOOK} (not a TinyOS kernel with the "
-                          "debugger contract, or a stripped ELF)") from None
+    return kernel_address(s, HOOK)
 
 
 def event_at_stop(s: Session) -> EventAtStop:
@@ -80,9 +76,14 @@ class EventBreakpoint(gdb.Breakpoint):
         if call_in_progress():
             return False
         with breakpoint_stop_context():
-            kind, a, b = _registers(gdb.newest_frame())
-            if kind != self.kind or (self.pid is not None and self.pid not in _event_pids(self.name, a, b)):
-                return False
+            try:
+                kind, a, b = _registers(gdb.newest_frame())
+                if kind != self.kind or (self.pid is not None and self.pid not in _event_pids(self.name, a, b)):
+                    return False
+            except (TinyOSError, gdb.error) as exc:
+                # A condition that cannot be decided stops: the user sees why, not a traceback.
+                gdb.write(f"tinyos-break: cannot check breakpoint {self.number}: {exc}\n", gdb.STDERR)
+                return True
             event = EventAtStop(kind, self.name, Address(a), Address(b))
             gdb.write(f"tinyos-break: {event.describe()}\n")
             return True

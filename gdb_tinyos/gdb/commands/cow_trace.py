@@ -31,7 +31,7 @@ from ...tinyos.events import EventKinds, EventLog, TraceEvent
 from ...core.errors import BuildIdMismatch, SymbolError, TargetStateError, TinyOSError
 from .. import events
 from ..base import TinyOSCommand
-from ..inferior import HOOK, call_in_progress, register_breakpoint
+from ..inferior import HOOK, call_in_progress, kernel_address, register_breakpoint
 from ..registry import command
 from ..session import Session, check_running_build_id, session
 from ..target import RUNNING, breakpoint_stop_context, require_live
@@ -100,7 +100,7 @@ class Tracer:
         self.disable()
         try:
             self._place(s)
-        except TinyOSError as exc:
+        except (TinyOSError, gdb.error) as exc:
             return f"cow-trace: tracing stopped: {exc}"
         return None
 
@@ -110,13 +110,12 @@ class Tracer:
             self.log = EventLog(kinds, DEFAULT_CAPACITY)
         info = s.debuginfo()
         try:
-            hook = info.symbol(HOOK)
-        except SymbolError:
-            raise SymbolError(
-                f"cow-trace: the kernel ELF {info.path} has no {HOOK} (not a TinyOS kernel with the "
-                "debugger contract, or a stripped ELF)") from None
+            hook = kernel_address(s, HOOK)
+        except SymbolError as exc:
+            raise SymbolError(f"cow-trace: {exc}") from None
         _require_running_kernel_is(s)
-        self.hook = _Hook(self, hook.address)
+        self.hook = _Hook(self, hook)
+        self.hook.silent = not self.stop_on_event  # also when placed again after `file`
         register_breakpoint(self.hook)
         try:
             entry = info.symbol(FAULT_ENTRY)

@@ -20,17 +20,6 @@ from ..base import TinyOSFunction
 from .cow_check import run_check
 from ..registry import command
 from ..session import Session
-from ..target import require_stopped
-
-
-def _view(s: Session) -> KernelState:
-    """This stop's state, on fresh memory. Inside a breakpoint condition gdb halted and will
-    resume without any stop/continue event (the thread still counts as running), so nothing
-    invalidated the state since the last evaluation: drop it here."""
-    thread = require_stopped()
-    if thread is not None and thread.is_running():
-        s.invalidate()
-    return s.state()
 
 
 def _refs(state: KernelState, pa: int) -> int:
@@ -52,7 +41,7 @@ class CowRefs(TinyOSFunction):
     name = "cow_refs"
 
     def compute(self, s: Session, pa: int) -> int:
-        return _refs(_view(s), pa)
+        return _refs(s.state(), pa)
 
 
 @command
@@ -64,7 +53,7 @@ class CowIsShared(TinyOSFunction):
     name = "cow_is_shared"
 
     def compute(self, s: Session, pa: int) -> int:
-        return int(_refs(_view(s), pa) > 1)
+        return int(_refs(s.state(), pa) > 1)
 
 
 @command
@@ -80,7 +69,7 @@ class CowPa(TinyOSFunction):
     name = "cow_pa"
 
     def compute(self, s: Session, va: int, pid: int) -> int:
-        return _pa_in(_view(s), va, pid)
+        return _pa_in(s.state(), va, pid)
 
 
 @command
@@ -93,7 +82,7 @@ class CowRefsVa(TinyOSFunction):
     name = "cow_refs_va"
 
     def compute(self, s: Session, va: int, pid: int) -> int:
-        view = _view(s)
+        view = s.state()
         pa = _pa_in(view, va, pid)
         return _refs(view, pa) if pa else 0
 
@@ -107,5 +96,5 @@ class CowViolations(TinyOSFunction):
     name = "cow_violations"
 
     def compute(self, s: Session) -> int:
-        _view(s)
+        s.state()
         return len(run_check(s).violations)

@@ -16,7 +16,7 @@ from ...core import render
 from ...aarch64 import FILTERS, KERNEL_HALF, USER_HALF, AddressSpace, TranslationRegime, Translator, Walk, dump_range, make_filter
 from ...aarch64.ranges import human_size
 from ...aarch64.search import SearchResult, needle_for, search_space
-from ...core.errors import DebugInfoError, LayoutError, SymbolError, TranslationError
+from ...core.errors import BuildIdMismatch, DebugInfoError, LayoutError, SymbolError, TranslationError
 from ..args import UsageError
 from ..base import TinyOSCommand, TinyOSFunction, gdb_address, gdb_number
 from ..registry import command
@@ -41,7 +41,7 @@ def _translator(s: Session, regime: str | None = None) -> Translator:
     el = REGIMES[regime] if regime else None
     try:
         return s.state().translator(el=el)
-    except _NO_PROCESS_TABLE:
+    except (*_NO_PROCESS_TABLE, BuildIdMismatch, ImportError):
         return Translator(s.target, TranslationRegime.from_target(s.target, el))
 
 
