@@ -17,7 +17,10 @@ from .sysregs import MemoryAttribute
 
 @dataclass(frozen=True)
 class Permissions:
-    """Effective stage-1 permissions for EL1 and EL0 (after table inheritance, WXN)."""
+    """Effective stage-1 permissions for EL1 and EL0 (after table inheritance, WXN).
+
+    In a one-range regime (EL2 without VHE, EL3) there is no EL0: the ``el1_*`` fields are
+    that regime's own EL (``el``), the ``el0_*`` fields all False."""
 
     el1_read: bool
     el1_write: bool
@@ -25,16 +28,17 @@ class Permissions:
     el0_read: bool
     el0_write: bool
     el0_exec: bool
+    el: int = 1  # the regime: 1 = EL1&0, 2 or 3 = that EL alone
 
     @staticmethod
     def _rwx(r: bool, w: bool, x: bool) -> str:
         return ("R" if r else "-") + ("W" if w else "-") + ("X" if x else "-")
 
     def describe(self) -> str:
-        return (
-            f"EL1:{self._rwx(self.el1_read, self.el1_write, self.el1_exec)} "
-            f"EL0:{self._rwx(self.el0_read, self.el0_write, self.el0_exec)}"
-        )
+        own = f"EL{self.el}:{self._rwx(self.el1_read, self.el1_write, self.el1_exec)}"
+        if self.el > 1:
+            return own
+        return f"{own} EL0:{self._rwx(self.el0_read, self.el0_write, self.el0_exec)}"
 
     @property
     def writable(self) -> bool:

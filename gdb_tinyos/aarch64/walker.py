@@ -89,15 +89,26 @@ class Inherited:
         )
 
 
-def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool) -> Attributes:
+def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool, el: int = 1) -> Attributes:
     """The effective attributes of the block/page descriptor ``raw`` (only its
-    LEAF_ATTRIBUTE_BITS matter) below tables that passed on ``inherited``.
+    LEAF_ATTRIBUTE_BITS matter) below tables that passed on ``inherited``, in the regime
+    of ``el`` (1 = EL1&0).
 
     AP[2] (read-only) is forced by APTable[1], AP[1] (EL0 access) cleared by APTable[0].
     A region writable at EL0 is never executable at EL1; with WXN any writable region is
     execute-never for the EL that can write it. EL0 may execute memory it cannot read.
+    EL2/EL3 (one range, no EL0): AP[1] and PXN are RES0/ignored, bit 54 is XN and
+    XNTable (bit 60) inherits it.
     """
     f = leaf_fields(raw & LEAF_ATTRIBUTE_BITS)
+    if el > 1:
+        read_only = bool(f["AP"] & 0b10) or bool(inherited.ap_table & 0b10)
+        xn = bool(f["UXN"]) or inherited.uxn
+        perms = Permissions(el1_read=True, el1_write=not read_only, el1_exec=not (xn or (wxn and not read_only)),
+                            el0_read=False, el0_write=False, el0_exec=False, el=el)
+        return Attributes(perms=perms, pxn=False, uxn=xn, memory=mair[f["AttrIndx"]],
+                          shareability=SHAREABILITY[f["SH"]], af=bool(f["AF"]), ng=bool(f["nG"]),
+                          contiguous=bool(f["Contiguous"]), dbm=bool(f["DBM"]), ns=bool(f["NS"]) or inherited.ns)
     ap = f["AP"]
     read_only = bool(ap & 0b10) or bool(inherited.ap_table & 0b10)
     el0_access = bool(ap & 0b01) and not inherited.ap_table & 0b01
@@ -150,7 +161,7 @@ class Translator:
         key = (raw & LEAF_ATTRIBUTE_BITS, inherited)
         found = self._attributes.get(key)
         if found is None:
-            decoded = leaf_attributes(key[0], inherited, self.regime.mair, self.regime.sctlr.wxn)
+            decoded = leaf_attributes(key[0], inherited, self.regime.mair, self.regime.sctlr.wxn, self.regime.el)
             found = self._attributes[key] = self._interned.setdefault(decoded, decoded)
         return found
 

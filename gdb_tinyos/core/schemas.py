@@ -47,7 +47,8 @@ _SCALARS = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool), "st
 
 # -- shared pieces ----------------------------------------------------------------------------
 
-PERMS = {f"el{el}_{what}": "bool" for el in (1, 0) for what in ("read", "write", "exec")}
+# el1_*: the regime's own EL (EL1, or EL2/EL3 in a one-range regime, see "el"), el0_*: EL0.
+PERMS = {**{f"el{el}_{what}": "bool" for el in (1, 0) for what in ("read", "write", "exec")}, "el": "int"}
 CACHE = {"policy": "str", "transient": "bool", "read_allocate": "bool", "write_allocate": "bool"}
 MEMORY = {"index": "int", "raw": "int", "kind": "str", "name": "str", "inner": OneOf(CACHE, "null"),
           "outer": OneOf(CACHE, "null")}

@@ -143,3 +143,19 @@ def test_a_range_across_pages_is_joined_from_each_page_frame(image):
     assert memory.physical_runs(va + 0xFFC, 8) == [(0x4200_0FFC, 4), (0x4300_0000, 4)]
     with pytest.raises(MemoryReadError, match="cannot read"):
         memory.read_virtual(va + 0x2000, 4)  # the third page is not mapped
+
+
+@pytest.mark.parametrize(("bits", "expected"), [
+    (0, "EL2:RWX"),                         # AP[2]=0: read/write; no XN
+    (1 << 54, "EL2:RW-"),                   # bit 54 is XN in a one-range regime
+    (0b10 << 6, "EL2:R-X"),                 # AP[2]=1: read-only
+    (1 << 53 | 0b01 << 6, "EL2:RWX"),       # PXN (bit 53) and AP[1] are RES0 there: no effect
+])
+def test_el2_permissions_follow_its_own_rules(image, bits, expected):
+    va, pa = 0x4020_0000, 0x4020_0000
+    root = four_level(image, va, pa | PAGE | AF | NORMAL | bits)
+    image.registers(cpsr=pstate(2), TCR_EL2=tcr_el2(), SCTLR_EL2=1, MAIR_EL2=MAIR, TTBR0_EL2=root)
+    walk = Translator(image.target).walk(va)
+    perms = walk.mapping.attrs.perms
+    assert perms.describe() == expected
+    assert not (perms.el0_read or perms.el0_write or perms.el0_exec)
