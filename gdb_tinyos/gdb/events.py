@@ -61,6 +61,10 @@ def _handler(name: str) -> Callable[[Any], None]:
             session().invalidate()
         if name in SESSION_ENDS:
             session().gdb_target.release_host_ram()
+        if name == "stop" and session().core is not None and gdb.selected_inferior().pid != 0:
+            # A live target stopped: the session reads it from now on, not the dump.
+            gdb.write(f"tinyos: closed the core dump {session().close_core()}: a live target is connected\n",
+                      gdb.STDERR)
         for listener in list(_LISTENERS[name]):
             try:
                 listener(event)

@@ -74,6 +74,16 @@ class Session:
             previous[0].close()
         return core
 
+    def close_core(self) -> str | None:
+        """Back to the live target; the dump's path when one was open."""
+        if self.core is None:
+            return None
+        path = str(self.core.path)
+        self.core.close()
+        self.core, self._state = None, None
+        self.target = CachedTarget(self.gdb_target)
+        return path
+
     @property
     def kernel(self) -> KernelChoice:
         """The kernel ELF the decoders read: gdb's objfile, else $TINYOS_KERNEL, else the shipped build."""
@@ -151,6 +161,19 @@ class Session:
         self._model = None
         self.gdb_target._linear_offset = self._linear_offset
         self.invalidate()
+        if self.core is not None:
+            self._recheck_core()
+
+    def _recheck_core(self) -> None:
+        """Another ELF: the open dump must be of it too, else it is closed (its layouts
+        would decode garbage) and the user told in one line."""
+        try:
+            check_running_build_id(self)
+        except BuildIdMismatch as exc:
+            path = self.close_core()
+            gdb.write(f"tinyos: closed the core dump {path}: {exc}\n", gdb.STDERR)
+        except TinyOSError:
+            pass
 
     def _linear_offset(self) -> int:
         return kernel_linear_offset(self.kernel.path)

@@ -99,3 +99,20 @@ def test_bad_cores_and_a_live_session_are_one_line(tinyos_gdb, tinyos_kernel, tm
     assert tinyos_gdb.gdb.expect_one_line_error(f"tinyos-core {tinyos_kernel}") == (
         "tinyos-core: gdb is connected to a live target: `disconnect` first, or open the core "
         "in another gdb (tinyos-gdb --core FILE)")
+
+
+def test_a_live_target_connected_after_a_dump_replaces_it(tinyos_gdb, tmp_path):
+    """Open a dump in a disconnected gdb, then connect to the live kernel: the session reads
+    the live target from the first stop on, and says so in one line."""
+    s = tinyos_gdb
+    core = tmp_path / "reset.core"
+    s.gdb.cli(f"tinyos-dump {core}", timeout=60)
+    s.gdb.cli("disconnect")
+    s.gdb.cli(f"tinyos-core {core}")
+    assert s.gdb.cli_json("tinyos-info --json")["target"] == "core"
+    s.gdb.cli(f"target remote 127.0.0.1:{s.machine.gdb_port}")
+    info = s.gdb.cli_json("tinyos-info --json")
+    assert info["target"] == "stopped" and info["connection"] != str(core)
+    assert s.gdb.cli("cow-status").count("\n") > 3  # answered from the live kernel
+    # and an acting command is no longer refused as "reads the core dump"
+    assert "core dump" not in s.gdb.expect_one_line_error("cow-test")
