@@ -49,8 +49,9 @@ def test_not_connected(tinyos_kernel):
 
 @pytest.fixture
 def at_prompt(tinyos_booted):
-    """The kernel booted, stopped while its shell waits for input (MMU on, a safe point)."""
-    tinyos_booted.gdb.interrupt()
+    """The kernel booted, stopped while its shell waits for input (MMU on, a safe point):
+    interrupt_at_prompt retries an interrupt that lands while the prompt is still printed."""
+    tinyos_booted.interrupt_at_prompt()
     return tinyos_booted
 
 
