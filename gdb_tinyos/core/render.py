@@ -132,6 +132,13 @@ def cell(value: Any) -> str:
     return printable(str(value))
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 frame``, ``2 frames``: a count with its noun agreeing."""
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n} {plural or (noun + 'es' if noun.endswith('s') else noun + 's')}"
+
+
 def key_values(pairs: Iterable[tuple[str, Any]]) -> str:
     """Aligned ``name: value`` lines, for a model's scalar summary above its tables."""
     items = [(k, cell(v)) for k, v in pairs]

@@ -133,8 +133,8 @@ def usage_problem(message: str) -> str:
     for pattern, rewrite in _REWRITES:
         match = pattern.match(message)
         if match:
-            return rewrite(match)
-    return message
+            return rewrite(match).rstrip(".")
+    return message.rstrip(".")  # the "; see `help ...`" that follows ends the sentence
 
 
 def options_help(parser: argparse.ArgumentParser) -> str:

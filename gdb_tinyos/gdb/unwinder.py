@@ -159,8 +159,11 @@ class TrapFrameFilter:
 
     def _frames(self, frames):
         after_trap = False
-        for decorator in frames:
+        for level, decorator in enumerate(frames):
             pc = decorator.inferior_frame().pc()
+            if level == 0 and _at_el0(decorator):
+                yield _Named(decorator, user_frame_name())  # stopped in user code itself
+                return
             if after_trap and pc < _KERNEL_HALF:
                 yield _Named(decorator, user_frame_name())
                 return  # user code: no kernel frames beyond it
@@ -178,6 +181,14 @@ class TrapFrameFilter:
         except (TinyOSError, gdb.error):
             return decorator
         return _Named(decorator, f"tinyos_trap_entry <{trap_description(frame)}>")
+
+
+def _at_el0(decorator) -> bool:
+    """Whether the newest frame is user code: PSTATE.EL (cpsr bits [3:2]) is 0."""
+    try:
+        return (int(decorator.inferior_frame().read_register("cpsr")) >> 2) & 3 == 0
+    except (gdb.error, ValueError):
+        return False
 
 
 _registered = False

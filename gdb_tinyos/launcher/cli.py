@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -155,7 +156,7 @@ def debug(kernel: Path, args: argparse.Namespace) -> int:
                     say(f"replaying {machine.recording.path}: console input is the recorded one; "
                         "reverse-stepi, reverse-continue and watchpoints run backwards")
                 if not args.batch:
-                    say(f"serial console: `tinyos-gdb --console {machine.session.name}` in another terminal "
+                    say(f"serial console: `{own_command()} --console {machine.session.name}` in another terminal "
                         f"(socket {sock}, log {log})")
                 scripts = ([WALKTHROUGH] if args.batch else []) + args.scripts
                 argv = gdb_command(kernel, machine.gdb_port, args.batch, scripts, args.gdb_args)
@@ -213,3 +214,11 @@ def _give_terminal(fd: int, pgid: int) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def own_command() -> str:
+    """How the user runs this program again: ``tinyos-gdb`` when that is on PATH, else the
+    path it was started by (./scripts/debug runs it from the project's virtualenv)."""
+    started = Path(sys.argv[0]).resolve()
+    on_path = shutil.which("tinyos-gdb")
+    return "tinyos-gdb" if on_path and Path(on_path).resolve() == started else str(started)

@@ -122,3 +122,22 @@ def test_bt_at_the_first_instruction_is_untouched(tinyos_debug_factory):
     s.gdb.run_to(s.location("cow_fault::resolve_locked"), action=lambda: s.console.send_line("run forkwrite"),
                  timeout=60)
     assert backtrace(s)[-1][2].startswith("<user pid "), backtrace(s)
+
+
+def test_bt_stopped_in_user_code_names_the_process(tinyos_booted):
+    """An interrupt while a background `spin` loops lands at EL0 most of the time: frame #0
+    is that process's user code, named as such (not an empty name)."""
+    s = tinyos_booted
+    started = s.shell("run spin &")
+    pid = int(re.search(r"process (\d+) \(spin\) started", started).group(1))
+    for _ in range(40):
+        s.gdb.interrupt()
+        if (s.gdb.read_register("cpsr") >> 2) & 3 == 0:
+            break
+        s.gdb.resume()
+    else:
+        raise AssertionError("40 interrupts never landed at EL0 while spin looped")
+    first = s.gdb.cli("bt").splitlines()[0]
+    assert first.startswith("#0") and f"in <user pid {pid}> ()" in first, first
+    s.gdb.resume()
+    s.shell(f"kill {pid}")

@@ -15,6 +15,7 @@ from pathlib import Path
 import gdb
 
 from ...core.errors import TinyOSError
+from ...core.render import counted
 from ...tinyos.diff import CowDiff, CowSnapshot, diff, diff_text, snapshot_to_plain, take_snapshot
 from .. import events
 from ..args import UsageError
@@ -144,10 +145,11 @@ class CowSnapshotCommand(TinyOSCommand):
         if isinstance(model, list):
             if not model:
                 return "cow-snapshot: no snapshots kept"
-            return "\n".join(f"{m.name}: {m.source}, {m.frames} frames, {m.ptes} PTEs, {m.processes} processes"
-                             for m in model)
-        return (f"cow-snapshot: kept {model.name} = {model.source}: {model.frames} tracked frames, "
-                f"{model.ptes} user PTEs, {model.processes} processes")
+            return "\n".join(f"{m.name}: {m.source}, {counted(m.frames, 'frame')}, {counted(m.ptes, 'PTE')}, "
+                             f"{counted(m.processes, 'process')}" for m in model)
+        source = model.source if model.source != model.name else "this stop"
+        return (f"cow-snapshot: kept {model.name} = {source}: {counted(model.frames, 'tracked frame')}, "
+                f"{counted(model.ptes, 'user PTE')}, {counted(model.processes, 'process')}")
 
 
 @command

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...core.errors import TinyOSError
+from ...core.render import counted
 from ...tinyos.graph import SharingGraph, build_graph, to_dot
 from ...tinyos.reports import build_status
 from ..args import UsageError
@@ -99,5 +100,5 @@ class CowGraphCommand(TinyOSCommand):
     def format_text(self, model: GraphWritten) -> str:
         g = model.graph
         red = sum(bool(f.violations) for f in g.frames) + sum(bool(e.flags) for e in g.edges)
-        return (f"cow-graph: {len(g.processes)} processes, {len(g.frames)} frames, {len(g.edges)} mappings"
-                f"{f', {red} in red' if red else ''} -> {model.written}")
+        return (f"cow-graph: {counted(len(g.processes), 'process')}, {counted(len(g.frames), 'frame')}, "
+                f"{counted(len(g.edges), 'mapping')}{f', {red} in red' if red else ''} -> {model.written}")
