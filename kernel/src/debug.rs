@@ -67,6 +67,11 @@
 //!   interrupted (a watchdog, a signal), puts the kernel back in the shell's idle state:
 //!   kills and reaps every process the interrupted call created (their memory freed),
 //!   releases the locks it held, takes any process off the CPU and stops the tick.
+//!   It also frees every frame the allocator handed out during the call that no survivor
+//!   owns (the allocator logs them while a call is pending, one bit per frame, so the log
+//!   cannot overflow: a frame taken and not yet mapped when the call was cut is not
+//!   lost), drops the dead processes' copy-on-write mappings from `COW_MANAGER`, and
+//!   recounts `free_frames`; `TINYOS_RECOVERED_FRAMES` holds how many frames it freed.
 //!   Returns how many processes it cleaned up, 0 when no call was pending (then it
 //!   changes nothing). Only [`STATUS_IN_PROCESS`] refuses it (a process stopped on the
 //!   CPU outside any call: nothing to recover from).

@@ -2,19 +2,23 @@
 //! calls (their contract, statuses and refusal record are documented in
 //! [`crate::debug`]), and their transaction record: an entry point that runs processes
 //! (`tinyos_cow_run_test`) notes the first pid it may create; if the debugger abandons
-//! the call half way, `tinyos_debug_recover` uses that note to clean up.
+//! the call half way, `tinyos_debug_recover` uses that note to clean up, and the frame
+//! allocator's call log (every frame handed out while the call was pending) to free the
+//! frames no survivor owns.
 
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::debug::{STATUS_BAD_ARGUMENT, STATUS_BUSY, STATUS_IN_PROCESS, STATUS_REFUSED, record_refusal};
 use crate::memory::PhysAddr;
 use crate::memory::cow::COW_MANAGER;
-use crate::memory::frame::FRAME_ALLOCATOR;
+use crate::memory::address_space::AddressSpace;
+use crate::memory::frame::{self, FRAME_ALLOCATOR};
 use crate::process::{self, cow_fault, cow_selftest};
 use crate::println;
 
 /// `STATUS_BUSY` when a lock is held, `STATUS_IN_PROCESS` when a process runs.
 fn refusal(needs_shell: bool) -> Option<i64> {
+    crate::arch::aarch64::exception::debugger_call_started();
     record_refusal(format_args!(""));
     let locked = COW_MANAGER.is_locked() || process::PROCESSES.is_locked() || FRAME_ALLOCATOR.is_locked();
     if locked {
@@ -94,6 +98,7 @@ pub extern "C" fn tinyos_cow_run_test() -> i64 {
     begin_transaction();
     let failed = cow_selftest::run_suite().failed as i64;
     PENDING.store(false, Ordering::Release);
+    frame::end_call_log();
     failed
 }
 
@@ -102,15 +107,54 @@ static PENDING: AtomicBool = AtomicBool::new(false);
 /// The first pid the pending call may have created (pids only grow).
 static FIRST_PID: AtomicUsize = AtomicUsize::new(0);
 
+/// Frames the last `tinyos_debug_recover` freed from the call log, for the debugger
+/// (never read by the kernel; the symbol is kept for it).
+#[unsafe(no_mangle)]
+#[used]
+pub static TINYOS_RECOVERED_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
 fn begin_transaction() {
     FIRST_PID.store(COW_MANAGER.lock().next_process_id, Ordering::Relaxed);
+    frame::begin_call_log();
     PENDING.store(true, Ordering::Release);
+}
+
+/// Takes every frame a surviving owner holds out of the call log: the tables and pages
+/// of every process left in the table (the ones from before the call; they may have
+/// run during it and taken frames) and every frame `COW_MANAGER` tracks once the dead
+/// processes' mappings are out of it (a frame it still names for them would otherwise
+/// be kept, and leak, or freed while tracked). Nothing else in the kernel keeps frames
+/// across a call (the kernel's own tables are in the image).
+fn keep_survivors() {
+    let survivors: [Option<usize>; process::MAX_PROCESSES] = core::array::from_fn(|slot| {
+        let p = process::snapshot(slot);
+        (p.state != process::ProcessState::Unused).then_some(p.pid)
+    });
+    let dropped = COW_MANAGER.lock().forget_dead(&|pid| survivors.contains(&Some(pid)));
+    if dropped > 0 {
+        println!("tinyos_debug_recover: {dropped} copy-on-write mappings of dead processes untracked");
+    }
+    for slot in 0..process::MAX_PROCESSES {
+        let p = process::snapshot(slot);
+        if p.ttbr0 == 0 {
+            continue;
+        }
+        // SAFETY: a recorded `ttbr0` is the root of the user tables `new_space` built for
+        // the slot's ASID; the abandoned call's processes were torn down already, so the
+        // remaining ones are intact, and nothing frees them while this view lives (one CPU,
+        // no process runs during recovery). The view only reads them.
+        let space = unsafe { AddressSpace::from_raw(PhysAddr::new(p.ttbr0), Some(p.asid)) };
+        space.for_each_frame(&mut frame::keep);
+    }
+    // The allocator's lock nests inside COW_MANAGER's (it never calls out while held).
+    COW_MANAGER.lock().pages().for_each(|page| frame::keep(PhysAddr::new(page.physical_addr)));
 }
 
 /// Cleans up after an entry-point call the debugger abandoned: see `crate::debug`.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn tinyos_debug_recover() -> i64 {
+    crate::arch::aarch64::exception::debugger_call_started();
     record_refusal(format_args!(""));
     if !PENDING.load(Ordering::Acquire) {
         if process::current_slot().is_some() && !process::PROCESSES.is_locked() {
@@ -127,7 +171,12 @@ pub extern "C" fn tinyos_debug_recover() -> i64 {
         process::PROCESSES.force_unlock();
         FRAME_ALLOCATOR.force_unlock();
     }
+    frame::end_call_log();
     let cleaned = process::scheduler::abandon_run(FIRST_PID.load(Ordering::Relaxed));
+    keep_survivors();
+    let frames = frame::reclaim_call_log();
+    TINYOS_RECOVERED_FRAMES.store(frames, Ordering::Relaxed);
+    println!("tinyos_debug_recover: {cleaned} processes cleaned up, {frames} unowned frames freed");
     PENDING.store(false, Ordering::Release);
     cleaned as i64
 }

@@ -81,8 +81,8 @@ def test_cow_trace_from_the_reset_stop(tinyos_gdb):
 
 def test_an_interrupted_cow_test_is_rolled_back(at_prompt):
     """`cow-test --timeout 0.3` at the prompt: the plugin's watchdog unwinds the call and
-    the plugin has the kernel roll it back (tinyos_debug_recover): no phantom process, the
-    frames of before, and the next program runs."""
+    the plugin has the kernel roll it back (tinyos_debug_recover): no phantom process,
+    exactly the frames of before, and the next program runs."""
     s = at_prompt
     s.gdb.resume()
     free = mem(s.console).free
@@ -92,10 +92,9 @@ def test_an_interrupted_cow_test_is_rolled_back(at_prompt):
     assert re.search(r"the kernel rolled the interrupted operation back \(tinyos_debug_recover returned [1-9]", message)
     s.gdb.resume()
     assert ps(s.console, timeout=30) == []  # no phantom process
-    # The kernel's documented gap (tests/gdb/test_debug_recover.py): a frame allocated and
-    # not yet mapped when the watchdog lands has no owner to be found by -- at most one.
-    after = mem(s.console).free
-    assert free - 1 <= after <= free
+    # Every frame comes back, exactly, including one allocated and not yet mapped when
+    # the watchdog landed (the allocator's call log; tests/gdb/test_debug_recover.py).
+    assert mem(s.console).free == free
     result = run(s.console, "run forkwrite", timeout=60)
     assert list(result.statuses.values()) == [0], result.output
-    assert mem(s.console).free == after
+    assert mem(s.console).free == free

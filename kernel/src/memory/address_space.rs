@@ -259,6 +259,13 @@ impl<'a> AddressSpace<'a> {
         visit(self.l0, 0, base, f);
     }
 
+    /// Calls `f(pa)` for every frame this address space holds: each translation table
+    /// (L0 included) and each 4 KiB page's frame (recovery keeps what survivors own).
+    pub fn for_each_frame(&self, f: &mut dyn FnMut(PhysAddr)) {
+        visit_tables(self.l0, 0, f);
+        self.for_each_page(&mut |_, desc| f(desc.address()));
+    }
+
     /// The table at `level` on the way to `va`, creating missing tables when `tables` is given.
     fn table_for(
         &self,
@@ -330,6 +337,19 @@ fn visit(table: PhysAddr, level: usize, base: u64, f: &mut dyn FnMut(VirtAddr, D
             Kind::Table if desc.address().is_ram() => visit(desc.address(), level + 1, va, f),
             Kind::Page => f(VirtAddr::new(va), desc),
             _ => {}
+        }
+    }
+}
+
+fn visit_tables(table: PhysAddr, level: usize, f: &mut dyn FnMut(PhysAddr)) {
+    f(table);
+    if level < 3 {
+        for index in 0..super::descriptor::ENTRIES {
+            // SAFETY: `table` is a RAM table reached from a valid table descriptor.
+            let desc = unsafe { read_entry(table, index) };
+            if desc.kind(level) == Kind::Table && desc.address().is_ram() {
+                visit_tables(desc.address(), level + 1, f);
+            }
         }
     }
 }

@@ -409,6 +409,45 @@ impl CowManager {
         Ok(refs)
     }
 
+    /// Removes every mapping of a process `alive` says is gone (a debugger call abandoned
+    /// while its processes shared pages leaves them behind, possibly half way through an
+    /// update: `ref_count` and the two vectors may disagree). Each page keeps the mappings
+    /// of live processes present in both vectors, its `ref_count` their number; a page
+    /// left with none is no longer tracked; the derived figures are recomputed. Returns
+    /// how many mappings were removed.
+    pub fn forget_dead(&mut self, alive: &dyn Fn(usize) -> bool) -> usize {
+        let mut removed = 0;
+        for entry in self.cow_pages.iter_mut() {
+            let Some(page) = entry.as_mut() else { continue };
+            let len = page.virtual_addresses.len.min(page.process_ids.len).min(SIMPLE_VEC_CAPACITY);
+            let intact = len == page.ref_count && len == page.virtual_addresses.len && len == page.process_ids.len;
+            if intact && page.mappings().all(|(_, pid)| alive(pid)) {
+                continue;
+            }
+            let pairs = page.as_pairs();
+            let mut kept = 0;
+            for &(va, pid) in pairs.iter().take(len).filter(|&&(_, pid)| alive(pid)) {
+                page.virtual_addresses.data[kept] = va;
+                page.process_ids.data[kept] = pid;
+                kept += 1;
+            }
+            removed += page.ref_count.saturating_sub(kept).max(len - kept);
+            for i in kept..SIMPLE_VEC_CAPACITY {
+                page.virtual_addresses.data[i] = 0;
+                page.process_ids.data[i] = 0;
+            }
+            (page.virtual_addresses.len, page.process_ids.len, page.ref_count) = (kept, kept, kept);
+            if kept == 0 {
+                *entry = None;
+            }
+        }
+        let (pages, saved) = self.pages().fold((0, 0), |(n, saved), page| (n + 1, saved + (page.ref_count as u64 - 1) * COW_PAGE_SIZE));
+        self.active_pages = pages;
+        self.statistics.memory_saved_bytes = saved;
+        self.sync_page_counts();
+        removed
+    }
+
     /// Stops tracking frame `pa` only if it has exactly one mapping left; returns that
     /// mapping. Used to unprotect a page by hand; a shared page is refused.
     pub fn untrack_sole(&mut self, pa: u64) -> Result<(u64, usize), CowError> {

@@ -8,6 +8,12 @@
 //! per-frame `u16` reference count (0 = free, [`RESERVED`] = kernel image, never handed
 //! out). Frame `i` is the PA `base_pa + i * 4096`.
 //!
+//! While the debugger's call of an entry point is pending (`crate::entry_points`), every
+//! frame handed out is also marked in `call_log` (one bit per RAM frame, so the log is
+//! bounded and cannot overflow), in the same critical section as the allocation: if the
+//! debugger abandons the call, `tinyos_debug_recover` frees the marked frames no
+//! surviving owner reaches (e.g. one allocated and not mapped yet when the call was cut).
+//!
 //! Errors never corrupt the state: a free of a frame that is not allocated (double
 //! free), a PA outside RAM or inside the image, or a reference-count overflow is
 //! refused with a [`FrameError`] and logged on the console.
@@ -38,6 +44,27 @@ pub struct Frames {
     pub next_hint: usize,
     /// Per-frame reference count: 0 = free, `RESERVED` = kernel image.
     pub ref_counts: [u16; MAX_FRAMES],
+    /// The frames handed out while a debugger call is pending.
+    pub call_log: CallLog,
+}
+
+/// Words of [`CallLog::frames`]: one bit per RAM frame.
+pub const CALL_LOG_WORDS: usize = MAX_FRAMES.div_ceil(64);
+
+/// The frames allocated during a pending debugger call: bit `i % 64` of word `i / 64`
+/// is frame `i`. A bit stays set when the frame is freed again (recovery skips free
+/// frames), so the log covers every frame however often it is recycled.
+#[repr(C)]
+pub struct CallLog {
+    /// 1 while a call is pending (allocations are logged).
+    pub active: u8,
+    pub frames: [u64; CALL_LOG_WORDS],
+}
+
+impl CallLog {
+    fn mark(&mut self, index: usize) { self.frames[index / 64] |= 1 << (index % 64); }
+    fn unmark(&mut self, index: usize) { self.frames[index / 64] &= !(1 << (index % 64)); }
+    fn marked(&self, index: usize) -> bool { self.frames[index / 64] & (1 << (index % 64)) != 0 }
 }
 
 /// Why a frame operation was refused.
@@ -89,6 +116,7 @@ pub static FRAME_ALLOCATOR: SpinLock<Frames> = SpinLock::new(Frames {
     free_frames: 0,
     next_hint: 0,
     ref_counts: [0; MAX_FRAMES],
+    call_log: CallLog { active: 0, frames: [0; CALL_LOG_WORDS] },
 });
 
 /// Runs `f` with the allocator's state, holding its lock.
@@ -143,6 +171,11 @@ pub fn alloc() -> Option<PhysAddr> {
         }
         let n = s.frame_count;
         let index = (0..n).map(|i| (s.next_hint + i) % n).find(|&i| s.ref_counts[i] == 0)?;
+        // Logged before it is taken: a debugger stop between the two steps leaves a
+        // logged free frame (skipped by recovery), never an unlogged allocated one.
+        if s.call_log.active != 0 {
+            s.call_log.mark(index);
+        }
         s.ref_counts[index] = 1;
         s.free_frames -= 1;
         s.next_hint = (index + 1) % n;
@@ -204,6 +237,49 @@ pub fn stats() -> FrameStats {
     with(|s| FrameStats { total: s.total_frames, free: s.free_frames })
 }
 
+/// Starts logging allocations for a debugger call (forgets an earlier call's log).
+pub fn begin_call_log() {
+    with(|s| {
+        s.call_log.frames = [0; CALL_LOG_WORDS];
+        s.call_log.active = 1;
+    });
+}
+
+/// Stops logging allocations; the log is kept for [`reclaim_call_log`].
+pub fn end_call_log() {
+    with(|s| s.call_log.active = 0);
+}
+
+/// Takes `pa` out of the call log: a surviving owner holds it, recovery must not free it.
+pub fn keep(pa: PhysAddr) {
+    with(|s| {
+        let offset = pa.as_u64().wrapping_sub(s.base_pa) / PAGE_SIZE;
+        if pa.as_u64() >= s.base_pa && (offset as usize) < s.frame_count {
+            s.call_log.unmark(offset as usize);
+        }
+    });
+}
+
+/// Frees every frame of the call log still allocated (its owners are gone: the caller
+/// kept the surviving ones with [`keep`]), empties the log and recounts `free_frames`
+/// from the reference counts (a debugger stop inside an allocation may have left the
+/// count one off). Returns how many frames it freed.
+pub fn reclaim_call_log() -> usize {
+    with(|s| {
+        s.call_log.active = 0;
+        let mut freed = 0;
+        for index in 0..s.frame_count {
+            if s.call_log.marked(index) && s.ref_counts[index] != 0 && s.ref_counts[index] != RESERVED {
+                s.ref_counts[index] = 0;
+                freed += 1;
+            }
+        }
+        s.call_log.frames = [0; CALL_LOG_WORDS];
+        s.free_frames = s.ref_counts[..s.frame_count].iter().filter(|&&count| count == 0).count();
+        freed
+    })
+}
+
 fn logged<T>(op: &str, result: Result<T, FrameError>) -> Result<T, FrameError> {
     if let Err(err) = &result {
         crate::println!("frame allocator: refused {op}: {err}");
@@ -220,5 +296,6 @@ pub fn layout(out: &mut dyn FnMut(crate::layout::Line)) {
     out(Line::Type { name: NAME, size: size_of::<Lock>(), align: align_of::<Lock>() });
     out(Line::Field { ty: NAME, field: "locked", offset: Lock::LOCKED_OFFSET, size: 1 });
     out(Line::Field { ty: NAME, field: "data", offset: Lock::DATA_OFFSET, size: size_of::<Frames>() });
-    crate::layout::fields!(out, Frames, base_pa, frame_count, total_frames, free_frames, next_hint, ref_counts);
+    crate::layout::fields!(out, Frames, base_pa, frame_count, total_frames, free_frames, next_hint, ref_counts, call_log);
+    crate::layout::fields!(out, CallLog, active, frames);
 }

@@ -461,6 +461,33 @@ fn stack_overflow(frame: &TrapFrame, vector: Vector, owner: Owner, sp: Option<u6
     halt()
 }
 
+/// The address of the last kernel instruction fetch retried by [`stale_regime_fetch`]
+/// (0 = none since the last other exception or debugger call).
+static RETRIED_FETCH: AtomicUsize = AtomicUsize::new(0);
+
+/// A permission fault on fetching kernel text at EL1 that only a stale translation
+/// regime explains: QEMU 7.2's gdbstub does not recompute the CPU's cached exception
+/// level when the debugger writes PSTATE, so after gdb unwinds a call it interrupted at
+/// EL0 (restoring the shell's EL1 registers) the next call's first instruction is
+/// fetched with EL0's permissions and faults. Taking the exception resynchronises the
+/// CPU: the instruction is retried once; a second fault at the same address is real.
+fn stale_regime_fetch(frame: &TrapFrame) -> bool {
+    let esr = Esr(frame.esr);
+    let (start, end) = crate::memory::image::text();
+    let in_text = (start.as_u64()..end.as_u64()).contains(&frame.elr);
+    if esr.ec() != Esr::EC_IABT_CURRENT || !esr.is_permission_fault() || frame.far != frame.elr || !in_text {
+        RETRIED_FETCH.store(0, Ordering::Relaxed);
+        return false;
+    }
+    RETRIED_FETCH.swap(frame.elr as usize, Ordering::Relaxed) != frame.elr as usize
+}
+
+/// A debugger call starts: a stale-regime fault at its first instruction may be retried
+/// again (see [`stale_regime_fetch`]).
+pub fn debugger_call_started() {
+    RETRIED_FETCH.store(0, Ordering::Relaxed);
+}
+
 /// Installs the handler for IRQs taken at EL1.
 pub fn set_kernel_irq_handler(handler: KernelIrqHandler) {
     KERNEL_IRQ_HANDLER.store(handler as usize, Ordering::Release);
@@ -493,6 +520,9 @@ extern "C" fn tinyos_trap(frame: &mut TrapFrame, kind: u64) -> *mut TrapFrame {
             return handler(frame, vector);
         }
     } else if vector == Vector::CURRENT_SYNC {
+        if stale_regime_fetch(frame) {
+            return frame;
+        }
         if fault_probe::recover(frame) {
             return frame;
         }
