@@ -158,6 +158,8 @@ def printable(text: str) -> str:
     function of the text faces (tables and ``key_values`` apply it to every string cell).
 
     Example: ``printable("a\\x1b]0;x\\x07")`` -> ``'a\\\\x1b]0;x\\\\x07'``"""
+    if text.isprintable():  # the usual case, decided in C: nothing to escape
+        return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
@@ -165,6 +167,8 @@ def terminal_safe(text: str) -> str:
     """A whole text face made safe for the terminal, the last step before it is written:
     line ends and tabs kept, the plugin's own colour codes kept, everything else through
     :func:`printable` (a net for strings a face forgot)."""
+    if text.replace("\n", "").replace("\t", "").isprintable():  # no control character at all: as is
+        return text
     parts, last = [], 0
     for match in _SGR.finditer(text):
         parts.append(_LINE_PIECES.sub(lambda m: printable(m.group()), text[last:match.start()]))
