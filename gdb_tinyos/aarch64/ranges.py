@@ -278,15 +278,20 @@ class _Dumper:
         if last < first:
             return
         window = entries[first : last + 1]
+        leaf_type = 0b11 if level == 3 else 0b01
+        leaves_here = level == 3 or r.granule.allows_block(level)
+        here = _Table(table, level, entries, prefix, inherited, ancestors, set(), {})
+        step = 1 << shift
+        if leaves_here and window[0] & 0b11 == leaf_type and \
+                window == tuple(range(window[0], window[0] + len(window) * step, step)):
+            self._run_of_leaves(here, first, last)  # the whole window is one run (one compare in C)
+            return
         # Two scans in C instead of a decode per entry: where the valid entries are, and
         # where each run of leaves ends. In a run every entry is the previous one plus one
         # block: the same attribute bits (hence one decode), the next output address.
         valid = list(map(_BIT0, window))
-        ends = list(map((1 << shift).__ne__, map(operator.sub, window[1:], window[:-1])))
+        ends = list(map(step.__ne__, map(operator.sub, window[1:], window[:-1])))
         ends.append(True)
-        leaf_type = 0b11 if level == 3 else 0b01
-        leaves_here = level == 3 or r.granule.allows_block(level)
-        here = _Table(table, level, entries, prefix, inherited, ancestors, set(), {})
         i = 0
         while True:
             try:

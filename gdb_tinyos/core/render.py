@@ -38,6 +38,7 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u202
 # sequences terminal_safe() lets through.
 _SGR = re.compile("\x1b\\[[0-9;]*m")
 _LINE_PIECES = re.compile("[^\n\t]+")
+_ASCII_KEPT = bytes(range(0x20, 0x7F)) + b"\n\t"  # printable ASCII, line ends and tabs
 
 
 def to_plain(obj: Any) -> Any:
@@ -167,7 +168,10 @@ def terminal_safe(text: str) -> str:
     """A whole text face made safe for the terminal, the last step before it is written:
     line ends and tabs kept, the plugin's own colour codes kept, everything else through
     :func:`printable` (a net for strings a face forgot)."""
-    if text.replace("\n", "").replace("\t", "").isprintable():  # no control character at all: as is
+    if text.isascii():  # the usual case: one pass in C over bytes (text.isascii() is a flag)
+        if not text.encode("ascii").translate(None, _ASCII_KEPT):
+            return text
+    elif text.replace("\n", "").replace("\t", "").isprintable():  # no control character at all: as is
         return text
     parts, last = [], 0
     for match in _SGR.finditer(text):

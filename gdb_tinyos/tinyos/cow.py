@@ -393,9 +393,7 @@ def _checked(data: bytes, at: int, slot: int, f: _PageFields, names: dict[bytes,
         raise CorruptStructure(f"{where}.is_cow holds {is_cow}, not 0 or 1")
     perms_name = names.get(perms_raw)
     if perms_name is None:
-        perms_off, perms_t = f.perms
-        perms = decode(perms_t, data, at + perms_off, f"{where}.original_permissions")
-        perms_name = names[perms_raw] = perms.variant if hasattr(perms, "variant") else str(perms)
+        perms_name = names[perms_raw] = permissions_name(data, at, f, f"{where}.original_permissions")
     for name, length, capacity in (("virtual_addresses", vas_len, f.vas[2]), ("process_ids", pids_len, f.pids[2])):
         if length > capacity:
             raise CorruptStructure(f"{where}.{name}.len is {length}, more than its capacity {capacity}")
@@ -403,6 +401,14 @@ def _checked(data: bytes, at: int, slot: int, f: _PageFields, names: dict[bytes,
         raise CorruptStructure(f"{where}: {vas_len} virtual addresses but {pids_len} process ids "
                                "(this kernel keeps them parallel)")
     return perms_name
+
+
+def permissions_name(data: bytes, at: int, f: _PageFields, what: str) -> str:
+    """The name of the ``original_permissions`` of the slot at ``at`` (CorruptStructure
+    when its bytes hold no variant)."""
+    perms_off, perms_t = f.perms
+    perms = decode(perms_t, data, at + perms_off, what)
+    return perms.variant if hasattr(perms, "variant") else str(perms)
 
 
 def _slot(symbol: str, slot: int) -> str:

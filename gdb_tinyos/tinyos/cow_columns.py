@@ -23,9 +23,10 @@ Example::
 from __future__ import annotations
 
 import operator
-from itertools import compress
+from itertools import chain, repeat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..core.address import PAGE_SIZE, Address, page_base
 from ..core.errors import CorruptStructure
@@ -41,9 +42,27 @@ from .cow import (
     _occupied_slots,
     _page,
     decode_manager,
+    permissions_name,
 )
 
 PageDecoder = Callable[[Sequence[int]], list[CowPage]]
+
+# Up to this many pages, their sharers come from decoding them (a handful of slots);
+# beyond, from strided columns of the whole array.
+_FEW_PAGES = 64
+
+
+class SharerColumns(NamedTuple):
+    """The recorded sharers of some pages, in page order then list order: for each, the
+    position of its page among the pages asked for, its VA and its pid (None: the kernel's
+    pid set cannot say)."""
+
+    pages: list[int]
+    vas: list[int]
+    pids: list[int | None]
+
+
+SharerReader = Callable[[Sequence[int]], SharerColumns]
 
 
 @dataclass(frozen=True)
@@ -64,8 +83,11 @@ class CowSummary:
     vas_lens: tuple[int, ...] = ()  # recorded mappings per page (virtual_addresses.len)
     pids_lens: tuple[int, ...] = ()
     cow_flags: tuple[int, ...] = ()  # is_cow per page (0 or 1)
+    original: tuple[str, ...] = ()  # original_permissions per page, by name
+    # Every sharer's pid is known: index-paired lists (from a full decode: any pairing).
+    paired: bool = field(default=False, compare=False)
     decoder: PageDecoder | None = field(default=None, compare=False, repr=False)
-    pairer: Callable[[], list[tuple[int, int, int]] | None] | None = field(default=None, compare=False, repr=False)
+    reader: SharerReader | None = field(default=None, compare=False, repr=False)
 
     @property
     def tracked(self) -> int:
@@ -91,10 +113,19 @@ class CowSummary:
 
     def sharer_pages(self) -> tuple[list[tuple[int, int, int]], list[int]] | None:
         """(pid, VA page, frame) of every recorded sharer and the index of its page (in
-        the same order, unordered otherwise), when each page's sharers are its
-        (process_ids[i], virtual_addresses[i]) pairs with known pids; None when they are
-        not (a pid set: see :func:`~.cow.pair_sharers`)."""
-        return self.pairer() if self.pairer is not None else None
+        the same order), when every sharer's pid is known; None when not (a pid set that
+        cannot be paired: see :func:`~.cow.pair_sharers`)."""
+        if not self.paired:
+            return None
+        pages, vas, pids = self.sharers(range(self.tracked))
+        return list(zip(pids, map(_PAGE_MASK.__and__, vas), map(self.pas.__getitem__, pages))), pages
+
+    def sharers(self, indices: Sequence[int]) -> SharerColumns:
+        """The recorded sharers of the ``indices``-th occupied slots, as columns: from the
+        array's columns when there are many, else from decoding those pages."""
+        if self.reader is not None and len(indices) > _FEW_PAGES:
+            return self.reader(indices)
+        return sharers_of(self.pages_at(indices))
 
     def pages_at(self, indices: Sequence[int]) -> list[CowPage]:
         """The full pages of the ``indices``-th occupied slots (0 = the first occupied)."""
@@ -110,16 +141,15 @@ class CowSummary:
             cow.symbol, cow.address, cow.initialised, cow.lock_held, cow.capacity, cow.active_pages, cow.statistics,
             tuple(p.slot for p in pages), tuple(p.physical_addr for p in pages), tuple(p.ref_count for p in pages),
             tuple(p.recorded_mappings for p in pages), tuple(len(p.process_ids) for p in pages),
-            tuple(int(p.is_cow) for p in pages), decoder=lambda indices: [pages[k] for k in indices],
-            pairer=lambda: _sharer_pages_of(pages),
+            tuple(int(p.is_cow) for p in pages), tuple(p.original_permissions for p in pages),
+            all(s.pid is not None for p in pages for s in p.sharers), decoder=lambda indices: [pages[k] for k in indices],
         )
 
 
-def _sharer_pages_of(pages: Sequence[CowPage]) -> tuple[list[tuple[int, int, int]], list[int]] | None:
-    found = [((s.pid, page_base(s.va), p.physical_addr), k) for k, p in enumerate(pages) for s in p.sharers]
-    if any(pid is None for (pid, _, _), _ in found):
-        return None
-    return [t for t, _ in found], [k for _, k in found]
+def sharers_of(pages: Sequence[CowPage]) -> SharerColumns:
+    """:class:`SharerColumns` of decoded pages."""
+    found = [(k, s.va, s.pid) for k, p in enumerate(pages) for s in p.sharers]
+    return SharerColumns([k for k, _, _ in found], [int(va) for _, va, _ in found], [pid for _, _, pid in found])
 
 
 def summarise_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None = None,
@@ -132,19 +162,22 @@ def summarise_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] 
         return CowSummary(initialised=False, **base)
     slots, bad_slot = _occupied_slots(data, where)
     columns = None if bad_slot is not None else _columns(data, where, slots)
-    if columns is None or _suspicious(data, where, slots, columns, ram, pids_parallel):
+    names = None if columns is None else _permission_names(data, where, slots, columns[5])
+    if names is None or _suspicious(where, columns, ram, pids_parallel):
         return CowSummary.of_manager(decode_manager(data, where, ram, pids_parallel))  # raises what is wrong
     active_pages = where.found.member_int(data, "active_pages")
     if active_pages > where.page_fields.count:
         decode_manager(data, where, ram, pids_parallel)  # raises the decoder's error
     stats_off, stats_t = where.statistics
     stats = CowStatistics(**plain(decode(stats_t, data, stats_off, f"{where.symbol}.statistics")))
-    pas, refs, cow_flags, vas_lens, pids_lens, _ = columns
+    pas, refs, cow_flags, vas_lens, pids_lens, perms = columns
+    decoder = _slot_decoder(data, where, tuple(slots), ram, pids_parallel)
     parallel = pids_parallel is not False and vas_lens == pids_lens  # pair_sharers pairs by index
     return CowSummary(active_pages=active_pages, statistics=stats, initialised=True, slots=tuple(slots),
                       pas=pas, refs=refs, vas_lens=vas_lens, pids_lens=pids_lens, cow_flags=cow_flags,
-                      decoder=_slot_decoder(data, where, tuple(slots), ram, pids_parallel),
-                      pairer=(lambda: _sharer_pages(data, where, slots, pas, vas_lens)) if parallel else lambda: None, **base)
+                      original=tuple(map(names.__getitem__, perms)), decoder=decoder,
+                      paired=parallel,
+                      reader=_sharer_reader(data, where, slots, vas_lens) if parallel else None, **base)
 
 
 def _columns(data: bytes, where: ManagerLocation, slots: Sequence[int]) -> tuple[tuple[int, ...], ...]:
@@ -175,11 +208,10 @@ def _picker(slots: Sequence[int], count: int) -> Callable[[Sequence[int]], tuple
     return lambda column: tuple(getter(column))
 
 
-def _suspicious(data: bytes, where: ManagerLocation, slots: Sequence[int], columns, ram: tuple[int, int] | None,
-                pids_parallel: bool | None) -> bool:
+def _suspicious(where: ManagerLocation, columns, ram: tuple[int, int] | None, pids_parallel: bool | None) -> bool:
     """Whether any occupied slot fails a check the full decoder makes (then it decides)."""
-    pas, _, is_cow, vas_lens, pids_lens, perms = columns
-    if not slots:
+    pas, _, is_cow, vas_lens, pids_lens, _ = columns
+    if not pas:
         return False
     f = where.page_fields
     if max(is_cow) > 1 or max(vas_lens) > f.vas[2] or max(pids_lens) > f.pids[2]:
@@ -188,15 +220,22 @@ def _suspicious(data: bytes, where: ManagerLocation, slots: Sequence[int], colum
         return True
     if ram is not None and (min(pas) < ram[0] or max(pas) >= ram[1]):
         return True
-    if pids_parallel and vas_lens != pids_lens:
-        return True
-    for value in set(perms):  # a handful of values: each decoded once, on its first slot
+    return bool(pids_parallel and vas_lens != pids_lens)
+
+
+def _permission_names(data: bytes, where: ManagerLocation, slots: Sequence[int],
+                      perms: Sequence) -> dict | None:
+    """original_permissions' name by raw value (a handful of values: each decoded once, on
+    its first slot); None when one decodes to no variant (the full decoder then says so)."""
+    f = where.page_fields
+    names = {}
+    for value in set(perms):
         slot = slots[perms.index(value)]
         try:
-            decode(f.perms[1], data, where.pages_offset + slot * f.stride + f.perms[0], "original_permissions")
+            names[value] = permissions_name(data, where.pages_offset + slot * f.stride, f, "original_permissions")
         except CorruptStructure:
-            return True
-    return False
+            return None
+    return names
 
 
 def _slot_decoder(data: bytes, where: ManagerLocation, slots: tuple[int, ...], ram: tuple[int, int] | None,
@@ -212,22 +251,30 @@ def _slot_decoder(data: bytes, where: ManagerLocation, slots: tuple[int, ...], r
     return pages_at
 
 
-def _sharer_pages(data: bytes, where: ManagerLocation, slots: Sequence[int], pas: Sequence[int],
-                  lens: Sequence[int]) -> tuple[list[tuple[int, int, int]], list[int]]:
-    """:meth:`CowSummary.sharer_pages` for index-paired lists: the i-th items of both lists
-    of all slots taken as two columns, kept where i < the slot's length (all in C)."""
+def _sharer_reader(data: bytes, where: ManagerLocation, slots: Sequence[int], lens: Sequence[int]) -> SharerReader:
+    """:meth:`CowSummary.sharers` for index-paired lists: the i-th items of both lists of
+    the slots asked for taken as two columns, each page's first ``len`` kept (all in C)."""
     f = where.page_fields
-    pick = _picker(slots, f.count)
     (va_off, va_size, *_), (pid_off, pid_size, *_) = f.vas, f.pids
-    triples: list[tuple[int, int, int]] = []
-    pages: list[int] = []
-    for i in range(max(lens, default=0)):
-        vas = pick(_column(data, where.pages_offset + va_off + i * va_size, f.stride, f.count, va_size, False))
-        pids = pick(_column(data, where.pages_offset + pid_off + i * pid_size, f.stride, f.count, pid_size, False))
-        kept = list(map(i.__lt__, lens))
-        triples += compress(zip(pids, map(_PAGE_MASK.__and__, vas), pas), kept)
-        pages += compress(range(len(slots)), kept)
-    return triples, pages
+
+    def read(indices: Sequence[int]) -> SharerColumns:
+        every = len(indices) == len(slots)
+        pick = _picker(slots if every else [slots[k] for k in indices], f.count)
+        counts = lens if every else [lens[k] for k in indices]
+        widest = max(counts, default=0)
+
+        def items(offset: int, size: int) -> list[int]:
+            per_item = [pick(_column(data, where.pages_offset + offset + i * size, f.stride, f.count, size, False))
+                        for i in range(widest)]
+            per_page = zip(*per_item)  # a tuple of `widest` items per page
+            if min(counts, default=0) != widest:
+                per_page = map(operator.getitem, per_page, map(slice, counts))
+            return list(chain.from_iterable(per_page))
+
+        positions = list(chain.from_iterable(map(repeat, range(len(counts)), counts)))
+        return SharerColumns(positions, items(va_off, va_size), items(pid_off, pid_size))
+
+    return read
 
 
 _PAGE_MASK = ~(PAGE_SIZE - 1)

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+import operator
+from itertools import compress, repeat
+from typing import NamedTuple
 from dataclasses import dataclass, field
 
 from ..aarch64 import AddressSpace, Walk
@@ -105,12 +108,17 @@ class MappingIndex:
     def __init__(self, runs: list[MappedRun], problems: list[str]) -> None:
         self.runs = runs
         self.problems = problems
-        by_pid: dict[int, list[MappedRun]] = defaultdict(list)
-        for run in runs:
-            by_pid[run.pid].append(run)
-        self._by_pid = {pid: ([r.va for r in rs], rs) for pid, rs in
-                        ((pid, sorted(rs, key=lambda r: r.va)) for pid, rs in by_pid.items())}
-        self._cuts, self._covering = _segments(runs)
+        # By (pid, VA): each run keyed pid << 64 | its first page; a bisection of the keys
+        # gives the position in the other columns, behind a sentinel that ends before any
+        # key (an address below every run lands on it and maps nothing).
+        ordered = sorted(runs, key=_key)
+        self._keys = list(map(_key, ordered))
+        self._starts = [-1, *self._keys]
+        self._ends = [-1, *(_key(r) + r.pages * PAGE_SIZE for r in ordered)]
+        self._runs: list[MappedRun | None] = [None, *ordered]
+        self._pas, self._perms = [0, *(r.pa for r in ordered)], ["", *(r.perms for r in ordered)]
+        self._writable = [False, *(r.writable for r in ordered)]
+        self._segments: tuple[list[int], list[tuple[MappedRun, ...]]] | None = None  # by PA, when asked
 
     @classmethod
     def build(cls, spaces: Mapping[int, AddressSpace]) -> MappingIndex:
@@ -128,10 +136,11 @@ class MappingIndex:
     def at(self, pa: int) -> list[Pte]:
         """The PTEs mapping the frame of ``pa``, in the order the spaces listed them."""
         frame = page_base(pa)
-        k = bisect_right(self._cuts, frame) - 1
-        if k < 0 or k >= len(self._covering):
+        cuts, covering = self._by_pa()
+        k = bisect_right(cuts, frame) - 1
+        if k < 0 or k >= len(covering):
             return []
-        return [run.ref((frame - page_base(run.pa)) // PAGE_SIZE) for run in self._covering[k]]
+        return [run.ref((frame - page_base(run.pa)) // PAGE_SIZE) for run in covering[k]]
 
     def lookup(self, pid: int, va: int) -> Pte | None:
         found = self.run_at(pid, va)
@@ -139,26 +148,47 @@ class MappingIndex:
 
     def run_at(self, pid: int, va: int) -> tuple[MappedRun, int] | None:
         """The run of ``pid`` mapping ``va`` and the page's index in it (no Pte made)."""
-        found = self._by_pid.get(pid)
-        if found is None:
-            return None
-        starts, runs = found
-        k = bisect_right(starts, page_base(va)) - 1
-        if k < 0:
-            return None
-        run = runs[k]
-        page = (page_base(va) - page_base(run.va)) // PAGE_SIZE
-        return (run, page) if page < run.pages else None
+        key = pid << 64 | page_base(va)
+        k = bisect_right(self._keys, key)
+        return (self._runs[k], (key - self._starts[k]) // PAGE_SIZE) if key < self._ends[k] else None
+
+    def columns(self, pids: Sequence[int], vas: Sequence[int]) -> PteColumns:
+        """:meth:`lookup` of every (pid, va) pair, as columns (one bisection each, and the
+        rest column by column, in C; a pid the index does not hold maps nothing)."""
+        keys = list(map(int.__or__, map(int.__lshift__, pids, repeat(64)), map(_PAGE_MASK.__and__, vas)))
+        at = list(map(bisect_right, repeat(self._keys), keys))
+        out = PteColumns(list(map(int.__add__, map(self._pas.__getitem__, at),
+                                  map(int.__sub__, keys, map(self._starts.__getitem__, at)))),
+                         list(map(self._perms.__getitem__, at)), list(map(self._writable.__getitem__, at)),
+                         [None] * len(keys))
+        mapped = list(map(int.__lt__, keys, map(self._ends.__getitem__, at)))
+        if False in mapped:
+            for i in compress(range(len(keys)), map(operator.not_, mapped)):
+                out.pas[i], out.perms[i], out.writable[i], out.problems[i] = None, "", False, NOT_IN_TABLES
+        return out
 
     def segments(self) -> Iterator[tuple[int, int, tuple[MappedRun, ...]]]:
         """``(start, end, runs)``: maximal PA spans mapped by the same runs, in PA order."""
-        for k, runs in enumerate(self._covering):
+        cuts, covering = self._by_pa()
+        for k, runs in enumerate(covering):
             if runs:
-                yield self._cuts[k], self._cuts[k + 1], runs
+                yield cuts[k], cuts[k + 1], runs
+
+    def _by_pa(self) -> tuple[list[int], list[tuple[MappedRun, ...]]]:
+        if self._segments is None:
+            self._segments = _segments(self.runs)
+        return self._segments
 
     @property
     def mappings(self) -> int:
         return sum(run.pages for run in self.runs)
+
+
+def _key(run: MappedRun) -> int:
+    return run.pid << 64 | page_base(run.va)
+
+
+_PAGE_MASK = ~(PAGE_SIZE - 1)
 
 
 def _segments(runs: list[MappedRun]) -> tuple[list[int], list[tuple[MappedRun, ...]]]:
@@ -202,16 +232,86 @@ class PteLookup:
 
     def __call__(self, pid: int, va: int) -> Pte:
         va = page_base(va)
-        why = self._why[pid] if pid in self._why else self._why.setdefault(pid, self._live(pid))
+        why = self._not_live(pid)
         if why is not None:
             return Pte.absent(pid, va, why)
         try:
-            index = self._full or self._indexes.get(pid)
-            if index is None and self._walks[pid] >= self.walk_budget:
-                index = self._indexes[pid] = MappingIndex.build({pid: self._space(pid)})
+            index = self._index(pid, 1)
             if index is not None:
-                return index.lookup(pid, va) or Pte.absent(pid, va, "not mapped (absent from the process's page tables)")
+                return index.lookup(pid, va) or Pte.absent(pid, va, NOT_IN_TABLES)
             self._walks[pid] += 1
             return Pte.from_walk(pid, va, self._walk(pid, va))
         except TinyOSError as exc:
             return Pte.absent(pid, va, f"walk failed: {exc}")
+
+    def columns(self, pids: Sequence[int], vas: Sequence[int]) -> PteColumns:
+        """The PTEs of many (pid, va) pages at once, as columns in the same order (what a
+        listing of thousands of rows asks: no Pte object per row)."""
+        wanted = Counter(pids)
+        indexed, one_by_one = {}, []
+        for pid, n in wanted.items():
+            try:
+                index = None if self._not_live(pid) is not None else self._index(pid, n)
+            except TinyOSError:
+                index = None  # asked row by row: each row says why
+            if index is None:
+                one_by_one.append(pid)
+            else:
+                indexed[pid] = index
+        merged = _merged(indexed.values())
+        if merged is not self._full:
+            self._indexes.update(dict.fromkeys(indexed, merged))  # merged once per stop
+        out = merged.columns(pids, vas)
+        if one_by_one:
+            alone = set(one_by_one)
+            for i in [i for i, pid in enumerate(pids) if pid in alone]:
+                out.put(i, self(pids[i], vas[i]))
+        return out
+
+    def _not_live(self, pid: int) -> str | None:
+        """Why ``pid`` has no tables (None: it is live), asked once per pid."""
+        if pid not in self._why:
+            self._why[pid] = self._live(pid)
+        return self._why[pid]
+
+    def _index(self, pid: int, wanted: int) -> MappingIndex | None:
+        """The index answering ``wanted`` more look-ups of ``pid``, or None when walking
+        them one by one stays within the budget."""
+        index = self._full or self._indexes.get(pid)
+        if index is None and self._walks[pid] + wanted > self.walk_budget:
+            index = self._indexes[pid] = MappingIndex.build({pid: self._space(pid)})
+        return index
+
+
+def pte_columns(lookup: Callable[[int, int], Pte], pids: Sequence[int], vas: Sequence[int]) -> PteColumns:
+    """:meth:`PteLookup.columns`, or any ``lookup(pid, va) -> Pte`` asked row by row."""
+    if isinstance(lookup, PteLookup):
+        return lookup.columns(pids, vas)
+    out = PteColumns([None] * len(vas), [""] * len(vas), [False] * len(vas), [None] * len(vas))
+    for i, pte in enumerate(map(lookup, pids, vas)):
+        out.put(i, pte)
+    return out
+
+
+def _merged(indexes) -> MappingIndex:
+    """One index of the runs of several (the same object when there is one)."""
+    distinct = list({id(i): i for i in indexes}.values())
+    if len(distinct) == 1:
+        return distinct[0]
+    return MappingIndex([run for index in distinct for run in index.runs], [])
+
+
+NOT_IN_TABLES = "not mapped (absent from the process's page tables)"
+
+
+class PteColumns(NamedTuple):
+    """PTEs as columns: the frame mapped (None: nothing, see ``problems``), effective
+    permissions, whether EL1 or EL0 may write, and why nothing is mapped."""
+
+    pas: list[int | None]
+    perms: list[str]
+    writable: list[bool]
+    problems: list[str | None]
+
+    def put(self, i: int, pte: Pte) -> None:
+        self.pas[i], self.perms[i], self.writable[i], self.problems[i] = pte.pa, pte.perms, pte.writable, pte.problem

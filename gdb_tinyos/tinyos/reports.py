@@ -22,45 +22,22 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..core import render
 from ..core.address import PAGE_SIZE, Address, page_base
 from .conventions import Conventions
-from .cow import CowManagerState, CowPage
+from .cow import CowManagerState
 from .cow_columns import CowSummary
 from .mappings import Pte
+from .status_rows import PageView, SharerView, StatusRows, status_rows  # noqa: F401 (the row models, with their columns)
 
 # Lines of pages the shell's `~1` prints before summarising: the same default here.
 DEFAULT_LIMIT = 64
 
 
 PteLookup = Callable[[int, int], Pte]
-
-
-@dataclass(frozen=True)
-class SharerView:
-    va: Address
-    pid: int | None  # None: the kernel's pid set cannot tell whose mapping this is
-    pte: str  # the live permissions, or why there are none
-    maps: Address | None  # the frame the VA maps now
-    flags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PageView:
-    slot: int
-    pa: Address
-    refs: int
-    cow: bool
-    original_permissions: str
-    sharers: tuple[SharerView, ...]
-    flags: tuple[str, ...] = ()
-
-    @property
-    def flagged(self) -> bool:
-        return bool(self.flags) or any(s.flags for s in self.sharers)
 
 
 @dataclass(frozen=True)
@@ -83,7 +60,7 @@ class CowStatus:
     capacity: int
     active_pages: int
     figures: StatusFigures | None
-    pages: tuple[PageView, ...] = ()  # the rows shown
+    pages: Sequence[PageView] = ()  # the rows shown (a StatusRows: columns, PageViews on demand)
     matched: int = 0  # pages the filters select
     omitted: int = 0  # selected but beyond the limit (not walked)
     omitted_refs: int = 0
@@ -91,9 +68,12 @@ class CowStatus:
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # what this kernel or this stop leaves out, one line each
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pages", StatusRows.of_views(self.pages))
+
     @property
     def flagged(self) -> int:
-        return sum(p.flagged for p in self.pages)
+        return self.pages.flagged
 
 
 @dataclass(frozen=True)
@@ -153,15 +133,13 @@ def build_status(cow: CowManagerState | CowSummary, lookup: PteLookup | None, pi
     figures = StatusFigures(s.cow_pages_count, s.cow_faults_handled, s.pages_duplicated,
                             s.memory_saved_bytes, s.peak_cow_pages)
     selected = [k for k, frame in enumerate(cow.pas) if _in_pa(frame, pa)] if pa is not None else range(cow.tracked)
-    decoded: dict[int, CowPage] = {}
-    if pid is not None:  # whose sharers: every selected page decoded, once
-        decoded = dict(zip(selected, cow.pages_at(selected)))
-        selected = [k for k, page in decoded.items() if any(sharer.pid == pid for sharer in page.sharers)]
+    if pid is not None:  # whose sharers: every selected page's, read once
+        sharers = cow.sharers(selected)
+        selected = [selected[k] for k in sorted({sharers.pages[i] for i, p in enumerate(sharers.pids) if p == pid})]
     shown = selected if limit <= 0 else selected[:limit]
     rest = selected[len(shown):]
-    pages = [decoded[k] for k in shown] if pid is not None else cow.pages_at(shown)
     omitted_refs = sum(cow.refs[rest.start:rest.stop] if isinstance(rest, range) else (cow.refs[k] for k in rest))
-    return CowStatus(figures=figures, pages=tuple(_page_view(p, lookup, conventions) for p in pages),
+    return CowStatus(figures=figures, pages=status_rows(cow, shown, lookup, conventions),
                      matched=len(selected), omitted=len(rest), omitted_refs=omitted_refs, **base)
 
 
@@ -224,40 +202,11 @@ def _in_pa(frame: int, pa: int | tuple[int, int]) -> bool:
     return pa[0] <= frame < pa[1] if isinstance(pa, tuple) else frame == page_base(pa)
 
 
-def _page_view(page: CowPage, lookup: PteLookup | None, conventions: Conventions) -> PageView:
-    pa = Address(page.physical_addr)
-    flags = []
-    expected = conventions.expected_refs(page.recorded_mappings)
-    if page.ref_count != expected:
-        owner = " + the owner" if expected != page.recorded_mappings else ""
-        flags.append(f"refs {page.ref_count} != {page.recorded_mappings} recorded sharers{owner}")
-    if not page.is_cow:
-        flags.append("tracked but not COW")
-    sharers = tuple(_sharer_view(page, pa, s.va, s.pid, lookup) for s in page.sharers)
-    return PageView(page.slot, pa, page.ref_count, page.is_cow, page.original_permissions, sharers, tuple(flags))
-
-
-def _sharer_view(page: CowPage, pa: Address, va: int, pid: int | None, lookup: PteLookup | None) -> SharerView:
-    if lookup is None or pid is None:
-        return SharerView(Address(va), pid, "?" if lookup is not None else "-", None)
-    pte = lookup(pid, va)
-    flags = []
-    if pte.problem is not None:
-        flags.append(pte.problem)
-    elif pte.pa != pa:
-        flags.append(f"maps another frame ({pte.pa})")
-    elif pte.writable and page.is_cow:
-        flags.append("COW page mapped writable")
-    return SharerView(Address(va), pid, pte.perms or "-", pte.pa, tuple(flags))
-
-
 # -- text faces ------------------------------------------------------------------------
 
-_COLUMNS = ["slot", "pa", "refs", "cow", "original", "va", "pid", "live PTE", "flags"]
-
-
-# Table rows per chunk of a streamed cow-status listing.
-CHUNK_ROWS = 500
+# Lines per write of a long cow-status listing: gdb's pager can stop between writes, and
+# each write costs ~0.1 ms beyond its bytes.
+CHUNK_ROWS = 4000
 
 
 def status_text(status: CowStatus) -> str:
@@ -266,13 +215,18 @@ def status_text(status: CowStatus) -> str:
 
 
 def status_chunks(status: CowStatus) -> Iterator[str]:
-    """:func:`status_text` in pieces of at most CHUNK_ROWS table rows, made as they are
-    written (``cow-status --limit 0`` on 20 000 pages is 40 000 rows)."""
+    """:func:`status_text` in pieces of at most CHUNK_ROWS lines, each written as it comes
+    (``cow-status --limit 0`` on 20 000 pages is 40 000 rows: gdb's pager can stop it)."""
+    lines = status_lines(status)
+    for start in range(0, len(lines), CHUNK_ROWS):
+        yield "\n".join(lines[start:start + CHUNK_ROWS])
+
+
+def status_lines(status: CowStatus) -> list[str]:
     lines = [f"warning: {w}" for w in status.warnings] + list(status.notes)
     if status.figures is None:
         lines.append(f"COW manager not initialised: {status.symbol} holds None (nothing is shared copy-on-write)")
-        yield "\n".join(lines)
-        return
+        return lines
     f = status.figures
     lines += [
         f"=== COW Status === ({status.symbol} at {status.address}: {status.active_pages} of {status.capacity} slots used)",
@@ -289,32 +243,13 @@ def status_chunks(status: CowStatus) -> Iterator[str]:
     else:
         if selection:
             lines.append(f"pages for {selection}: {status.matched}")
-        for line in render.table_lines(_rows(status.pages), _COLUMNS):
-            lines.append(line)
-            if len(lines) >= CHUNK_ROWS:
-                yield "\n".join(lines)
-                lines = []
+        lines += status.pages.table_lines()
     if status.omitted:
         lines.append(f"... {status.omitted} more page(s) ({status.omitted_refs} refs) not shown: "
                      "`--limit 0` shows all, `cow-check` checks all")
     if status.flagged:
         lines.append(f"{status.flagged} page(s) flagged: the live page tables contradict the metadata")
-    if lines:
-        yield "\n".join(lines)
-
-
-def _rows(pages: tuple[PageView, ...]) -> list[list[str]]:
-    rows = []
-    for page in pages:
-        head = [str(page.slot), str(page.pa), str(page.refs), "yes" if page.cow else "no", page.original_permissions]
-        page_flags = list(page.flags)
-        if not page.sharers:
-            rows.append(head + ["-", "-", "-", "; ".join(page_flags) or "-"])
-        for i, s in enumerate(page.sharers):
-            flags = (page_flags if i == 0 else []) + list(s.flags)
-            pid = "?" if s.pid is None else str(s.pid)
-            rows.append((head if i == 0 else [""] * len(head)) + [str(s.va), pid, s.pte, "; ".join(flags) or "-"])
-    return rows
+    return lines
 
 
 def render_table(rows: list[list[str]], headers: list[str]) -> str:

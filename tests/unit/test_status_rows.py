@@ -1,0 +1,162 @@
+"""cow-status's columnar rows (gdb_tinyos.tinyos.status_rows) and the bulk look-ups they use.
+
+Each fast path is held equal to the plain definition it replaces, on random inputs:
+- the table text equals the generic table (``render.table_lines``, itself checked against
+  tabulate) of one row per sharer made from the page objects, placeholders and flags included;
+- the rows are the page objects they were made from (``--json``, MI, cow-graph read them);
+- ``MappingIndex.columns`` answers as ``MappingIndex.lookup`` row by row, and
+  ``PteLookup.columns`` as ``PteLookup`` asked row by row (index or walks, live or not);
+- ``build_status`` on a hand-built fork gives, for every sharer, the live PTE and flags
+  that asking the walker about that one sharer gives.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gdb_tinyos.aarch64 import AddressSpace
+from gdb_tinyos.core import render
+from gdb_tinyos.core.address import Address
+from gdb_tinyos.core.errors import TranslationError
+from gdb_tinyos.tinyos.cow import Sharer
+from gdb_tinyos.tinyos.mappings import NOT_IN_TABLES, MappingIndex, Pte, PteLookup
+from gdb_tinyos.tinyos.reports import build_status
+from gdb_tinyos.tinyos.status_rows import COLUMNS, PageView, SharerView, StatusRows
+
+from cow_models import HEAP_PA, HEAP_VA, RAM, Forked, page_range, process, space
+
+words = st.sampled_from(["-", "EL1:R-- EL0:R--", "EL1:RW- EL0:RW-", "not mapped (absent)", "?"])
+flags = st.lists(st.sampled_from(["COW page mapped writable", "maps another frame (0x40001000)",
+                                  "pid 9 is not live (no such process)"]), max_size=2).map(tuple)
+addresses = st.integers(0, 2**48 - 1).map(Address)
+sharers = st.builds(SharerView, addresses, st.one_of(st.none(), st.integers(0, 70000)), words,
+                    st.one_of(st.none(), addresses), flags)
+pages = st.builds(PageView, st.integers(0, 40000), addresses, st.integers(0, 300), st.booleans(),
+                  st.sampled_from(["UserData", "UserCode", "KernelData"]), st.lists(sharers, max_size=4).map(tuple),
+                  st.lists(st.sampled_from(["refs 3 != 2 recorded sharers", "tracked but not COW"]), max_size=2)
+                  .map(tuple))
+
+
+def rows_of(views: list[PageView]) -> list[list[str]]:
+    """One row per sharer, the page's cells on its first row; the page's flags before the
+    first sharer's; a page without sharers on one row of ``-``."""
+    rows = []
+    for page in views:
+        head = [str(page.slot), str(page.pa), str(page.refs), "yes" if page.cow else "no", page.original_permissions]
+        if not page.sharers:
+            rows.append(head + ["-", "-", "-", "; ".join(page.flags) or "-"])
+        for i, s in enumerate(page.sharers):
+            cells = [str(s.va), "?" if s.pid is None else str(s.pid), s.pte,
+                     "; ".join((page.flags if i == 0 else ()) + s.flags) or "-"]
+            rows.append((head if i == 0 else [""] * len(head)) + cells)
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(pages, max_size=12))
+def test_the_table_is_the_generic_table_of_one_row_per_sharer(views):
+    rows = StatusRows.of_views(views)
+    assert rows.table_lines() == list(render.table_lines(rows_of(views), COLUMNS))
+    assert list(rows) == views and rows == views
+    assert rows.flagged == sum(p.flagged for p in views)
+
+
+runs = st.lists(st.tuples(st.integers(1, 4), st.integers(0, 64), st.integers(1, 8), st.booleans()), max_size=10)
+
+
+def spaces_of(spec) -> dict[int, AddressSpace]:
+    """Non-overlapping runs per pid: ``(pid, first page, pages, writable)`` at VA page * 4 KiB."""
+    taken, ranges = set(), {}
+    for pid, first, count, writable in spec:
+        wanted = {(pid, first + k) for k in range(count)}
+        if not wanted & taken:
+            taken |= wanted
+            ranges.setdefault(pid, []).append(page_range(first * 4096, RAM + (first * 7 + pid) * 4096, writable, count))
+    return {pid: space(sorted(r, key=lambda x: x.va_start), pid) for pid, r in ranges.items()}
+
+
+queries = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 80 * 4096)), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(runs, queries)
+def test_index_columns_answer_as_lookup(spec, asked):
+    index = MappingIndex.build(spaces_of(spec))
+    got = index.columns([p for p, _ in asked], [v for _, v in asked])
+    for i, (pid, va) in enumerate(asked):
+        pte = index.lookup(pid, va)
+        want = (pte.pa, pte.perms, pte.writable, None) if pte else (None, "", False, NOT_IN_TABLES)
+        assert (got.pas[i], got.perms[i], got.writable[i], got.problems[i]) == want
+
+
+def walker(spaces: dict[int, AddressSpace], broken: int | None):
+    """``walk(pid, va)``: what a table walk of that process gives, from its ranges."""
+    def walk(pid: int, va: int):
+        if pid == broken:
+            raise TranslationError("level 0 table unreadable")
+        for r in spaces[pid].ranges if pid in spaces else ():
+            if r.va_start <= va < r.va_end:
+                return SimpleNamespace(mapping=SimpleNamespace(attrs=r.attrs), pa=r.pa_start + va - r.va_start,
+                                       fault=None, steps=[])
+        return SimpleNamespace(mapping=None, pa=None, fault=None, steps=[])
+
+    return walk
+
+
+def lookup_over(spaces: dict[int, AddressSpace], live: set[int], budget: int, broken: int | None) -> PteLookup:
+    def dump(pid: int) -> AddressSpace:
+        if pid == broken:
+            raise TranslationError("level 0 table unreadable")
+        return spaces.get(pid) or space([], pid)
+
+    return PteLookup(walk=walker(spaces, broken), space=dump,
+                     live=lambda pid: None if pid in live else f"pid {pid} is not live (no such process)",
+                     walk_budget=budget)
+
+
+@settings(max_examples=100, deadline=None)
+@given(runs, queries, st.integers(0, 12), st.sampled_from([None, 1, 2]))
+def test_pte_columns_answer_as_asking_row_by_row(spec, asked, budget, broken):
+    spaces, live = spaces_of(spec), {1, 2, 3}
+    got = lookup_over(spaces, live, budget, broken).columns([p for p, _ in asked], [v for _, v in asked])
+    single = lookup_over(spaces, live, budget, broken)
+    for i, (pid, va) in enumerate(asked):
+        pte = single(pid, va)
+        assert (got.pas[i], got.perms[i], got.writable[i]) == (pte.pa, pte.perms, pte.writable)
+        # a walk and the dump word an absent page differently; both say why
+        assert (got.problems[i] is None) == (pte.problem is None)
+        if pte.problem is not None and not pte.problem.startswith("not mapped"):
+            assert got.problems[i] == pte.problem
+
+
+def test_status_rows_carry_what_one_walk_per_sharer_gives():
+    state = Forked(heap_pages=5)
+    state.ranges[2] = [page_range(HEAP_VA, HEAP_PA, writable=True),                 # COW page writable
+                       page_range(HEAP_VA + 0x1000, RAM + 0x30_000),                # another frame
+                       page_range(HEAP_VA + 0x3000, HEAP_PA + 0x3000, pages=2)]     # page 2 unmapped
+    state.set_page(4, sharers=(Sharer(HEAP_VA + 0x4000, 1), Sharer(HEAP_VA + 0x4000, 9)))
+    state.set_page(3, sharers=())
+    state.processes.append(process(3, state="Zombie"))
+    index = MappingIndex.build(state.spaces())
+    live = {p.pid for p in state.table().live()}
+
+    def one(pid, va):  # the per-sharer definition: this process's own tables, now
+        if pid not in live:
+            return Pte.absent(pid, va, f"pid {pid} is not live")
+        return index.lookup(pid, va) or Pte.absent(pid, va, "not mapped")
+
+    status = build_status(state.manager(), one, limit=0)
+    for page in status.pages:
+        for s in page.sharers:
+            pte = one(s.pid, s.va)
+            assert (s.pte, s.maps) == (pte.perms or "-", pte.pa)
+            expected = (pte.problem,) if pte.problem else (f"maps another frame ({pte.pa})",) if pte.pa != page.pa \
+                else ("COW page mapped writable",) if pte.writable else ()
+            assert s.flags == expected
+    assert [len(p.sharers) for p in status.pages] == [2, 2, 2, 0, 2]
+    assert status.pages[3].flags == ("refs 2 != 0 recorded sharers",)
+    assert status.flagged == 5  # pages 0, 1, 2 (pid 2's PTE), 3 (its refs) and 4 (pid 9)
+    assert render.to_plain(status)["pages"][3]["sharers"] == []
