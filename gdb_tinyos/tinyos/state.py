@@ -242,6 +242,7 @@ class KernelState:
     def address_space(self, process: Process | None = None, half: int = USER_HALF, **options) -> AddressSpace:
         """The merged dump of ``process``'s user half (or the kernel half). User pages must
         map RAM; the kernel half may also map the devices below RAM (QEMU virt's MMIO)."""
+        options = {k: v for k, v in options.items() if v is not None}  # pt passes its unset options
         translator = self.translator(process)
         ram = self.ram()
         known = None if ram is None else ([ram] if half == USER_HALF else [(0, ram[1])])
