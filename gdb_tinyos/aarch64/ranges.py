@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Sequence
+from itertools import compress, count, islice
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
@@ -57,6 +58,13 @@ FILTERS: dict[str, AttributeFilter] = {
 _OA_FIELD = ((1 << 48) - 1) & ~0xFFF  # bits [47:12]: output address in every granule
 _CONTIGUOUS_BIT = 1 << LEAF_LAYOUT["Contiguous"].lsb
 _BIT0 = (1).__and__  # 1 for a valid descriptor
+# A table cut into more runs than this is scanned whole (a run costs a few µs to find).
+_FEW_RUNS = 16
+
+
+def _leaf_type(level: int) -> int:
+    """The low bits of a leaf at ``level``: a page at level 3, a block above."""
+    return 0b11 if level == 3 else 0b01
 DEFAULT_MAX_TABLES = 16384
 DEFAULT_MAX_LEAVES = 1 << 20
 
@@ -278,33 +286,54 @@ class _Dumper:
         if last < first:
             return
         window = entries[first : last + 1]
-        leaf_type = 0b11 if level == 3 else 0b01
-        leaves_here = level == 3 or r.granule.allows_block(level)
         here = _Table(table, level, entries, prefix, inherited, ancestors, set(), {})
+        leaves_here = level == 3 or r.granule.allows_block(level)
+        # In a run of leaves every entry is the previous one plus one block: the same
+        # attribute bits (hence one decode), the next output address. A table of few runs
+        # is cut where each run stops matching its progression (one lazy compare in C per
+        # entry); one of many runs by two scans of the whole window.
         step = 1 << shift
-        if leaves_here and window[0] & 0b11 == leaf_type and \
-                window == tuple(range(window[0], window[0] + len(window) * step, step)):
-            self._run_of_leaves(here, first, last)  # the whole window is one run (one compare in C)
-            return
-        # Two scans in C instead of a decode per entry: where the valid entries are, and
-        # where each run of leaves ends. In a run every entry is the previous one plus one
-        # block: the same attribute bits (hence one decode), the next output address.
+        n, runs = len(window), 0
+        i = next(compress(count(), window), None)  # the first non-zero entry
+        while i is not None:
+            if runs == _FEW_RUNS:
+                self._scan(here, first, window, i, step, leaves_here)
+                return
+            base = window[i]
+            stop = next(compress(count(i + 1), map(operator.ne, islice(window, i + 1, None),
+                                                   range(base + step, base + (n - i) * step, step))), n)
+            self._entries(here, first + i, first + stop - 1, leaves_here)
+            runs += 1
+            i = next(compress(count(stop), islice(window, stop, None)), None)
+
+    def _scan(self, here: _Table, first: int, window: tuple[int, ...], start: int, step: int,
+              leaves_here: bool) -> None:
+        """Entries ``start``.. of the window: where the valid entries are and where each
+        run ends, two scans in C."""
         valid = list(map(_BIT0, window))
         ends = list(map(step.__ne__, map(operator.sub, window[1:], window[:-1])))
         ends.append(True)
-        i = 0
+        i = start
         while True:
             try:
                 i = valid.index(1, i)
             except ValueError:
                 return
-            if leaves_here and window[i] & 0b11 == leaf_type:
-                j = ends.index(True, i)
-                self._run_of_leaves(here, first + i, first + j)
-                i = j + 1
-            else:  # a table descriptor or a reserved encoding
-                self._entry(here, first + i)
-                i += 1
+            j = ends.index(True, i) if leaves_here and window[i] & 0b11 == _leaf_type(here.level) else i
+            self._entries(here, first + i, first + j, leaves_here)
+            i = j + 1
+
+    def _entries(self, here: _Table, i: int, j: int, leaves_here: bool) -> None:
+        """Entries ``i..j`` of ``here``, each the previous one plus one block: leaves added
+        as one run; anything else entry by entry (invalid ones skipped)."""
+        raw = here.entries[i]
+        if not raw & 1:
+            return
+        if leaves_here and raw & 0b11 == _leaf_type(here.level):
+            self._run_of_leaves(here, i, j)
+            return
+        for index in range(i, j + 1):  # table descriptors or reserved encodings
+            self._entry(here, index)
 
     def _entry(self, here: _Table, index: int) -> None:
         """Decode the valid entry ``index`` of ``here`` on its own and act on it."""

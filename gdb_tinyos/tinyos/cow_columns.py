@@ -55,11 +55,12 @@ _FEW_PAGES = 64
 class SharerColumns(NamedTuple):
     """The recorded sharers of some pages, in page order then list order: for each, the
     position of its page among the pages asked for, its VA and its pid (None: the kernel's
-    pid set cannot say)."""
+    pid set cannot say); and how many sharers each page has."""
 
     pages: list[int]
     vas: list[int]
     pids: list[int | None]
+    counts: list[int]
 
 
 SharerReader = Callable[[Sequence[int]], SharerColumns]
@@ -117,7 +118,7 @@ class CowSummary:
         cannot be paired: see :func:`~.cow.pair_sharers`)."""
         if not self.paired:
             return None
-        pages, vas, pids = self.sharers(range(self.tracked))
+        pages, vas, pids, _ = self.sharers(range(self.tracked))
         return list(zip(pids, map(_PAGE_MASK.__and__, vas), map(self.pas.__getitem__, pages))), pages
 
     def sharers(self, indices: Sequence[int]) -> SharerColumns:
@@ -149,7 +150,8 @@ class CowSummary:
 def sharers_of(pages: Sequence[CowPage]) -> SharerColumns:
     """:class:`SharerColumns` of decoded pages."""
     found = [(k, s.va, s.pid) for k, p in enumerate(pages) for s in p.sharers]
-    return SharerColumns([k for k, _, _ in found], [int(va) for _, va, _ in found], [pid for _, _, pid in found])
+    return SharerColumns([k for k, _, _ in found], [int(va) for _, va, _ in found], [pid for _, _, pid in found],
+                         [len(p.sharers) for p in pages])
 
 
 def summarise_manager(data: bytes, where: ManagerLocation, ram: tuple[int, int] | None = None,
@@ -272,7 +274,7 @@ def _sharer_reader(data: bytes, where: ManagerLocation, slots: Sequence[int], le
             return list(chain.from_iterable(per_page))
 
         positions = list(chain.from_iterable(map(repeat, range(len(counts)), counts)))
-        return SharerColumns(positions, items(va_off, va_size), items(pid_off, pid_size))
+        return SharerColumns(positions, items(va_off, va_size), items(pid_off, pid_size), list(counts))
 
     return read
 

@@ -116,7 +116,9 @@ class MappingIndex:
         self._starts = [-1, *self._keys]
         self._ends = [-1, *(_key(r) + r.pages * PAGE_SIZE for r in ordered)]
         self._runs: list[MappedRun | None] = [None, *ordered]
-        self._pas, self._perms = [0, *(r.pa for r in ordered)], ["", *(r.perms for r in ordered)]
+        # key + _shift[k] is the frame a key inside run k maps (the sentinel's: the key itself)
+        self._shift = [0, *(r.pa - _key(r) for r in ordered)]
+        self._perms = ["", *(r.perms for r in ordered)]
         self._writable = [False, *(r.writable for r in ordered)]
         self._segments: tuple[list[int], list[tuple[MappedRun, ...]]] | None = None  # by PA, when asked
 
@@ -157,8 +159,7 @@ class MappingIndex:
         rest column by column, in C; a pid the index does not hold maps nothing)."""
         keys = list(map(int.__or__, map(int.__lshift__, pids, repeat(64)), map(_PAGE_MASK.__and__, vas)))
         at = list(map(bisect_right, repeat(self._keys), keys))
-        out = PteColumns(list(map(int.__add__, map(self._pas.__getitem__, at),
-                                  map(int.__sub__, keys, map(self._starts.__getitem__, at)))),
+        out = PteColumns(list(map(int.__add__, keys, map(self._shift.__getitem__, at))),
                          list(map(self._perms.__getitem__, at)), list(map(self._writable.__getitem__, at)),
                          [None] * len(keys))
         mapped = list(map(int.__lt__, keys, map(self._ends.__getitem__, at)))

@@ -148,8 +148,11 @@ class StatusRows(Sequence[PageView]):
         cells = [f"%-{kind[:-1]}{w}{kind[-1]}" for w, (_, kind) in zip(widths, head + tail)]  # %-#10x
         heads = list(map(("  ".join(cells[:_HEAD]) + "  ").__mod__, zip(*(values for values, _ in head))))
         line_heads = [" " * (sum(widths[:_HEAD]) + 2 * _HEAD)] * rows
-        for r, text in zip(row_start, heads):
-            line_heads[r] = text
+        if self.counts and self.counts.count(self.counts[0]) == len(self.counts):  # alike: one slice assignment
+            line_heads[::max(self.counts[0], 1)] = heads
+        else:
+            for r, text in zip(row_start, heads):
+                line_heads[r] = text
         line = "%s" + "  ".join(cells[_HEAD:-1]) + "  %s"  # the last cell unpadded
         lines += map(line.__mod__, zip(line_heads, *(values for values, _ in tail)))
         return lines
@@ -205,12 +208,9 @@ def status_rows(cow: CowSummary, indices: Sequence[int], lookup: Callable[[int, 
     pick = _picker(indices)
     pas, refs, cows, vas_lens = pick(cow.pas), pick(cow.refs), pick(cow.cow_flags), pick(cow.vas_lens)
     sharers = cow.sharers(indices)
-    counts = [0] * len(indices)
-    for p in sharers.pages:
-        counts[p] += 1
     ptes, maps, flags = _live(sharers, pas, cows, lookup)
     return StatusRows(pick(cow.slots), pas, refs, [c == 1 for c in cows], pick(cow.original),
-                      _page_flags(refs, vas_lens, cows, conventions), counts, sharers.vas, sharers.pids,
+                      _page_flags(refs, vas_lens, cows, conventions), sharers.counts, sharers.vas, sharers.pids,
                       ptes, maps, flags)
 
 
@@ -242,23 +242,26 @@ def _live(sharers: SharerColumns, pas: Sequence[int], cows: Sequence[int], looku
     known = None if None not in sharers.pids else [i for i, pid in enumerate(sharers.pids) if pid is not None]
     if known is None:  # every pid known: the columns as they are
         found = pte_columns(lookup, sharers.pids, sharers.vas)
-        ptes, maps = [perms or "-" for perms in found.perms], found.pas
+        ptes, maps = found.perms, found.pas
+        if "" in ptes:  # a sharer with nothing mapped
+            ptes = [perms or "-" for perms in ptes]
     else:
         found = pte_columns(lookup, [sharers.pids[i] for i in known], [sharers.vas[i] for i in known])
         ptes, maps = ["?"] * n, [None] * n
         for i, perms, pa in zip(known, found.perms, found.pas):
             ptes[i], maps[i] = perms or "-", pa
-    frames = list(map(pas.__getitem__, sharers.pages))
     rows = known or range(n)
-    # Only rows with a problem, another frame, or write access need a look (usually none).
-    odd = compress(range(len(rows)), map(operator.or_, map(operator.ne, found.pas, map(frames.__getitem__, rows)),
-                                         found.writable))
+    frames = list(map(pas.__getitem__, sharers.pages if known is None else map(sharers.pages.__getitem__, known)))
+    if found.pas == frames and True not in found.writable:  # every sharer maps its frame read-only
+        return ptes, maps, {}
+    # Only rows with a problem, another frame, or write access need a look.
+    odd = compress(range(len(rows)), map(operator.or_, map(operator.ne, found.pas, frames), found.writable))
     flags = {}
     for j in odd:
         i, pa, problem = rows[j], found.pas[j], found.problems[j]
         if problem is not None:
             flags[i] = (problem,)
-        elif pa != frames[i]:
+        elif pa != frames[j]:
             flags[i] = (f"maps another frame ({Address(pa)})",)
         elif cows[sharers.pages[i]] == 1:
             flags[i] = ("COW page mapped writable",)
