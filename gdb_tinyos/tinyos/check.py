@@ -33,7 +33,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from operator import itemgetter
+from itertools import repeat
+from operator import floordiv, itemgetter
 
 from ..core.address import PAGE_SIZE, Address, page_base
 from .conventions import Conventions
@@ -281,7 +282,7 @@ def _maybe_free(pas: tuple[int, ...], frames: FrameAllocatorState) -> tuple[int,
     """``pas``, or none of them when their allocator counts, picked in C, hold no 0."""
     if not pas or min(pas) < frames.base_pa or max(pas) >= frames.base_pa + frames.frame_count * PAGE_SIZE:
         return pas
-    counts = itemgetter(*((pa - frames.base_pa) // PAGE_SIZE for pa in pas))(frames.ref_counts)
+    counts = itemgetter(*map(floordiv, map((-frames.base_pa).__add__, pas), repeat(PAGE_SIZE)))(frames.ref_counts)
     return pas if 0 in (counts if len(pas) > 1 else (counts,)) else ()
 
 

@@ -23,6 +23,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from itertools import repeat
+from operator import itemgetter
 
 from ..core.address import PAGE_SIZE
 from .conventions import Conventions
@@ -50,19 +51,25 @@ def suspect_pages(cow: CowSummary, index: MappingIndex | None, live: set[int],
     if len(page_of) != n:
         twice = {pa for pa, times in Counter(cow.pas).items() if times > 1}
         suspects.update(k for k in range(n) if cow.pas[k] in twice)
-    # the record against itself and against the live PTEs: (pid, VA page, frame)
-    by_triple = dict(zip(recorded, pages))
-    if len(by_triple) != len(recorded):
+    # the record against itself and against the live PTEs: (pid, VA page, frame); which
+    # page a triple is recorded by is looked up only when something differs
+    record = set(recorded)
+    page_by_triple = lambda: dict(zip(recorded, pages))  # noqa: E731
+    if len(record) != len(recorded):
+        by_triple = page_by_triple()
         suspects.update(by_triple[t] for t, times in Counter(recorded).items() if times > 1)
     if index is not None:
-        suspects.update(by_triple[t] for t in by_triple if t[0] not in live)
+        if not set(map(itemgetter(0), recorded)) <= live:
+            by_triple = page_by_triple()
+            suspects.update(by_triple[t] for t in record if t[0] not in live)
         mapped = _live_triples(cow, index)
         if mapped is None:
             return range(n)
         triples, writable = mapped
-        if by_triple.keys() != triples:  # one C comparison when the record is right
-            suspects.update(by_triple[t] for t in by_triple.keys() - triples)
-            suspects.update(page_of[pa] for _, _, pa in triples - by_triple.keys())
+        if record != triples:  # one C comparison when the record is right
+            by_triple = page_by_triple()
+            suspects.update(by_triple[t] for t in record - triples)
+            suspects.update(page_of[pa] for _, _, pa in triples - record)
         suspects.update(page_of[pa] for pa in writable)
     return sorted(suspects)
 
