@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 import gdb
 
 from ..core import render, style
+from ..core.collector import collector_paused
 from ..core.errors import TinyOSError
 from .args import EXPRESSION, FILENAME, CommandParser, HelpShown, UsageError, address, completes_with, completions, one_line, options_help, unexpected_failure_message
 from .session import Session, session
@@ -49,9 +50,11 @@ from .target import require_stopped
 
 @contextmanager
 def command_boundary(command: str) -> Iterator[None]:
-    """Where failures become ``gdb.GdbError``: one line, no traceback, gdb still usable."""
+    """Where failures become ``gdb.GdbError``: one line, no traceback, gdb still usable
+    (and where the cycle collector waits until the command is done: core/collector.py)."""
     try:
-        yield
+        with collector_paused():
+            yield
     except HelpShown:
         return
     except (TinyOSError, gdb.GdbError, gdb.error) as exc:
