@@ -91,13 +91,18 @@ def require_stopped() -> gdb.InferiorThread | None:
 def require_live() -> gdb.InferiorThread:
     """For commands that run or change the kernel (kernel calls, dumps, breakpoints that
     resume it): a stopped live target, refused in one line on a core dump."""
+    refuse_core()
+    thread = require_stopped()
+    assert thread is not None
+    return thread
+
+
+def refuse_core() -> None:
+    """TargetStateError when the session reads a core dump: nothing runs there."""
     core = _offline_core()
     if core is not None:
         raise TargetStateError(f"the session reads the core dump {core}, not a running kernel; "
                                "this needs a live one (tinyos-gdb without --core)")
-    thread = require_stopped()
-    assert thread is not None
-    return thread
 
 
 def _offline_core() -> str | None:

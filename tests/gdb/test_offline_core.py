@@ -76,7 +76,7 @@ def test_functions_on_a_dump_and_acting_commands_refused(tinyos_booted, tinyos_k
     heap = kernel.sharer(0x1000_0000, 1)
 
     refused = ("cow-create", "cow-protect 0x10000000 --pid 1", "cow-unprotect 0x10000000 --pid 1", "cow-test",
-               "cow-trace on", f"tinyos-dump {tmp_path / 'again.core'}")
+               "cow-trace on", f"tinyos-dump {tmp_path / 'again.core'}", "tinyos-break fork")
     outputs, stderr = offline_run(tinyos_kernel, core, f"print $cow_refs({heap.pa:#x})",
                                   "print $cow_pa(0x10000000, 2)", *refused, fails=True)
     assert outputs[0].strip().endswith(f"= {heap.refs}") and heap.refs == 2

@@ -26,7 +26,7 @@ from ..base import TinyOSCommand, TinyOSFunction, gdb_number
 from ..inferior import HOOK, call_in_progress, kernel_address
 from ..registry import command
 from ..session import Session, session
-from ..target import breakpoint_stop_context
+from ..target import breakpoint_stop_context, refuse_core
 
 # The names users type (the events' short names; their numbers come from the kernel).
 BREAK_KINDS = ("fork", "fault", "copy", "reuse", "exit", "kill", "command", "done")
@@ -137,8 +137,9 @@ class TinyOSBreak(TinyOSCommand):
     A breakpoint on the kernel's debugger hook (tinyos_debug_event) that stops only for that
     event -- no hand-written register condition. --pid N: only events about process N (a
     fork's parent or child; the faulting, exiting or killed process; for copy and reuse the
-    process on the CPU); N may be an expression. Works from any stop, the reset stop
-    included. It prints the event when it stops; `$cow_event()` (`$cow_event_a()`, `$cow_event_b()`) reads it.
+    process on the CPU); N may be an expression. Works from any stop of a live kernel, the
+    reset stop included (a core dump raises no events: refused there). It prints the event
+    when it stops; `$cow_event()` (`$cow_event_a()`, `$cow_event_b()`) reads it.
     Events: fork (a = parent, b = child), fault (COW fault resolved: a = pid, b = fault VA),
     copy (page duplicated: a = page VA, b = new frame), reuse (page reused in place: a = page
     VA, b = frame), exit (a = pid, b = status), kill (a = pid), command (a shell command
@@ -157,6 +158,7 @@ class TinyOSBreak(TinyOSCommand):
         parser.add_argument("--temporary", action="store_true", help="delete the breakpoint after its first stop")
 
     def run(self, s: Session, args: argparse.Namespace) -> EventBreak:
+        refuse_core()  # a dump raises no events
         if args.kind in ("command", "done") and args.pid is not None:
             self.parser.error("--pid does not apply to command events (the shell runs no process)")
         address = _hook_address(s)
