@@ -4,24 +4,26 @@
 it holds nothing). :class:`MappingIndex` expands each live process's merged ranges into
 pages, indexed by frame and by (pid, page VA): ``cow-check`` builds it for every process,
 ``cow-status`` looks up single VAs and lets :class:`PteLookup` build a process's index only
-when it asks about many of its pages.
+when it asks about many of its pages; a listing asks for thousands at once
+(:meth:`PteLookup.columns`, answered as columns: no ``Pte`` per row).
 
 Example::
 
     index = MappingIndex.build({pid: state.address_space(process) for ...})
     index.at(0x4001_2000)            # [Pte(pid=1, va=0x10000000, ...), Pte(pid=2, ...)]
     index.lookup(2, 0x1000_0008)     # the Pte of that page, or None
+    index.columns([1, 2], [0x1000_0000, 0x1000_0000]).pas   # [0x4001_2000, 0x4001_2000]
 """
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-import operator
+from dataclasses import dataclass, field
 from itertools import compress, repeat
 from typing import NamedTuple
-from dataclasses import dataclass, field
 
 from ..aarch64 import AddressSpace, Walk
 from ..core.address import PAGE_SIZE, Address, page_base

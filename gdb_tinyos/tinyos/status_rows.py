@@ -18,8 +18,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import operator
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 
@@ -122,8 +123,6 @@ class StatusRows(Sequence[PageView]):
         return len(self.page_flags.keys() | {self._page_of(i) for i in self.sharer_flags})
 
     def _page_of(self, i: int) -> int:
-        from bisect import bisect_right
-
         return bisect_right(self.first, i) - 1
 
     # -- the table ------------------------------------------------------------------------
