@@ -9,6 +9,7 @@ serves live sessions, core dumps and synthetic tests.
 - :mod:`.regime`: the register snapshot and the TTBR0/TTBR1 ranges
 - :mod:`.walker`: VA -> PA walks with a per-level trace, one read per table
 - :mod:`.ranges`: whole-address-space dumps merged into ranges, with problems reported
+- :mod:`.runs`: the physically contiguous runs of a virtual window (one dump, else a walk)
 
 JSON and MI faces of the model come from :func:`gdb_tinyos.core.render.to_plain` (addresses as hex strings).
 """

@@ -34,7 +34,9 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from ..core import registers
+from ..core.address import PAGE_SIZE
 from . import SCTLR, Translator
+from .runs import merged_runs, physical_runs
 from ..core.errors import DebugInfoError, MemoryReadError, RegisterError, TranslationError
 from ..core.target import Target
 
@@ -49,7 +51,6 @@ _NT_PRSTATUS = 1
 _PRSTATUS_PID = 32
 _PRSTATUS_REGS = 112
 _PRSTATUS_SIZE = _PRSTATUS_REGS + 34 * 8
-_PAGE = 4096  # the smallest granule: a virtual read is split at these boundaries
 
 
 @dataclass(frozen=True)
@@ -205,13 +206,15 @@ class CoreTarget(Target):
         if not self._walks_tables():
             return self.read_physical(self.virtual_to_physical(va), size)
         # Through page tables, consecutive pages need not be physically consecutive.
-        out = bytearray()
-        addr, end = va, va + size
-        while addr < end:
-            n = min(end, (addr | (_PAGE - 1)) + 1) - addr
-            out += self.read_physical(self.virtual_to_physical(addr), n)
-            addr += n
-        return bytes(out)
+        if self.translate is None:
+            runs = physical_runs(self._walker(), va, size)
+        else:  # the hook knows nothing of blocks: it is asked once per page
+            runs = merged_runs(va, size, self._hook_page)
+        return b"".join(self.read_physical(pa, n) for pa, n in runs)
+
+    def _hook_page(self, va: int) -> tuple[int, int]:
+        """The ``translate`` hook's PA for ``va`` and the rest of its page."""
+        return self.translate(self, va), PAGE_SIZE - va % PAGE_SIZE
 
     def virtual_to_physical(self, va: int) -> int:
         """The PA behind ``va``: page tables if possible, else linear map, else identity."""

@@ -9,7 +9,8 @@ read itself and reads physical memory:
   the loader put them and the kernel maps them -- with one physical read, whatever the
   translation state (checked against the kernel's own tables when those are live);
 - other addresses are walked through the kernel's tables (the EL1&0 regime: TTBR1 for the
-  upper half) page by page, or read flat while the MMU is off.
+  upper half), one dump of the window when it maps cleanly, else page by page or block by
+  block (:mod:`.runs`), or read flat while the MMU is off.
 
 Example::
 
@@ -20,11 +21,11 @@ Example::
 
 from __future__ import annotations
 
-from ..core.address import PAGE_SIZE
-from ..core.errors import MemoryReadError, RegisterError, TranslationError
+from ..core.errors import RegisterError
 from ..core.image import ImageMap
 from ..core.target import Target
 from .regime import TranslationRegime
+from .runs import physical_runs
 from .walker import Translator
 
 
@@ -87,21 +88,9 @@ class TranslatedTarget(Target):
         return walk.pa is None or walk.pa == pa
 
     def physical_runs(self, va: int, size: int) -> list[tuple[int, int]]:
-        """``[va, va + size)`` as physically contiguous (pa, length) runs, walked page by page."""
-        runs: list[tuple[int, int]] = []
-        at, end = va, va + size
-        while at < end:
-            n = min(PAGE_SIZE - at % PAGE_SIZE, end - at)
-            try:
-                pa = self.translator.translate(at)
-            except TranslationError as exc:
-                raise MemoryReadError(f"cannot read {size} bytes at {va:#x}: {exc}", va, size) from None
-            if runs and runs[-1][0] + runs[-1][1] == pa:
-                runs[-1] = (runs[-1][0], runs[-1][1] + n)
-            else:
-                runs.append((pa, n))
-            at += n
-        return runs
+        """``[va, va + size)`` as physically contiguous (pa, length) runs through the
+        kernel's tables (:func:`.runs.physical_runs`)."""
+        return physical_runs(self.translator, va, size)
 
     def invalidate(self) -> None:
         self._translator = False

@@ -190,11 +190,16 @@ class Translator:
 
     def translate(self, va: int) -> int:
         """The PA for ``va``; TranslationError naming the fault when there is none."""
+        return self.walk_mapped(va).pa
+
+    def walk_mapped(self, va: int) -> Walk:
+        """:meth:`walk` of ``va`` when it reaches a PA (its mapping tells how far that
+        goes on); TranslationError naming the fault when it does not."""
         w = self.walk(va)
         if w.pa is None:
             reason = w.fault.describe() if w.fault is not None else "no mapping"
             raise TranslationError(f"cannot translate {va:#x}: {reason}")
-        return w.pa
+        return w
 
     def walk_range(self, va_range: VaRange, va: int) -> Walk:
         """Walk ``va``'s index bits through ``va_range``'s tables (any root, e.g. another process's)."""

@@ -25,8 +25,8 @@ from contextlib import contextmanager
 import gdb
 
 from ..core import registers
-from ..aarch64 import SCTLR, Translator, dump_range
-from ..aarch64.walker import canonical
+from ..aarch64 import SCTLR, Translator
+from ..aarch64.runs import physical_runs
 from ..aarch64.coredump import KERNEL_OFFSET
 from ..core.errors import MemoryReadError, RegisterError, TargetStateError, TinyOSError
 from ..core.target import ReadStats, Target
@@ -38,7 +38,6 @@ RUNNING = "the target is running: interrupt it first (Ctrl-C or `interrupt`)"
 PHYS_QEMU = "qemu-phymem"
 PHYS_IDENTITY = "identity (MMU off)"
 PHYS_LINEAR = "kernel linear map"
-_PAGE = 4096
 
 
 _IN_STOP_CALLBACK = [0]
@@ -181,56 +180,14 @@ class GdbTarget(Target):
         if walker is None:
             return None
         try:
-            spans = self._host_spans(walker, va, size)
+            runs = physical_runs(walker, va, size)  # one dump of the window when it maps cleanly
         except TinyOSError:
-            spans = None
-        if spans is not None:  # one dump of the window instead of a walk per page
-            host = self.host_ram()
-            if host is not None and all(host.reader.covers(pa, n) for pa, n in spans):
-                self.stats.count(size)
-                return b"".join(host.reader.read(pa, n) for pa, n in spans)
-        out = bytearray()
-        addr, end = va, va + size
-        while addr < end:
-            try:
-                walk = walker.walk(addr)
-            except TinyOSError:
-                return None
-            if not walk.ok or walk.pa is None:
-                return None
-            # The rest of this page or block maps contiguously.
-            block = walk.mapping.size if walk.mapping is not None else _PAGE
-            span = block - addr % block
-            n = min(end - addr, span)
-            host = self.host_ram()
-            if host is None or not host.reader.covers(walk.pa, n):
-                return None
-            out += host.reader.read(walk.pa, n)
-            addr += n
+            return None
+        host = self.host_ram()
+        if host is None or not all(host.reader.covers(pa, n) for pa, n in runs):
+            return None
         self.stats.count(size)
-        return bytes(out)
-
-    @staticmethod
-    def _host_spans(walker: Translator, va: int, size: int) -> list[tuple[int, int]] | None:
-        """``(pa, length)`` pieces of [va, va + size) from one dump of that window through
-        the tables (merged ranges: a few pieces for megabytes of pages); None unless every
-        byte maps with the access flag set and the dump met no problem (the walk per page
-        then decides, and says why)."""
-        first = walker.walk(va)
-        if not first.ok or first.ttbr is None or (va + size - 1) >> 55 & 1 != first.ttbr:
-            return None
-        va_range = walker.regime.va_range(first.ttbr)
-        cva = canonical(va_range, va)
-        space = dump_range(walker, va_range, va_start=cva, va_end=cva + size)
-        if space.problems or not space.ranges:
-            return None
-        spans, at = [], cva
-        for r in space.ranges:
-            if r.va_start != at or not (r.attrs.af or walker.regime.tcr.ha):
-                return None
-            spans.append((r.pa_start, r.size))
-            at = r.va_end
-        return spans if at == cva + size else None
+        return b"".join(host.reader.read(pa, n) for pa, n in runs)
 
     def _host_walker(self) -> Translator | None:
         """This stop's translator (EL1 regime, tables read from host RAM), or None at
