@@ -138,7 +138,7 @@ def test_start_level_and_root_size(image_factory, granule, txsz, start, root_ent
     va = va_low if which == 0 else ((1 << 64) - (1 << (64 - txsz))) | va_low
     page_pa = 0x4800_0000
     root = image.table(root_entries * 8)
-    tables = chain(image, levels, indices, page_pa | PAGE | AF, tables=[root] + [image.table() for _ in levels[1:]])
+    chain(image, levels, indices, page_pa | PAGE | AF, tables=[root] + [image.table() for _ in levels[1:]])
     set_regs(image, ttbr0=root if which == 0 else 0, ttbr1=root if which == 1 else 0,
              t0sz=txsz, t1sz=txsz, tg0=granule, tg1=granule)
     regime = TranslationRegime.from_target(image.target)
