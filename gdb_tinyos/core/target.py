@@ -153,6 +153,11 @@ class CachedTarget(Target):
         order ("p" physical, "v" virtual): what a bench replays to time the transfer alone."""
         return list(self._mem)
 
+    def cached_registers(self) -> list[str]:
+        """The registers read since the last invalidate, in order (their bytes come over
+        the same transport as memory's)."""
+        return list(self._regs)
+
     def read_register(self, name: str) -> int:
         if name not in self._regs:
             self._regs[name] = self.inner.read_register(name)

@@ -97,3 +97,24 @@ def test_nothing_of_the_session_outlives_it(tinyos_debug_factory):
     with_session.gdb.close()
     with_session.machine.close()
     assert not session_dir.exists()
+
+
+def test_the_bench_replays_exactly_what_a_command_read(at_fork):
+    """scripts/bench --live's figures: the reads a command issued (registers first) and their
+    replay at another stop, counted by the gdbstub path's own counter."""
+    s = at_fork
+    measure = "__import__('gdb_tinyos.gdb.measure', fromlist=['x'])"
+    s.gdb.cli("set tinyos physical-memory gdbstub")
+    s.gdb.cli("stepi")  # a fresh stop: the session cache starts empty
+    before = gdbstub_reads(s)
+    row = s.gdb.python_value(f"{measure}.measure('cow-stats')")
+    memory = [r for r in row["issued"] if r[0] != "r"]
+    assert row["error"] is None and row["lines"] > 10
+    assert row["reads"] == len(memory) and row["bytes"] == sum(size for _, _, size in memory)
+    assert gdbstub_reads(s) - before == 2 * len(memory)  # the command's reads, then the replay right after
+    registers = [name for kind, name, _ in row["issued"] if kind == "r"]
+    assert "TTBR1_EL1" in registers and row["issued"][: len(registers)] == [["r", n, 0] for n in registers]
+    s.gdb.cli("stepi")
+    before = gdbstub_reads(s)
+    assert s.gdb.python_value(f"{measure}.floor({row['issued']!r})") > 0
+    assert gdbstub_reads(s) - before == len(memory)  # the replay at a stop of its own, uncached
