@@ -303,6 +303,8 @@ def _span_violations(start: int, end: int, runs: tuple[MappedRun, ...], frames: 
         yield finding(start, (min(end, ram_start) - start) // PAGE_SIZE, "frame-outside-ram", outside)
     lo, hi = max(start, ram_start), min(end, ram_end)
     counts = frames.ref_counts[(lo - frames.base_pa) // PAGE_SIZE:(hi - frames.base_pa) // PAGE_SIZE] if lo < hi else ()
+    if counts and min(counts) >= ptes and frames.reserved_value not in counts:
+        counts = ()  # every frame counts its PTEs and none is reserved (decided in C): nothing to group
     group_start, group = 0, None
     for k, refs in enumerate((*counts, None)):  # None closes the last group
         if refs == frames.reserved_value:
