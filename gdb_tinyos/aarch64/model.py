@@ -28,7 +28,8 @@ class Permissions:
     el0_read: bool
     el0_write: bool
     el0_exec: bool
-    el: int = 1  # the regime: 1 = EL1&0, 2 or 3 = that EL alone
+    el: int = 1  # the privileged EL: 1 (EL1&0), 2 (EL2, or EL2&0 under VHE) or 3
+    el0: bool = True  # the regime has an EL0 (not EL2 without VHE, not EL3)
 
     @staticmethod
     def _rwx(r: bool, w: bool, x: bool) -> str:
@@ -36,7 +37,7 @@ class Permissions:
 
     def describe(self) -> str:
         own = f"EL{self.el}:{self._rwx(self.el1_read, self.el1_write, self.el1_exec)}"
-        if self.el > 1:
+        if not self.el0:
             return own
         return f"{own} EL0:{self._rwx(self.el0_read, self.el0_write, self.el0_exec)}"
 

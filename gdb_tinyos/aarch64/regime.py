@@ -121,14 +121,26 @@ class TranslationRegime:
     ttbr0: int
     ttbr1: int
     notes: tuple[str, ...] = field(default=())
-    el: int = 1  # the regime: 1 = EL1&0, 2 = EL2, 3 = EL3
+    el: int = 1  # the regime: 1 = EL1&0, 2 = EL2 (or EL2&0 with vhe), 3 = EL3
+    # HCR_EL2.E2H at EL2 (FEAT_VHE): the EL2&0 regime, two VA ranges and EL0, TCR_EL2 in
+    # TCR_EL1's layout -- translated by EL1&0's rules
+    vhe: bool = False
 
     @classmethod
-    def from_values(cls, *, tcr: int, sctlr: int, mair: int, ttbr0: int, ttbr1: int, el: int = 1) -> TranslationRegime:
+    def from_values(cls, *, tcr: int, sctlr: int, mair: int, ttbr0: int, ttbr1: int, el: int = 1,
+                    vhe: bool = False) -> TranslationRegime:
         """Registers of regime ``el``; for EL2/EL3 ``tcr`` is TCR_ELx as the CPU holds it."""
-        if el > 1:
+        notes: tuple[str, ...] = ()
+        if el > 1 and not vhe:
             tcr, ttbr1 = el1_layout_tcr(tcr), 0
-        return cls(TCR.decode(tcr), SCTLR.decode(sctlr), MAIR.decode(mair), ttbr0, ttbr1, el=el)
+            notes = (f"TCR_EL{el}'s fields are shown in TCR_EL1's layout (T0SZ, TG0, PS as IPS, TBI0, "
+                     "HPD0); this regime has no TTBR1 half",)
+        return cls(TCR.decode(tcr), SCTLR.decode(sctlr), MAIR.decode(mair), ttbr0, ttbr1, notes, el, vhe)
+
+    @property
+    def two_ranges(self) -> bool:
+        """Whether the regime has a TTBR1 half (and an EL0): EL1&0, and EL2&0 under VHE."""
+        return self.el == 1 or self.vhe
 
     @classmethod
     def from_target(cls, target: Target, el: int | None = None) -> TranslationRegime:
@@ -141,18 +153,20 @@ class TranslationRegime:
                 el = 1  # a synthetic or partial target: the kernel's own regime
         el = regime_el(el)
         suffix = f"_EL{el}"
+        vhe = el == 2 and _host_el2(target)
         return cls.from_values(
             tcr=target.read_register("TCR" + suffix),
             sctlr=target.read_register("SCTLR" + suffix),
             mair=target.read_register("MAIR" + suffix),
             ttbr0=target.read_register("TTBR0" + suffix),
-            ttbr1=target.read_register("TTBR1_EL1") if el == 1 else 0,
+            ttbr1=target.read_register("TTBR1" + suffix) if el == 1 or vhe else 0,
             el=el,
+            vhe=vhe,
         )
 
     @property
     def name(self) -> str:
-        return "EL1&0" if self.el == 1 else f"EL{self.el}"
+        return f"EL{self.el}&0" if self.two_ranges else f"EL{self.el}"
 
     @property
     def tcr_name(self) -> str:
@@ -178,7 +192,7 @@ class TranslationRegime:
     def va_range(self, which: int) -> VaRange:
         """The TTBR0 (``which=0``) or TTBR1 (``which=1``) half; TranslationError if its TG is reserved."""
         tcr = self.tcr
-        if which and self.el > 1:
+        if which and not self.two_ranges:
             raise TranslationError(f"the {self.name} regime has one VA range (TTBR0_EL{self.el}); no TTBR1 half")
         granule = tcr.granule1 if which else tcr.granule0
         if granule is None:
@@ -211,12 +225,25 @@ class TranslationRegime:
             self.tcr.describe(),
             self.mair.describe(),
         ]
-        for which in ((0, 1) if self.el == 1 else (0,)):
+        for which in ((0, 1) if self.two_ranges else (0,)):
             try:
                 lines.append(self.va_range(which).describe())
             except TranslationError as e:
                 lines.append(f"TTBR{which}: {e}")
-        return "\n".join(lines)
+        return "\n".join(lines + list(self.notes))
+
+
+# HCR_EL2.E2H (bit 34): EL2 is a host OS's EL, with the EL2&0 regime (FEAT_VHE).
+HCR_E2H = 1 << 34
+
+
+def _host_el2(target: Target) -> bool:
+    """Whether HCR_EL2.E2H is set; False when the target has no HCR_EL2 (no EL2 state
+    exposed: the plain EL2 regime, as without FEAT_VHE)."""
+    try:
+        return bool(target.read_register("HCR_EL2") & HCR_E2H)
+    except RegisterError:
+        return False
 
 
 def asid_of(ttbr: int, asid16: bool) -> int:

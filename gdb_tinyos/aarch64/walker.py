@@ -89,10 +89,12 @@ class Inherited:
         )
 
 
-def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool, el: int = 1) -> Attributes:
+def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool, el: int = 1,
+                    el0: bool | None = None) -> Attributes:
     """The effective attributes of the block/page descriptor ``raw`` (only its
     LEAF_ATTRIBUTE_BITS matter) below tables that passed on ``inherited``, in the regime
-    of ``el`` (1 = EL1&0).
+    of ``el`` (1 = EL1&0); ``el0``: whether that regime has an EL0 (EL1&0, and EL2&0
+    under VHE: the same rules, the privileged EL being EL2), by default only EL1&0.
 
     AP[2] (read-only) is forced by APTable[1], AP[1] (EL0 access) cleared by APTable[0].
     A region writable at EL0 is never executable at EL1; with WXN any writable region is
@@ -101,11 +103,11 @@ def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool, el: i
     XNTable (bit 60) inherits it.
     """
     f = leaf_fields(raw & LEAF_ATTRIBUTE_BITS)
-    if el > 1:
+    if not (el == 1 if el0 is None else el0):
         read_only = bool(f["AP"] & 0b10) or bool(inherited.ap_table & 0b10)
         xn = bool(f["UXN"]) or inherited.uxn
         perms = Permissions(el1_read=True, el1_write=not read_only, el1_exec=not (xn or (wxn and not read_only)),
-                            el0_read=False, el0_write=False, el0_exec=False, el=el)
+                            el0_read=False, el0_write=False, el0_exec=False, el=el, el0=False)
         return Attributes(perms=perms, pxn=False, uxn=xn, memory=mair[f["AttrIndx"]],
                           shareability=SHAREABILITY[f["SH"]], af=bool(f["AF"]), ng=bool(f["nG"]),
                           contiguous=bool(f["Contiguous"]), dbm=bool(f["DBM"]), ns=bool(f["NS"]) or inherited.ns)
@@ -123,6 +125,7 @@ def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool, el: i
         el0_read=el0_access,
         el0_write=el0_write,
         el0_exec=not (uxn or (wxn and el0_write)),
+        el=el,
     )
     return Attributes(
         perms=perms,
@@ -161,7 +164,8 @@ class Translator:
         key = (raw & LEAF_ATTRIBUTE_BITS, inherited)
         found = self._attributes.get(key)
         if found is None:
-            decoded = leaf_attributes(key[0], inherited, self.regime.mair, self.regime.sctlr.wxn, self.regime.el)
+            decoded = leaf_attributes(key[0], inherited, self.regime.mair, self.regime.sctlr.wxn, self.regime.el,
+                                      self.regime.two_ranges)
             found = self._attributes[key] = self._interned.setdefault(decoded, decoded)
         return found
 

@@ -47,8 +47,10 @@ _SCALARS = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool), "st
 
 # -- shared pieces ----------------------------------------------------------------------------
 
-# el1_*: the regime's own EL (EL1, or EL2/EL3 in a one-range regime, see "el"), el0_*: EL0.
-PERMS = {**{f"el{el}_{what}": "bool" for el in (1, 0) for what in ("read", "write", "exec")}, "el": "int"}
+# el1_*: the regime's privileged EL (EL1, or EL2/EL3: see "el"), el0_*: EL0 (when "el0": the
+# regime has one: EL1&0, and EL2&0 under VHE).
+PERMS = {**{f"el{el}_{what}": "bool" for el in (1, 0) for what in ("read", "write", "exec")}, "el": "int",
+         "el0": "bool"}
 CACHE = {"policy": "str", "transient": "bool", "read_allocate": "bool", "write_allocate": "bool"}
 MEMORY = {"index": "int", "raw": "int", "kind": "str", "name": "str", "inner": OneOf(CACHE, "null"),
           "outer": OneOf(CACHE, "null")}

@@ -199,7 +199,7 @@ def test_dump_json_has_hex_addresses_and_integer_counts(image):
     assert first["attrs"]["memory"]["kind"] == "normal"
     assert first["attrs"]["perms"] == {
         "el1_read": True, "el1_write": False, "el1_exec": True,
-        "el0_read": False, "el0_write": False, "el0_exec": False, "el": 1,
+        "el0_read": False, "el0_write": False, "el0_exec": False, "el": 1, "el0": True,
     }
 
 

@@ -62,6 +62,44 @@ def test_el2_regime_walks_ttbr0_el2_with_its_own_tcr(image):
         regime.va_range(1)
 
 
+# HCR_EL2.E2H (bit 34), Arm ARM D13.2.48: with it set EL2 is a host OS's EL (FEAT_VHE), the
+# EL2&0 regime: TCR_EL2 takes TCR_EL1's layout, TTBR1_EL2 maps the upper half and EL0 runs
+# under it, with EL1&0's permission rules.
+E2H = 1 << 34
+TCR_EL1_LAYOUT = 16 | 16 << 16 | 0b10 << 30 | 0b101 << 32  # T0SZ=T1SZ=16, TG1=4K, IPS=48-bit
+
+
+def test_vhe_el2_regime_has_two_ranges_and_an_el0(image):
+    upper_va, upper_pa = 0xFFFF_0000_4020_3000, 0x4020_3000
+    lower_va, lower_pa = 0x40_1000, 0x4030_1000
+    user_rw = 0b01 << 6  # AP = 01: read/write at EL2 and EL0
+    upper = four_level(image, upper_va, upper_pa | PAGE | AF | NORMAL)  # AP = 00: EL2 only
+    lower = four_level(image, lower_va, lower_pa | PAGE | AF | NORMAL | user_rw)
+    image.registers(cpsr=pstate(2), HCR_EL2=E2H, TCR_EL2=TCR_EL1_LAYOUT, SCTLR_EL2=1, MAIR_EL2=MAIR,
+                    TTBR0_EL2=lower, TTBR1_EL2=upper, TCR_EL1=0, SCTLR=0, MAIR_EL1=0, TTBR0_EL1=0, TTBR1_EL1=0)
+    regime = TranslationRegime.from_target(image.target)
+    assert (regime.el, regime.vhe, regime.name) == (2, True, "EL2&0")
+    assert regime.va_range(1).input_bits == 48 and regime.va_range(1).root_table == upper
+    walker = Translator(image.target, regime)
+    assert walker.translate(upper_va | 0x18) == upper_pa | 0x18
+    assert walker.translate(lower_va) == lower_pa
+    # AP = 00, UXN = 0: no data access at EL0, yet EL0 may execute it (as under EL1&0)
+    assert walker.walk(upper_va).mapping.attrs.perms.describe() == "EL2:RWX EL0:--X"
+    # writable at EL0, hence never executable at the privileged EL (as at EL1)
+    assert walker.walk(lower_va).mapping.attrs.perms.describe() == "EL2:RW- EL0:RWX"
+    assert "TTBR1=" in regime.describe()
+
+
+def test_without_e2h_el2_has_one_range_and_says_how_its_tcr_is_shown(image):
+    root = four_level(image, 0x4020_0000, 0x4020_0000 | PAGE | AF | NORMAL)
+    image.registers(cpsr=pstate(2), HCR_EL2=0, TCR_EL2=tcr_el2(), SCTLR_EL2=1, MAIR_EL2=MAIR, TTBR0_EL2=root)
+    regime = TranslationRegime.from_target(image.target)
+    assert (regime.vhe, regime.name) == (False, "EL2")
+    assert "shown in TCR_EL1's layout" in regime.describe()
+    with pytest.raises(TranslationError, match="one VA range"):
+        regime.va_range(1)
+
+
 def test_el3_regime_with_mmu_off_is_flat_and_el1_is_still_reachable(image):
     image.registers(cpsr=pstate(3), TCR_EL3=tcr_el2(), SCTLR_EL3=0, MAIR_EL3=0, TTBR0_EL3=0,
                     TCR_EL1=0, SCTLR=1, MAIR_EL1=MAIR, TTBR0_EL1=0, TTBR1_EL1=0)

@@ -196,11 +196,11 @@ class Pt(TinyOSCommand):
         elif args.user:
             live_halves.append(USER_HALF)
         elif not args.kernel:
-            process, live_halves = _default_choice(s, regime.el)
+            process, live_halves = _default_choice(s, regime)
             if process is not None:
                 spaces.append(s.state().address_space(process, USER_HALF, **options))
         if args.kernel and KERNEL_HALF not in live_halves:
-            if regime.el > 1:
+            if not regime.two_ranges:
                 raise TranslationError(f"pt: the {regime.name} regime has one VA range (TTBR0_EL{regime.el}); "
                                        "`pt --regime el1 --kernel` shows the kernel's EL1&0 upper half")
             live_halves.append(KERNEL_HALF)
@@ -250,11 +250,12 @@ def _search_text(model: PageTableDump) -> str:
     return "\n".join(parts)
 
 
-def _default_choice(s: Session, el: int) -> tuple[Process | None, list[int]]:
+def _default_choice(s: Session, regime: TranslationRegime) -> tuple[Process | None, list[int]]:
     """The running process (its user half), else the kernel half; every live half when
-    the kernel has no process table (or its debug info cannot be read), or outside EL1&0."""
-    halves = [USER_HALF, KERNEL_HALF] if el == 1 else [USER_HALF]
-    if el > 1 or not _has_process_table(s):
+    the kernel has no process table (or its debug info cannot be read), or outside EL1&0
+    (EL2&0 under VHE has two)."""
+    halves = [USER_HALF, KERNEL_HALF] if regime.two_ranges else [USER_HALF]
+    if regime.el > 1 or not _has_process_table(s):
         return None, halves
     current = s.state().processes().current
     return (current, []) if current is not None and current.live else (None, [KERNEL_HALF])
