@@ -32,13 +32,16 @@ def test_recover_after_an_abandoned_self_test(tinyos_booted) -> None:
     assert recover(s) == 0  # nothing pending
     # The suite runs for seconds; the watchdog interrupts it at a different point each time
     # (0.85 s once left a dead process's copy-on-write page tracked, and its frame kept).
+    rolled_back = []
     for timeout in ("0.1", "0.25", "0.5", "0.85", "0.9"):
         message = s.gdb.expect_one_line_error(f"cow-test --timeout {timeout}")
         assert f"did not return within {timeout} s" in message, message
-        # The plugin called tinyos_debug_recover itself once gdb had unwound the call.
+        # The plugin called tinyos_debug_recover itself once gdb had unwound the call (it
+        # finds nothing to roll back when the interrupt lands between two sub-tests).
         cleaned = re.search(r"the kernel rolled the interrupted operation back "
                             r"\(tinyos_debug_recover returned (\d+)\)", message)
-        assert cleaned is not None and int(cleaned.group(1)) > 0, message
+        assert cleaned is not None, message
+        rolled_back.append(int(cleaned.group(1)))
         assert recover(s) == 0  # done once
         s.gdb.resume()
         assert parse_ps(s.shell("ps")) == []
@@ -47,6 +50,7 @@ def test_recover_after_an_abandoned_self_test(tinyos_booted) -> None:
         assert parse_mem(s.shell("mem")).free == free, f"--timeout {timeout}"
         assert_nothing_tracked(s)
         s.interrupt_at_prompt()
+    assert max(rolled_back) > 0, rolled_back  # some interrupt left work half done
     s.gdb.resume()
     result = parse_run(s.shell("run forkwrite"))
     assert result.statuses == {result.pid: 0}, result.output
