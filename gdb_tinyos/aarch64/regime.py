@@ -151,6 +151,8 @@ class TranslationRegime:
                 el = current_el(target)
             except RegisterError:
                 el = 1  # a synthetic or partial target: the kernel's own regime
+            if el == 0 and _hcr(target) & (HCR_E2H | HCR_TGE) == HCR_E2H | HCR_TGE:
+                el = 2  # a VHE host's user code runs under the EL2&0 regime
         el = regime_el(el)
         suffix = f"_EL{el}"
         vhe = el == 2 and _host_el2(target)
@@ -233,17 +235,22 @@ class TranslationRegime:
         return "\n".join(lines + list(self.notes))
 
 
-# HCR_EL2.E2H (bit 34): EL2 is a host OS's EL, with the EL2&0 regime (FEAT_VHE).
-HCR_E2H = 1 << 34
+# HCR_EL2.E2H (bit 34): EL2 is a host OS's EL, with the EL2&0 regime (FEAT_VHE); with
+# TGE (bit 27) as well, EL0 runs under that regime too.
+HCR_E2H, HCR_TGE = 1 << 34, 1 << 27
 
 
 def _host_el2(target: Target) -> bool:
-    """Whether HCR_EL2.E2H is set; False when the target has no HCR_EL2 (no EL2 state
-    exposed: the plain EL2 regime, as without FEAT_VHE)."""
+    """Whether HCR_EL2.E2H is set (the EL2&0 regime at EL2)."""
+    return bool(_hcr(target) & HCR_E2H)
+
+
+def _hcr(target: Target) -> int:
+    """HCR_EL2; 0 when the target exposes no EL2 state (as without FEAT_VHE)."""
     try:
-        return bool(target.read_register("HCR_EL2") & HCR_E2H)
+        return target.read_register("HCR_EL2")
     except RegisterError:
-        return False
+        return 0
 
 
 def asid_of(ttbr: int, asid16: bool) -> int:

@@ -152,13 +152,16 @@ class MappingIndex:
 
     def run_at(self, pid: int, va: int) -> tuple[MappedRun, int] | None:
         """The run of ``pid`` mapping ``va`` and the page's index in it (no Pte made)."""
-        key = pid << 64 | page_base(va)
+        if pid < 0:
+            return None
+        key = pid << 64 | va & _PAGE_MASK
         k = bisect_right(self._keys, key)
         return (self._runs[k], (key - self._starts[k]) // PAGE_SIZE) if key < self._ends[k] else None
 
     def columns(self, pids: Sequence[int], vas: Sequence[int]) -> PteColumns:
         """:meth:`lookup` of every (pid, va) pair, as columns (one bisection each, and the
-        rest column by column, in C; a pid the index does not hold maps nothing)."""
+        rest column by column, in C; a pid the index does not hold maps nothing). Pids are
+        the kernel's (unsigned); VAs are taken modulo 2**64, as the CPU does."""
         keys = list(map(int.__or__, map(int.__lshift__, pids, repeat(64)), map(_PAGE_MASK.__and__, vas)))
         at = list(map(bisect_right, repeat(self._keys), keys))
         out = PteColumns(list(map(int.__add__, keys, map(self._shift.__getitem__, at))),
@@ -191,7 +194,8 @@ def _key(run: MappedRun) -> int:
     return run.pid << 64 | page_base(run.va)
 
 
-_PAGE_MASK = ~(PAGE_SIZE - 1)
+# A 64-bit VA's page: keeps every key of a pid below the next pid's (pid << 64 | page).
+_PAGE_MASK = (1 << 64) - PAGE_SIZE
 
 
 def _segments(runs: list[MappedRun]) -> tuple[list[int], list[tuple[MappedRun, ...]]]:
@@ -301,7 +305,8 @@ def _merged(indexes) -> MappingIndex:
     distinct = list({id(i): i for i in indexes}.values())
     if len(distinct) == 1:
         return distinct[0]
-    return MappingIndex([run for index in distinct for run in index.runs], [])
+    # a merged index may already hold another's runs: each run once
+    return MappingIndex(list({id(run): run for index in distinct for run in index.runs}.values()), [])
 
 
 NOT_IN_TABLES = "not mapped (absent from the process's page tables)"

@@ -90,6 +90,18 @@ def test_vhe_el2_regime_has_two_ranges_and_an_el0(image):
     assert "TTBR1=" in regime.describe()
 
 
+@pytest.mark.parametrize(("hcr", "name"), [(E2H | 1 << 27, "EL2&0"), (E2H, "EL1&0")])
+def test_el0_of_a_vhe_host_runs_under_el2_and_0_only_with_tge(image, hcr, name):
+    """HCR_EL2.{E2H,TGE} = {1,1}: EL0 is the host's user space, under the EL2&0 regime;
+    with TGE clear EL0 belongs to a guest's EL1&0."""
+    image.registers(cpsr=pstate(0), HCR_EL2=hcr, TCR_EL2=TCR_EL1_LAYOUT, SCTLR_EL2=1, MAIR_EL2=MAIR,
+                    TTBR0_EL2=0x4300_0000, TTBR1_EL2=0x4400_0000, TCR_EL1=TCR_EL1_LAYOUT, SCTLR=1,
+                    MAIR_EL1=MAIR, TTBR0_EL1=0x4500_0000, TTBR1_EL1=0x4600_0000)
+    regime = TranslationRegime.from_target(image.target)
+    assert regime.name == name
+    assert regime.ttbr0 == (0x4300_0000 if name == "EL2&0" else 0x4500_0000)
+
+
 def test_without_e2h_el2_has_one_range_and_says_how_its_tcr_is_shown(image):
     root = four_level(image, 0x4020_0000, 0x4020_0000 | PAGE | AF | NORMAL)
     image.registers(cpsr=pstate(2), HCR_EL2=0, TCR_EL2=tcr_el2(), SCTLR_EL2=1, MAIR_EL2=MAIR, TTBR0_EL2=root)

@@ -160,3 +160,24 @@ def test_status_rows_carry_what_one_walk_per_sharer_gives():
     assert status.pages[3].flags == ("refs 2 != 0 recorded sharers",)
     assert status.flagged == 5  # pages 0, 1, 2 (pid 2's PTE), 3 (its refs) and 4 (pid 9)
     assert render.to_plain(status)["pages"][3]["sharers"] == []
+
+
+def test_a_va_past_64_bits_never_reaches_another_pids_runs():
+    """VAs count modulo 2**64, as the CPU's: pid 0's VA + 2**64 is pid 0's VA, not pid 1's."""
+    index = MappingIndex.build(spaces_of([(1, 0x10, 4, False), (2, 0x10, 4, True)]))
+    va = 0x10 * 4096
+    assert index.lookup(1, va) is not None and index.lookup(1, va + (1 << 64)) == index.lookup(1, va)
+    for pid, wrong in ((0, va + (1 << 64)), (1, -4096), (-1, va), (3, va)):
+        assert index.lookup(pid, wrong) is None, (pid, wrong)
+    got = index.columns([0, 1, 3], [va + (1 << 64), (1 << 64) - 4096, va])
+    assert got.pas == [None, None, None] and got.problems == [NOT_IN_TABLES] * 3
+
+
+def test_bulk_lookups_at_one_stop_keep_each_run_once():
+    spaces = spaces_of([(1, 0, 2, False), (2, 8, 2, False), (3, 16, 2, False)])
+    lookup = lookup_over(spaces, {1, 2, 3}, budget=0, broken=None)
+    for pids in ([1, 2], [2, 3], [1, 3], [1, 2, 3]):
+        lookup.columns(pids, [0] * len(pids))
+    for pid in (1, 2, 3):
+        runs = lookup._index(pid, 1).runs
+        assert len(runs) == len(set(map(id, runs))) <= 3
