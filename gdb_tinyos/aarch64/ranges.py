@@ -439,7 +439,7 @@ class _Dumper:
         n, size = granule.contiguous_entries(level), granule.block_size(level)
         group = entries[start : start + n]
         base = granule.output_address(group[0], level)
-        leaf_type = 0b11 if level == 3 else 0b01
+        leaf_type = _leaf_type(level)
         reason = None
         if len(group) < n or any(raw & 0b11 != leaf_type for raw in group):
             reason = f"the {n} entries of the group are not all {'pages' if level == 3 else 'blocks'}"

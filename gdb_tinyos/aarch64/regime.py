@@ -146,16 +146,17 @@ class TranslationRegime:
     def from_target(cls, target: Target, el: int | None = None) -> TranslationRegime:
         """The registers of regime ``el`` (default: the one the CPU is in now, EL1&0 when
         the target has no PSTATE); RegisterError if one is unavailable."""
+        hcr = _hcr(target) if el in (None, 0, 2) else 0
         if el is None:
             try:
                 el = current_el(target)
             except RegisterError:
                 el = 1  # a synthetic or partial target: the kernel's own regime
-            if el == 0 and _hcr(target) & (HCR_E2H | HCR_TGE) == HCR_E2H | HCR_TGE:
+            if el == 0 and hcr & (HCR_E2H | HCR_TGE) == HCR_E2H | HCR_TGE:
                 el = 2  # a VHE host's user code runs under the EL2&0 regime
         el = regime_el(el)
         suffix = f"_EL{el}"
-        vhe = el == 2 and _host_el2(target)
+        vhe = el == 2 and bool(hcr & HCR_E2H)
         return cls.from_values(
             tcr=target.read_register("TCR" + suffix),
             sctlr=target.read_register("SCTLR" + suffix),
@@ -238,11 +239,6 @@ class TranslationRegime:
 # HCR_EL2.E2H (bit 34): EL2 is a host OS's EL, with the EL2&0 regime (FEAT_VHE); with
 # TGE (bit 27) as well, EL0 runs under that regime too.
 HCR_E2H, HCR_TGE = 1 << 34, 1 << 27
-
-
-def _host_el2(target: Target) -> bool:
-    """Whether HCR_EL2.E2H is set (the EL2&0 regime at EL2)."""
-    return bool(_hcr(target) & HCR_E2H)
 
 
 def _hcr(target: Target) -> int:

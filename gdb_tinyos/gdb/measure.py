@@ -4,14 +4,14 @@
 The command runs as a user runs it (``gdb.execute``, its whole text output); the reads it
 issued are the session cache's list (the cache starts empty at each stop), the registers it
 read first. The floor is those same reads replayed straight through the path in use,
-uncached. The bench replays them at a fresh stop of their own (:func:`floor`): the command
+uncached. The bench replays them at a fresh stop of their own (:func:`replay` of ``issued``): the command
 always makes the first transfer after a stop, and the floor should be measured alike (the
 replay right after the command, ``floor_ms`` here, ran up to 10 % faster over the gdbstub).
 Example, in gdb stopped at a fresh stop::
 
     (gdb) python import json; from gdb_tinyos.gdb.measure import measure; print(json.dumps(measure("cow-stats")))
     {"command": "cow-stats", "ms": 21.4, "reads": 4, "bytes": 5560184, "floor_ms": 1.3, "path": "shared-ram", ...}
-    (gdb) python from gdb_tinyos.gdb.measure import floor; print(floor(issued))   # at the next stop
+    (gdb) python from gdb_tinyos.gdb.measure import replay; print(replay(issued))   # at the next stop
 """
 
 from __future__ import annotations
@@ -47,12 +47,6 @@ def measure(command: str) -> dict[str, Any]:
         "issued": [list(read) for read in issued],
         "path": s.gdb_target.physical_path()[0],
     }
-
-
-def floor(issued: list[list]) -> float:
-    """Milliseconds to replay ``issued`` (a :func:`measure` result's reads) now: call it at
-    a fresh stop, where the command made them."""
-    return replay([(space, address, size) for space, address, size in issued])
 
 
 def replay(reads: list[tuple[str, int | str, int]]) -> float:

@@ -88,7 +88,7 @@ def _fresh(s: DebugSession, path: str, call: str) -> dict[str, Any]:
         run = _in_gdb(s, call)
         if run["reads"] and not call.startswith("raw_"):  # a raw read is its own floor
             _new_stop(s)
-            run["floor_ms"] = _in_gdb(s, f"floor({run['issued']!r})")
+            run["floor_ms"] = _in_gdb(s, f"replay({run['issued']!r})")
         runs.append(run)
     row = dict(runs[0])
     best, floor = min(r["ms"] for r in runs), min(r["floor_ms"] for r in runs)

@@ -186,7 +186,7 @@ def _columns(data: bytes, where: ManagerLocation, slots: Sequence[int]) -> tuple
     """(pa, refs, is_cow, vas_len, pids_len, perms) of the occupied slots, one column each."""
     f = where.page_fields
     start, stride, count = where.pages_offset, f.stride, f.count
-    pick = _picker(slots, count)
+    pick = picker(slots, count)
     perms_size = f.perms[1].size
     fields = (f.pa, f.refs, (f.is_cow, 1), (f.vas[3], f.vas[4]), (f.pids[3], f.pids[4]), (f.perms[0], perms_size))
     out = []
@@ -198,15 +198,18 @@ def _columns(data: bytes, where: ManagerLocation, slots: Sequence[int]) -> tuple
     return tuple(out)
 
 
-def _picker(slots: Sequence[int], count: int) -> Callable[[Sequence[int]], tuple[int, ...]]:
-    """Picks the occupied slots' values out of a whole column."""
-    if len(slots) == count:
+def picker(indices: Sequence[int], count: int) -> Callable[[Sequence[int]], Sequence[int]]:
+    """Picks the ``indices``-th values (distinct, ascending) out of a column of ``count``:
+    the occupied slots of a whole array, or some of a summary's pages -- in C."""
+    if len(indices) == count:
         return tuple
-    if len(slots) == 0:
+    if isinstance(indices, range) and indices.step == 1:
+        return lambda column: column[indices.start:indices.stop]
+    if len(indices) == 0:
         return lambda column: ()
-    if len(slots) == 1:
-        return lambda column: (column[slots[0]],)
-    getter = operator.itemgetter(*slots)
+    if len(indices) == 1:
+        return lambda column: (column[indices[0]],)
+    getter = operator.itemgetter(*indices)
     return lambda column: tuple(getter(column))
 
 
@@ -261,7 +264,7 @@ def _sharer_reader(data: bytes, where: ManagerLocation, slots: Sequence[int], le
 
     def read(indices: Sequence[int]) -> SharerColumns:
         every = len(indices) == len(slots)
-        pick = _picker(slots if every else [slots[k] for k in indices], f.count)
+        pick = picker(slots if every else [slots[k] for k in indices], f.count)
         counts = lens if every else [lens[k] for k in indices]
         widest = max(counts, default=0)
 

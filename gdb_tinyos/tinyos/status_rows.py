@@ -26,7 +26,7 @@ from itertools import accumulate, compress, repeat
 
 from ..core.address import Address
 from .conventions import Conventions
-from .cow_columns import CowSummary, SharerColumns
+from .cow_columns import CowSummary, SharerColumns, picker
 from .mappings import Pte, pte_columns
 
 COLUMNS = ("slot", "pa", "refs", "cow", "original", "va", "pid", "live PTE", "flags")
@@ -204,19 +204,13 @@ def status_rows(cow: CowSummary, indices: Sequence[int], lookup: Callable[[int, 
     column says ``-``)."""
     if not indices:
         return StatusRows.empty()
-    pick = _picker(indices)
+    pick = picker(indices, cow.tracked)
     pas, refs, cows, vas_lens = pick(cow.pas), pick(cow.refs), pick(cow.cow_flags), pick(cow.vas_lens)
     sharers = cow.sharers(indices)
     ptes, maps, flags = _live(sharers, pas, cows, lookup)
     return StatusRows(pick(cow.slots), pas, refs, [c == 1 for c in cows], pick(cow.original),
                       _page_flags(refs, vas_lens, cows, conventions), sharers.counts, sharers.vas, sharers.pids,
                       ptes, maps, flags)
-
-
-def _picker(indices: Sequence[int]):
-    if isinstance(indices, range) and indices.step == 1:
-        return lambda column: column[indices.start:indices.stop]
-    return lambda column: [column[k] for k in indices]
 
 
 def _page_flags(refs: Sequence[int], recorded: Sequence[int], cows: Sequence[int],

@@ -116,5 +116,5 @@ def test_the_bench_replays_exactly_what_a_command_read(at_fork):
     assert "TTBR1_EL1" in registers and row["issued"][: len(registers)] == [["r", n, 0] for n in registers]
     s.gdb.cli("stepi")
     before = gdbstub_reads(s)
-    assert s.gdb.python_value(f"{measure}.floor({row['issued']!r})") > 0
+    assert s.gdb.python_value(f"{measure}.replay({row['issued']!r})") > 0
     assert gdbstub_reads(s) - before == len(memory)  # the replay at a stop of its own, uncached
