@@ -25,7 +25,7 @@ _PATTERNS = (
     (VIOLATION, r"\b(?:MISMATCH|FAIL(?:ED)?|[1-9]\d* violations?|violation)\b"),
     (OK, r"\b(?:OK|ok|PASS)\b"),
     (PERMISSION, r"\bEL[0-3]:[R-][W-][X-]"),
-    (COW, r"\bCOW\b|\bcow(?:=yes)?\b(?!-)"),
+    (COW, r"\bCOW\b|(?<!::)\bcow(?:=yes)?\b(?![-:])"),  # not cow-check, not a path's ::cow::
     (ADDRESS, r"\b0x[0-9a-fA-F]+\b"),
 )
 _FINDER = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _PATTERNS))

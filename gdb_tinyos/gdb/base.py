@@ -228,7 +228,8 @@ class TinyOSCommand(gdb.Command):
             chunks = (render.to_json(self.plain(model)),) if getattr(args, "json", False) else self.format_chunks(model)
             for text in chunks:  # each written as it comes: gdb's pager can stop a long listing
                 if text:
-                    gdb.write(styled(render.terminal_safe(text), plain=getattr(args, "json", False))
+                    # typed at the prompt only: gdb.execute(..., to_string=True) and MI get plain text
+                    gdb.write(styled(render.terminal_safe(text), plain=getattr(args, "json", False) or not from_tty)
                               + ("" if text.endswith("\n") else "\n"))
 
 

@@ -27,3 +27,7 @@ def test_cow_marks_but_not_command_names():
     assert tags("COW Pages: 3") == "<cow:COW> Pages: 3"
     assert tags("see cow-status and cow-check") == "see cow-status and cow-check"
     assert tags("0x0 violations") == "<address:0x0> violations"  # no count: not a verdict
+
+
+def test_a_rust_path_through_cow_is_not_a_cow_mark():
+    assert tags("tinyos::memory::cow::COW_MANAGER at 0x4009f518") == "tinyos::memory::cow::COW_MANAGER at <address:0x4009f518>"

@@ -19,7 +19,7 @@ import gdb
 from ...core import render
 from ...tinyos.check import CheckReport, check_cow
 from ...tinyos.grouping import group_violations
-from ..base import TinyOSCommand
+from ..base import TinyOSCommand, gdb_number
 from ..registry import command
 from ..session import Session
 from ..target import require_stopped
@@ -79,7 +79,7 @@ class CowCheckCommand(TinyOSCommand):
     name = "cow-check"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--max", type=int, default=DEFAULT_MAX,
+        parser.add_argument("--max", type=gdb_number, default=DEFAULT_MAX,
                             help=f"violations to list (default {DEFAULT_MAX}; 0 = all)")
 
     def run(self, s: Session, args: argparse.Namespace) -> CheckReport:

@@ -30,7 +30,7 @@ from ...core.address import Address, page_base
 from ...tinyos.events import EventKinds, EventLog, TraceEvent
 from ...core.errors import BuildIdMismatch, SymbolError, TargetStateError, TinyOSError
 from .. import events
-from ..base import TinyOSCommand
+from ..base import TinyOSCommand, gdb_number
 from ..inferior import HOOK, call_in_progress, kernel_address, register_breakpoint
 from ..registry import command
 from ..session import Session, check_running_build_id, session
@@ -245,7 +245,7 @@ do (`Breakpoint -N, tinyos::debug::tinyos_debug_event (...)`: the breakpoint is 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("action", nargs="?", choices=("on", "off", "clear", "show"), default="show")
         parser.add_argument("--stop", action="store_true", help="with on: stop the target at each event")
-        parser.add_argument("--last", type=int, default=20, metavar="N", help="events shown (default 20)")
+        parser.add_argument("--last", type=gdb_number, default=20, metavar="N", help="events shown (default 20)")
 
     def run(self, s: Session, args: argparse.Namespace) -> TraceState:
         t = tracer()

@@ -65,7 +65,7 @@ class CowStatusCommand(TinyOSCommand):
         parser.add_argument("--pid", type=gdb_number, help="only pages shared by this process")
         parser.add_argument("--pa", type=address_or_range,
                             help="only the page holding this physical address, or the frames in START-END")
-        parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
+        parser.add_argument("--limit", type=gdb_number, default=DEFAULT_LIMIT,
                             help=f"pages to show and walk (default {DEFAULT_LIMIT}; 0 = all)")
 
     def run(self, s: Session, args: argparse.Namespace) -> CowStatus:

@@ -169,7 +169,7 @@ class Pt(TinyOSCommand):
         pattern.add_argument("--bytes", metavar="HEX", help="... for these bytes ('de ad be ef')")
         pattern.add_argument("--u64", type=gdb_address, metavar="V", help="... for this little-endian 64-bit value")
         pattern.add_argument("--u32", type=gdb_address, metavar="V", help="... for this little-endian 32-bit value")
-        parser.add_argument("--limit", type=int, default=100, metavar="N", help="at most N matches (0: all)")
+        parser.add_argument("--limit", type=gdb_number, default=100, metavar="N", help="at most N matches (0: all)")
         add_regime_argument(parser)
 
     def run(self, s: Session, args: argparse.Namespace) -> PageTableDump:
