@@ -5,9 +5,12 @@ A page's own rules and its PTE rules (:mod:`.check`) all hold when: its ref_coun
 its recorded mappings make under the conventions, it is COW, its frame is tracked by no
 other slot, and its recorded (pid, VA page, frame) triples are exactly the live user PTEs
 mapping the frame, none of them writable. :func:`suspect_pages` checks that for every page
-at once -- the recorded triples from the summary's sharer columns, the live ones from the
-mapping index's runs cut at the tracked frames -- and returns the pages where anything
-differs (a superset of those with a violation); :func:`~.check.check_cow` runs the full
+at once. Usually the record is right, and that is proven column by column: each recorded
+(pid, VA) maps its own frame (one bisection each), no two repeat, and the tracked frames
+carry as many live PTEs as the record has sharers. Otherwise the two sides are compared as
+sets of triples -- the recorded ones from the summary's sharer columns, the live ones from
+the mapping index's runs cut at the tracked frames -- and the pages where anything differs
+are returned (a superset of those with a violation); :func:`~.check.check_cow` runs the full
 per-page rules on those only. Without index-paired sharers (a pid set) or with a run not
 page aligned, every page is a suspect.
 
@@ -35,10 +38,8 @@ def suspect_pages(cow: CowSummary, index: MappingIndex | None, live: set[int],
     """Indices (into the summary's pages, ascending) of every page that may break a rule;
     ``index`` None: the page's own rules only."""
     n = cow.tracked
-    sharers = cow.sharer_pages()
-    if sharers is None:
+    if not cow.paired:
         return range(n)
-    recorded, pages = sharers
     suspects: set[int] = set()
     # its own record: ref_count (expected_refs adds a constant), is_cow
     expected = list(map(conventions.expected_refs(0).__add__, cow.vas_lens))
@@ -51,27 +52,69 @@ def suspect_pages(cow: CowSummary, index: MappingIndex | None, live: set[int],
     if len(page_of) != n:
         twice = {pa for pa, times in Counter(cow.pas).items() if times > 1}
         suspects.update(k for k in range(n) if cow.pas[k] in twice)
-    # the record against itself and against the live PTEs: (pid, VA page, frame); which
-    # page a triple is recorded by is looked up only when something differs
+    if index is None or not _record_is_live(cow, index, live):
+        found = _record_suspects(cow, index, live, page_of)
+        if found is None:
+            return range(n)
+        suspects.update(found)
+    return sorted(suspects)
+
+
+def _record_is_live(cow: CowSummary, index: MappingIndex, live: set[int]) -> bool:
+    """Whether the recorded (pid, VA page, frame) triples are distinct and exactly the live
+    user PTEs mapping tracked frames, every pid live and no such PTE writable: the usual
+    case, proven column by column (each recorded page maps its frame, and the live PTEs on
+    tracked frames are as many as the record)."""
+    _, vas, pids, _ = sharers = cow.sharers(range(cow.tracked))
+    if not set(pids) <= live:
+        return False
+    on_tracked = _live_on_frames(cow, index)
+    return (on_tracked is not None and on_tracked == len(vas)
+            and index.maps_exactly(pids, vas, list(map(cow.pas.__getitem__, sharers.pages))))
+
+
+def _live_on_frames(cow: CowSummary, index: MappingIndex) -> int | None:
+    """How many live PTEs of the index map a tracked frame; None when a run is not page
+    aligned or maps one writable."""
+    frames = sorted(set(cow.pas))
+    count = 0
+    for run in index.runs:
+        if run.va % PAGE_SIZE or run.pa % PAGE_SIZE:
+            return None
+        inside = bisect_left(frames, run.pa_end) - bisect_left(frames, run.pa)
+        if inside and run.writable:
+            return None
+        count += inside
+    return count
+
+
+def _record_suspects(cow: CowSummary, index: MappingIndex | None, live: set[int],
+                     page_of: dict[int, int]) -> set[int] | None:
+    """The pages whose recorded triples differ from the live ones (or repeat, or name a
+    dead pid) and those whose frame some PTE maps writable; None when a run is not page
+    aligned. Which page recorded a triple is looked up only when something differs."""
+    recorded, pages = cow.sharer_pages()
+    suspects: set[int] = set()
     record = set(recorded)
     page_by_triple = lambda: dict(zip(recorded, pages))  # noqa: E731
     if len(record) != len(recorded):
         by_triple = page_by_triple()
         suspects.update(by_triple[t] for t, times in Counter(recorded).items() if times > 1)
-    if index is not None:
-        if not set(map(itemgetter(0), recorded)) <= live:
-            by_triple = page_by_triple()
-            suspects.update(by_triple[t] for t in record if t[0] not in live)
-        mapped = _live_triples(cow, index)
-        if mapped is None:
-            return range(n)
-        triples, writable = mapped
-        if record != triples:  # one C comparison when the record is right
-            by_triple = page_by_triple()
-            suspects.update(by_triple[t] for t in record - triples)
-            suspects.update(page_of[pa] for _, _, pa in triples - record)
-        suspects.update(page_of[pa] for pa in writable)
-    return sorted(suspects)
+    if index is None:
+        return suspects
+    if not set(map(itemgetter(0), recorded)) <= live:
+        by_triple = page_by_triple()
+        suspects.update(by_triple[t] for t in record if t[0] not in live)
+    mapped = _live_triples(cow, index)
+    if mapped is None:
+        return None
+    triples, writable = mapped
+    if record != triples:  # one C comparison when the record is right
+        by_triple = page_by_triple()
+        suspects.update(by_triple[t] for t in record - triples)
+        suspects.update(page_of[pa] for _, _, pa in triples - record)
+    suspects.update(page_of[pa] for pa in writable)
+    return suspects
 
 
 def _live_triples(cow: CowSummary, index: MappingIndex) -> tuple[set, set[int]] | None:

@@ -4,7 +4,8 @@ Each fast path is held equal to the plain definition it replaces, on random inpu
 - the table text equals the generic table (``render.table_lines``, itself checked against
   tabulate) of one row per sharer made from the page objects, placeholders and flags included;
 - the rows are the page objects they were made from (``--json``, MI, cow-graph read them);
-- ``MappingIndex.columns`` answers as ``MappingIndex.lookup`` row by row, and
+- ``MappingIndex.columns`` answers as ``MappingIndex.lookup`` row by row (and
+  ``maps_exactly`` as asking it whether each distinct pair maps its frame), and
   ``PteLookup.columns`` as ``PteLookup`` asked row by row (index or walks, live or not);
 - ``build_status`` on a hand-built fork gives, for every sharer, the live PTE and flags
   that asking the walker about that one sharer gives.
@@ -90,6 +91,23 @@ def test_index_columns_answer_as_lookup(spec, asked):
         pte = index.lookup(pid, va)
         want = (pte.pa, pte.perms, pte.writable, None) if pte else (None, "", False, NOT_IN_TABLES)
         assert (got.pas[i], got.perms[i], got.writable[i], got.problems[i]) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(runs, queries, st.data())
+def test_maps_exactly_is_every_pair_distinct_and_mapping_its_frame(spec, asked, data):
+    index = MappingIndex.build(spaces_of(spec))
+    if data.draw(st.booleans()):  # every page of every run, maybe one twice: the usual record
+        asked = [(run.pid, run.va + k * 4096 + data.draw(st.integers(0, 4095))) for run in index.runs
+                 for k in range(run.pages)]
+        asked += asked[:data.draw(st.integers(0, 1))]
+    found = [index.lookup(pid, va) for pid, va in asked]
+    frames = [RAM if pte is None else pte.pa for pte in found]
+    if frames and data.draw(st.booleans()):
+        frames[data.draw(st.integers(0, len(frames) - 1))] += data.draw(st.sampled_from([4096, -4096, 1]))
+    want = (len({(pid, va // 4096) for pid, va in asked}) == len(asked)
+            and all(pte is not None and pte.pa == frame for pte, frame in zip(found, frames)))
+    assert index.maps_exactly([p for p, _ in asked], [v for _, v in asked], frames) == want
 
 
 def walker(spaces: dict[int, AddressSpace], broken: int | None):
