@@ -164,6 +164,8 @@ class Walk:
             lines.append(self.mapping.describe())
         if self.fault is not None:
             what = "faults" if self.mapping is not None else "not mapped"
-            lines.append(f"va {self.va:#x}: {what} (fault at level {self.fault.level}): {self.fault.describe()}")
+            # the shell's words, then the fault's kind and why (its level said once)
+            lines.append(f"va {self.va:#x}: {what} (fault at level {self.fault.level}): "
+                         f"{self.fault.kind.value} fault: {self.fault.message}")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)

@@ -234,7 +234,7 @@ class Translator:
             desc = decode_descriptor(entries[index], level, granule)
             steps.append(WalkStep(level, table, index, desc.raw, desc.kind, desc))
             if isinstance(desc, InvalidDescriptor):
-                return fault(FaultKind.TRANSLATION, level, f"level {level} descriptor is {desc.kind.value}: {desc.reason}")
+                return fault(FaultKind.TRANSLATION, level, f"the descriptor is {desc.kind.value}: {desc.reason}")
             if isinstance(desc, TableDescriptor):
                 if desc.next_table >> va_range.oa_bits:
                     message = f"next table {desc.next_table:#x} exceeds {va_range.oa_bits}-bit PA"

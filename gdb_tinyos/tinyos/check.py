@@ -82,7 +82,7 @@ class CheckReport:
 
     def summary(self) -> str:
         if self.ok:
-            return f"cow-check: OK ({self.pages} pages, {self.mappings} mappings checked)"
+            return f"cow-check: OK ({self.pages} pages, {self.mappings} user PTEs checked)"
         found = len(self.violations) + self.omitted
         shown = f" ({self.omitted} not shown: --max 0 lists all)" if self.omitted else ""
         return f"cow-check: {found} violation{'s' if found != 1 else ''}{shown}"

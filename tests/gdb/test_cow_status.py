@@ -125,7 +125,7 @@ def test_boot_state_is_empty_and_equals_the_shell(tinyos_booted):
     expect_figures(same, pages=0, faults=0, duplicated=0, saved=0, peak=0, efficiency=0)
     assert same.status["pages"] == [] and shell_pages(same.shell_status) == {}
     assert "no tracked page" in same.status_text
-    assert same.check.strip() == "cow-check: OK (0 pages, 0 mappings checked)"
+    assert same.check.strip() == "cow-check: OK (0 pages, 0 user PTEs checked)"
 
 
 def test_fork_child_write_reuse_exit(tinyos_booted):
@@ -194,7 +194,7 @@ def test_stop_at_the_fork_event(tinyos_booted, tinyos_kernel):
     assert all(sorted(pid for _va, pid in p.sharers) == sorted([parent, child]) for p in pages.values())
     assert {pte for pte, _frame, _flags in live_ptes(status).values()} == {"EL1:R-- EL0:R--"}
     mappings = 2 * (5 + code_pages(tinyos_kernel))  # each process: the shared pages and its code
-    assert s.gdb.cli("cow-check").strip() == f"cow-check: OK (5 pages, {mappings} mappings checked)"
+    assert s.gdb.cli("cow-check").strip() == f"cow-check: OK (5 pages, {mappings} user PTEs checked)"
     assert int(s.gdb.evaluate(f"$cow_refs_va({HEAP:#x}, {child})")) == 2
 
 

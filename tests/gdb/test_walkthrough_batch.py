@@ -71,12 +71,12 @@ def test_batch_walkthrough_steps_through_a_cow_fault_and_exits_0(tinyos_kernel):
     assert int(child_pa, 16) != shared and child_perms == ["EL1:RW-", "EL0:RW-"]
     assert (int(parent_pa, 16), parent_perms) == (shared, ["EL1:R--", "EL0:R--"])
     assert cow_rows(step[7])[shared] == (1, {1})
-    assert re.search(r"^cow-check: OK \(\d+ pages, \d+ mappings checked\)$", step[7], re.M)
+    assert re.search(r"^cow-check: OK \(\d+ pages, \d+ user PTEs checked\)$", step[7], re.M)
 
     # 8: both exited: nothing tracked, 2 faults, 1 copy
     figures = dict(re.findall(r"^(Total COW Pages|Total COW Faults|Pages Duplicated): (\d+)$", step[8], re.M))
     assert figures == {"Total COW Pages": "0", "Total COW Faults": "2", "Pages Duplicated": "1"}
-    assert "cow-check: OK (0 pages, 0 mappings checked)" in step[8]
+    assert "cow-check: OK (0 pages, 0 user PTEs checked)" in step[8]
     assert "forkwrite: parent still sees 0x1111, child exited 0" in run.stderr  # the console, after the batch
 
 

@@ -130,7 +130,7 @@ def five_pages(first: int, odd: dict[int, int] | None = None) -> dict[int, int]:
 
 
 @pytest.mark.parametrize(("page_1", "why"), [
-    (0, "level 3 descriptor is invalid"),         # unmapped
+    (0, "level 3: the descriptor is invalid"),         # unmapped
     (page(0x4200_1000, NORMAL), "access flag"),   # AF=0 and no TCR.HA: the walk faults
 ])
 def test_a_page_that_does_not_translate_refuses_the_dump_and_the_walk_names_it(image, page_1, why):

@@ -31,7 +31,7 @@ def test_healthy_fork_is_clean():
     assert report.ok and report.violations == () and report.warnings == ()
     # 2 processes x (1 code + 3 heap pages)
     assert (report.pages, report.mappings, report.processes) == (3, 8, 2)
-    assert report.summary() == "cow-check: OK (3 pages, 8 mappings checked)"
+    assert report.summary() == "cow-check: OK (3 pages, 8 user PTEs checked)"
 
 
 def test_index_expands_ranges_into_pages():

@@ -17,7 +17,7 @@ def test_va2pa_line():
 
 def test_verdicts_win_over_other_kinds():
     assert tags("cow-check: 3 violations") == "cow-check: <violation:3 violations>"
-    assert tags("cow-check: OK (3 pages, 10 mappings checked)") == "cow-check: <ok:OK> (3 pages, 10 mappings checked)"
+    assert tags("cow-check: OK (3 pages, 10 user PTEs checked)") == "cow-check: <ok:OK> (3 pages, 10 user PTEs checked)"
     assert tags("build-id: MISMATCH: the running kernel") == "build-id: <violation:MISMATCH>: the running kernel"
     assert tags("cow_pages_count  0  0  occupied slots  ok") == "cow_pages_count  0  0  occupied slots  <ok:ok>"
 

@@ -2,7 +2,7 @@
 
 The status, for scripts: with violations the CLI command prints them (text or
 ``--json``), then fails with the gdb error ``cow-check: N violations``, so a gdb script
-stops there and ``gdb.execute("cow-check")`` raises ``gdb.error``; clean, it prints ``cow-check: OK (N pages, M mappings checked)``.
+stops there and ``gdb.execute("cow-check")`` raises ``gdb.error``; clean, it prints ``cow-check: OK (N pages, M user PTEs checked)``.
 MI ``-cow-check`` answers ``^done`` with the structured report (``ok``, ``summary``,
 ``violations``...) so an IDE gets the evidence; ``$cow_violations()`` gives the count in
 expressions.
@@ -66,7 +66,7 @@ class CowCheckCommand(TinyOSCommand):
     Identical findings on consecutive frames are one violation with a frame count
     (`frames A-B (N frames)`); --max N lists the first N violations (default
     200, 0 = all) and counts the rest.
-    Clean: prints `cow-check: OK (N pages, M mappings checked)`.
+    Clean: prints `cow-check: OK (N pages, M user PTEs checked)`.
     Violations: prints each with its evidence, then FAILS with `cow-check: N violations`
     (a gdb error: a script stops there; `--json` prints the report before failing the
     same way). MI `-cow-check` returns the report with ok="true"/"false" instead;
