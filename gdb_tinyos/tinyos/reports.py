@@ -204,9 +204,9 @@ def _in_pa(frame: int, pa: int | tuple[int, int]) -> bool:
 
 # -- text faces ------------------------------------------------------------------------
 
-# Lines per write of a long cow-status listing: gdb's pager can stop between writes, and
+# Pages per write of a long cow-status listing: gdb's pager can stop between writes, and
 # each write costs ~0.1 ms beyond its bytes.
-CHUNK_ROWS = 4000
+CHUNK_PAGES = 2000
 
 
 def status_text(status: CowStatus) -> str:
@@ -215,18 +215,22 @@ def status_text(status: CowStatus) -> str:
 
 
 def status_chunks(status: CowStatus) -> Iterator[str]:
-    """:func:`status_text` in pieces of at most CHUNK_ROWS lines, each written as it comes
-    (``cow-status --limit 0`` on 20 000 pages is 40 000 rows: gdb's pager can stop it)."""
-    lines = status_lines(status)
-    for start in range(0, len(lines), CHUNK_ROWS):
-        yield "\n".join(lines[start:start + CHUNK_ROWS])
+    """:func:`status_text` in pieces, each written as it comes (``cow-status --limit 0`` on
+    20 000 pages is 40 000 rows: gdb's pager can stop it between pieces)."""
+    before, after = _status_lines(status)
+    yield "\n".join(before)
+    if status.pages:
+        yield from status.pages.table_chunks(CHUNK_PAGES)
+    if after:
+        yield "\n".join(after)
 
 
-def status_lines(status: CowStatus) -> list[str]:
+def _status_lines(status: CowStatus) -> tuple[list[str], list[str]]:
+    """The lines before the table and after it."""
     lines = [f"warning: {w}" for w in status.warnings] + list(status.notes)
     if status.figures is None:
         lines.append(f"COW manager not initialised: {status.symbol} holds None (nothing is shared copy-on-write)")
-        return lines
+        return lines, []
     f = status.figures
     lines += [
         f"=== COW Status === ({status.symbol} at {status.address}: {status.active_pages} of {status.capacity} slots used)",
@@ -240,16 +244,17 @@ def status_lines(status: CowStatus) -> list[str]:
     selection = ", ".join(f"{k} {v}" for k, v in status.filters.items())
     if not status.pages:
         lines.append(f"no tracked page{' for ' + selection if selection else ''}")
-    else:
-        if selection:
-            lines.append(f"pages for {selection}: {status.matched}")
-        lines += status.pages.table_lines()
+    elif selection:
+        lines.append(f"pages for {selection}: {status.matched}")
+    after = []
     if status.omitted:
-        lines.append(f"... {status.omitted} more page(s) ({status.omitted_refs} refs) not shown: "
+        after.append(f"... {status.omitted} more page(s) ({status.omitted_refs} refs) not shown: "
                      "`--limit 0` shows all, `cow-check` checks all")
     if status.flagged:
-        lines.append(f"{status.flagged} page(s) flagged: the live page tables contradict the metadata")
-    return lines
+        after.append(f"{status.flagged} page(s) flagged: the live page tables contradict the metadata")
+    return lines, after
+
+
 
 
 def render_table(rows: list[list[str]], headers: list[str]) -> str:

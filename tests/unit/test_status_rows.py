@@ -65,6 +65,29 @@ def test_the_table_is_the_generic_table_of_one_row_per_sharer(views):
     assert rows.flagged == sum(p.flagged for p in views)
 
 
+known = st.builds(SharerView, addresses, st.integers(0, 70000), words, st.one_of(st.none(), addresses), flags)
+
+
+@st.composite
+def alike_pages(draw):
+    """Pages with the same number of sharers, every pid known: what a fork makes."""
+    count = draw(st.integers(1, 3))
+    return draw(st.lists(st.builds(PageView, st.integers(0, 40000), addresses, st.integers(0, 300), st.booleans(),
+                                   st.sampled_from(["UserData", "UserCode"]),
+                                   st.lists(known, min_size=count, max_size=count).map(tuple),
+                                   st.lists(st.just("tracked but not COW"), max_size=1).map(tuple)), max_size=9))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(alike_pages(), st.lists(pages, max_size=12)), st.integers(1, 4))
+def test_the_table_in_pieces_is_the_table(views, pages_per_piece):
+    rows = StatusRows.of_views(views)
+    pieces = list(rows.table_chunks(pages_per_piece))
+    assert "\n".join(pieces) == "\n".join(rows.table_lines())
+    if views and all(len(p.sharers) == len(views[0].sharers) > 0 for p in views):  # the header, then the pages
+        assert len(pieces) == 1 + -(-len(views) // pages_per_piece)
+
+
 runs = st.lists(st.tuples(st.integers(1, 4), st.integers(0, 64), st.integers(1, 8), st.booleans()), max_size=10)
 
 
