@@ -21,6 +21,8 @@ Example::
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 from ..core.errors import RegisterError
 from ..core.image import ImageMap
 from ..core.target import Target
@@ -95,3 +97,6 @@ class TranslatedTarget(Target):
     def invalidate(self) -> None:
         self._translator = False
         self.inner.invalidate()
+
+    def batch(self) -> AbstractContextManager[None]:
+        return self.inner.batch()

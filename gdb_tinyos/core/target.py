@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from . import registers
@@ -56,6 +57,12 @@ class Target(ABC):
 
     def invalidate(self) -> None:
         """Forget cached state; targets without a cache have nothing to do."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A scope of many reads, e.g. one decode: a backend whose reads each pay a cost of
+        their own (QEMU's physical mode switched on and off around every gdbstub read) may
+        pay it once for the scope. Scopes nest."""
+        return nullcontext()
 
 
 class FakeTarget(Target):
@@ -167,3 +174,6 @@ class CachedTarget(Target):
         self._mem.clear()
         self._regs.clear()
         self.inner.invalidate()
+
+    def batch(self) -> AbstractContextManager[None]:
+        return self.inner.batch()

@@ -54,11 +54,12 @@ def replay(reads: list[tuple[str, int | str, int]]) -> float:
     ``("p" | "v", address, size)`` memory, ``("r", name, 0)`` a register."""
     target = session().gdb_target
     start = time.perf_counter()
-    for space, address, size in reads:
-        if space == "r":
-            target.read_register(address)
-        else:
-            (target.read_physical if space == "p" else target.read_virtual)(address, size)
+    with target.batch():  # as the command's decodes read: QEMU's physical mode switched once
+        for space, address, size in reads:
+            if space == "r":
+                target.read_register(address)
+            else:
+                (target.read_physical if space == "p" else target.read_virtual)(address, size)
     return (time.perf_counter() - start) * 1000
 
 

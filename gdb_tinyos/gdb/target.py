@@ -126,16 +126,24 @@ def _evaluating_condition() -> bool:
 @contextmanager
 def qemu_physical_mode(connection: gdb.TargetConnection) -> Iterator[None]:
     """Make the stub's memory accesses physical for the ``with`` body, then virtual again."""
-    reply = connection.send_packet("Qqemu.PhyMemMode:1")
-    if reply != b"OK":
-        raise TargetStateError(f"QEMU refused physical-memory mode (reply {reply!r})")
+    enter_physical_mode(connection)
     try:
         yield
     finally:
-        # Leaving the stub in physical mode would silently corrupt every later gdb command.
-        back = connection.send_packet("Qqemu.PhyMemMode:0")
-        if back != b"OK":
-            raise TargetStateError(f"could not switch QEMU back to virtual memory mode (reply {back!r})")
+        leave_physical_mode(connection)
+
+
+def enter_physical_mode(connection: gdb.TargetConnection) -> None:
+    reply = connection.send_packet("Qqemu.PhyMemMode:1")
+    if reply != b"OK":
+        raise TargetStateError(f"QEMU refused physical-memory mode (reply {reply!r})")
+
+
+def leave_physical_mode(connection: gdb.TargetConnection) -> None:
+    # Leaving the stub in physical mode would silently corrupt every later gdb command.
+    back = connection.send_packet("Qqemu.PhyMemMode:0")
+    if back != b"OK":
+        raise TargetStateError(f"could not switch QEMU back to virtual memory mode (reply {back!r})")
 
 
 class GdbTarget(Target):
@@ -161,6 +169,8 @@ class GdbTarget(Target):
         self.prefer = "auto"  # one of hostram.CHOICES
         self._host: tuple[int, hostram.HostRam | None, str] | None = None  # (connection, reader, why)
         self._walker: Translator | None | bool = None  # None: not built at this stop; False: none
+        self._batches = 0  # open batch() scopes
+        self._physical_mode: gdb.TargetConnection | None = None  # the stub left in physical mode by a batch
 
     # -- memory ------------------------------------------------------------------
 
@@ -220,9 +230,33 @@ class GdbTarget(Target):
         connection = gdb.selected_inferior().connection
         if self.has_physical_mode():
             self.physical_access = PHYS_QEMU
-            with qemu_physical_mode(connection):
-                return self._read_memory(pa, size, "physical")
+            if not self._batches:
+                with qemu_physical_mode(connection):
+                    return self._read_memory(pa, size, "physical")
+            if self._physical_mode is not connection:
+                self._leave_physical_mode()
+                enter_physical_mode(connection)
+                self._physical_mode = connection
+            return self._read_memory(pa, size, "physical")
         return self._read_physical_fallback(pa, size)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Physical reads over the gdbstub inside the scope share one switch of QEMU's
+        physical mode: on at the first, off when the outermost scope ends (or before
+        anything else reaches gdb: a register, a virtual read), so gdb never reads in it."""
+        self._batches += 1
+        try:
+            yield
+        finally:
+            self._batches -= 1
+            if not self._batches:
+                self._leave_physical_mode()
+
+    def _leave_physical_mode(self) -> None:
+        connection, self._physical_mode = self._physical_mode, None
+        if connection is not None and connection.is_valid():
+            leave_physical_mode(connection)
 
     def host_ram(self) -> hostram.HostRam | None:
         """The verified host reader of this connection's guest RAM (found once per
@@ -321,6 +355,8 @@ class GdbTarget(Target):
     def _read_memory(self, address: int, size: int, kind: str) -> bytes:
         if size == 0:
             return b""
+        if kind != "physical":
+            self._leave_physical_mode()
         self.stats.count(size)
         self.gdbstub_stats.count(size)
         try:
@@ -334,6 +370,7 @@ class GdbTarget(Target):
 
     def read_register(self, name: str) -> int:
         require_stopped()
+        self._leave_physical_mode()  # building the frame may read memory, virtual
         if _IN_UNWINDER[0]:
             # Asking for a frame while gdb builds frames re-enters the unwinder (gdb crashes).
             raise RegisterError(f"register {name} cannot be read while gdb builds frames")

@@ -131,7 +131,8 @@ class KernelState:
     def _once(self, key: Any, build):
         if key not in self._cache:
             self.decodes[key if isinstance(key, str) else " ".join(map(str, key))] += 1
-            self._cache[key] = build()
+            with self.memory.batch():  # a decode's reads, e.g. every table page of a process
+                self._cache[key] = build()
         return self._cache[key]
 
     # -- the CPU ------------------------------------------------------------------------

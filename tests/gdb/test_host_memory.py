@@ -118,3 +118,44 @@ def test_the_bench_replays_exactly_what_a_command_read(at_fork):
     before = gdbstub_reads(s)
     assert s.gdb.python_value(f"{measure}.replay({row['issued']!r})") > 0
     assert gdbstub_reads(s) - before == len(memory)  # the replay at a stop of its own, uncached
+
+
+def phy_mem_mode(s) -> str:
+    """The stub's own answer: "1" in physical mode, "0" in virtual."""
+    return s.gdb.cli("maint packet qqemu.PhyMemMode").strip().splitlines()[-1].split('"')[1]
+
+
+def test_over_the_gdbstub_a_decode_switches_physical_mode_once_and_gdb_never_reads_in_it(at_fork, tmp_path):
+    s = at_fork
+    shared = s.gdb.cli("pt --pid 1")
+    s.gdb.cli("set tinyos physical-memory gdbstub")
+    s.gdb.cli("python import gdb_tinyos.gdb.target as switched; switched.SWITCHES = []; "
+              "switched._enter = switched.enter_physical_mode; "
+              "switched.enter_physical_mode = lambda c: (switched.SWITCHES.append(1), switched._enter(c))[1]")
+    s.gdb.python_value(f"{TARGET.rsplit('.', 1)[0]}.invalidate()")
+    before = gdbstub_reads(s)
+    assert s.gdb.cli("pt --pid 1") == shared
+    reads = gdbstub_reads(s) - before
+    switches = s.gdb.python_value("len(__import__('gdb_tinyos.gdb.target', fromlist=['x']).SWITCHES)")
+    decodes = s.gdb.python_value(f"sum({TARGET.rsplit('.', 1)[0]}.state().decodes.values())")
+    assert 1 <= switches <= decodes < reads, (switches, decodes, reads)  # per decode, not per table page
+    assert phy_mem_mode(s) == "0"
+
+    # Inside a batch: on at the first physical read, off before a register or a virtual read
+    # reaches gdb (its frame or its read would be physical), off when the batch ends.
+    script = tmp_path / "batch.py"
+    script.write_text(f"""
+import gdb
+target = {TARGET}
+c = gdb.selected_inferior().connection
+mode = lambda: c.send_packet("qqemu.PhyMemMode").decode()
+seen = []
+with target.batch():
+    first = target.read_physical(0x40080000, 16); seen.append(mode())
+    target.read_register("cpsr"); seen.append(mode())
+    again = target.read_physical(0x40080000, 16); seen.append(mode())
+    virtual = target.read_virtual(0xFFFF000040080000, 16); seen.append(mode())
+seen.append(mode())
+print(" ".join(seen), first == again == virtual)
+""")
+    assert s.gdb.source(script).strip() == "1 0 1 0 0 True"
