@@ -164,6 +164,14 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def written(pieces: Iterable[str]) -> Iterator[str]:
+    """The non-empty pieces of a text face as a command writes them, each ended by a newline
+    (one already there is kept: a piece must not end in an empty line it means to show)."""
+    for text in pieces:
+        if text:
+            yield text if text.endswith("\n") else text + "\n"
+
+
 def terminal_safe(text: str) -> str:
     """A whole text face made safe for the terminal, the last step before it is written:
     line ends and tabs kept, the plugin's own colour codes kept, everything else through

@@ -226,11 +226,9 @@ class TinyOSCommand(gdb.Command):
             args = self.parse(argument)
             model = self.run(session(), args)
             chunks = (render.to_json(self.plain(model)),) if getattr(args, "json", False) else self.format_chunks(model)
-            for text in chunks:  # each written as it comes: gdb's pager can stop a long listing
-                if text:
-                    # typed at the prompt only: gdb.execute(..., to_string=True) and MI get plain text
-                    gdb.write(styled(render.terminal_safe(text), plain=getattr(args, "json", False) or not from_tty)
-                              + ("" if text.endswith("\n") else "\n"))
+            for text in render.written(chunks):  # each as it comes: gdb's pager can stop a long listing
+                # typed at the prompt only: gdb.execute(..., to_string=True) and MI get plain text
+                gdb.write(styled(render.terminal_safe(text), plain=getattr(args, "json", False) or not from_tty))
 
 
 def fresh_session() -> Session:

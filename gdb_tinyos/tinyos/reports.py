@@ -218,9 +218,11 @@ def status_chunks(status: CowStatus) -> Iterator[str]:
     """:func:`status_text` in pieces, each written as it comes (``cow-status --limit 0`` on
     20 000 pages is 40 000 rows: gdb's pager can stop it between pieces)."""
     before, after = _status_lines(status)
-    yield "\n".join(before)
-    if status.pages:
-        yield from status.pages.table_chunks(CHUNK_PAGES)
+    pieces = status.pages.table_chunks(CHUNK_PAGES) if status.pages else iter(())
+    # the table's first piece goes with the lines before it: a piece ending in an empty
+    # line would lose it when written (gdb.write adds a newline only where none ends it)
+    yield "\n".join(before + [piece for piece in [next(pieces, None)] if piece is not None])
+    yield from pieces
     if after:
         yield "\n".join(after)
 

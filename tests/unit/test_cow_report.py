@@ -13,10 +13,10 @@ import pytest
 from gdb_tinyos.tinyos.cow import CowManagerState, Sharer
 from gdb_tinyos.tinyos.mappings import MappingIndex, Pte, PteLookup
 from gdb_tinyos.tinyos.reports import (
-    build_stats, build_status, memory_efficiency_percent, stats_text, status_text,
+    build_stats, build_status, memory_efficiency_percent, stats_text, status_chunks, status_text,
 )
 from gdb_tinyos.core.address import Address
-from gdb_tinyos.core.render import to_plain
+from gdb_tinyos.core.render import to_plain, written
 
 from cow_models import HEAP_PA, HEAP_VA, MANAGER_SIZE, RAM, Forked, attrs, page_range
 
@@ -199,3 +199,12 @@ def test_pte_lookup_walks_first_then_indexes_each_process_once():
     assert answers == expected  # the walked and the indexed answers agree
     assert lookup(1, 0x5000_0000).problem.startswith("not mapped")
     assert lookup(7, HEAP_VA).problem == "pid 7 is not live (no such process)"
+
+
+@pytest.mark.parametrize("options", [{}, {"limit": 1}, {"pa": RAM}, {"pid": 9}])
+def test_the_text_written_in_pieces_is_the_text(options):
+    """What cow-status writes (each piece ended by a newline) is the text, its empty line
+    after the figures included, however the pieces fall."""
+    s = status(Forked(heap_pages=5), **options)
+    assert "".join(written(status_chunks(s))) == status_text(s) + "\n"
+    assert "" in status_text(s).splitlines()  # the shell's blank line before the table
