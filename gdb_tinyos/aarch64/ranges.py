@@ -289,9 +289,10 @@ class _Dumper:
         here = _Table(table, level, entries, prefix, inherited, ancestors, set(), {})
         leaves_here = level == 3 or r.granule.allows_block(level)
         # In a run of leaves every entry is the previous one plus one block: the same
-        # attribute bits (hence one decode), the next output address. A table of few runs
-        # is cut where each run stops matching its progression (one lazy compare in C per
-        # entry); one of many runs by two scans of the whole window.
+        # attribute bits (hence one decode), the next output address. A run to the end of
+        # the window (a full table of pages) is found by one compare with its progression;
+        # otherwise a table of few runs is cut where each run stops matching it (one lazy
+        # compare in C per entry), one of many runs by two scans of the whole window.
         step = 1 << shift
         n, runs = len(window), 0
         i = next(compress(count(), window), None)  # the first non-zero entry
@@ -300,8 +301,11 @@ class _Dumper:
                 self._scan(here, first, window, i, step, leaves_here)
                 return
             base = window[i]
-            stop = next(compress(count(i + 1), map(operator.ne, islice(window, i + 1, None),
-                                                   range(base + step, base + (n - i) * step, step))), n)
+            if window[-1] == base + (n - 1 - i) * step and window[i:] == tuple(range(base, base + (n - i) * step, step)):
+                stop = n
+            else:
+                stop = next(compress(count(i + 1), map(operator.ne, islice(window, i + 1, None),
+                                                       range(base + step, base + (n - i) * step, step))), n)
             self._entries(here, first + i, first + stop - 1, leaves_here)
             runs += 1
             i = next(compress(count(stop), islice(window, stop, None)), None)

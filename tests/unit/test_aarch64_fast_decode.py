@@ -11,7 +11,7 @@ Layout (4K granule, 48-bit VA, TTBR0): L0[0] -> L1[0] -> L2; L2[0] -> the L3 tab
 table descriptor carries random APTable/UXNTable/PXNTable/NSTable bits), L2[1..] random
 block-level entries; the L3 table random page-level entries. Random entries come in
 segments that step their output address, so runs, breaks, carries, reserved encodings and
-contiguous-hint groups all occur.
+contiguous-hint groups all occur; or the L3 table is one run of 512 with a few entries poked.
 """
 
 from __future__ import annotations
@@ -52,8 +52,21 @@ def fill(segments, count: int, size: int) -> list[int]:
     return (entries + [0] * count)[:count]
 
 
+def poked(entries: list[int], pokes: list[tuple[int, int]]) -> list[int]:
+    """``entries`` with a few overwritten: a long run broken inside, its last entry still
+    on the run's progression."""
+    entries = list(entries)
+    for index, value in pokes:
+        entries[index] = value
+    return entries
+
+
+# A page table of one segment of 512 (a full table of pages), maybe a few entries poked.
+one_run = st.builds(poked, segment.map(lambda seg: fill([(512, *seg[1:])], 512, PAGE)),
+                    st.lists(st.tuples(st.integers(0, 510), st.one_of(st.just(0), u64)), max_size=3))
+
 image = st.fixed_dictionaries({
-    "l3": st.lists(segment, max_size=20).map(lambda s: fill(s, 512, PAGE)),
+    "l3": st.one_of(st.lists(segment, max_size=20).map(lambda s: fill(s, 512, PAGE)), one_run),
     # no table descriptors at L2 beyond entry 0: bit 1 cleared makes 0b11 a block
     "l2": st.lists(segment, max_size=6).map(lambda s: [e & ~2 for e in fill(s, 511, BLOCK)]),
     "table_bits": st.integers(0, 31).map(lambda v: v << 59),  # PXNTable UXNTable APTable NSTable
