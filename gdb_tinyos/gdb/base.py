@@ -35,7 +35,7 @@ import argparse
 import inspect
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, ClassVar
 
 import gdb
@@ -161,6 +161,9 @@ class TinyOSCommand(gdb.Command):
 
     name: ClassVar[str]
     command_class: ClassVar[int] = gdb.COMMAND_USER
+    # run() only decodes through the session's target (no gdb command, expression or
+    # inferior call): its reads may share one switch of QEMU's physical mode (Target.batch).
+    decodes_only: ClassVar[bool] = False
 
     def __init__(self, gdb_name: str | None = None) -> None:
         self.parser = self.build_parser()
@@ -224,7 +227,9 @@ class TinyOSCommand(gdb.Command):
     def invoke(self, argument: str, from_tty: bool) -> None:
         with command_boundary(self.name):
             args = self.parse(argument)
-            model = self.run(session(), args)
+            s = session()
+            with s.target.batch() if self.decodes_only else nullcontext():
+                model = self.run(s, args)
             chunks = (render.to_json(self.plain(model)),) if getattr(args, "json", False) else self.format_chunks(model)
             for text in render.written(chunks):  # each as it comes: gdb's pager can stop a long listing
                 # typed at the prompt only: gdb.execute(..., to_string=True) and MI get plain text

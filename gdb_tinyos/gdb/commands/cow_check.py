@@ -77,6 +77,7 @@ class CowCheckCommand(TinyOSCommand):
       (gdb) python ok = gdb.execute("cow-check", to_string=True)   # raises gdb.error on violations"""
 
     name = "cow-check"
+    decodes_only = True
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--max", type=gdb_number, default=DEFAULT_MAX,

@@ -60,6 +60,7 @@ class CowStatusCommand(TinyOSCommand):
       (gdb) cow-status --pa 0x41000000-0x41100000 --limit 0"""
 
     name = "cow-status"
+    decodes_only = True
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--pid", type=gdb_number, help="only pages shared by this process")
@@ -97,6 +98,7 @@ class CowStatsCommand(TinyOSCommand):
       (gdb) cow-stats --json"""
 
     name = "cow-stats"
+    decodes_only = True
 
     def run(self, s: Session, args: argparse.Namespace) -> CowStats:
         require_stopped()

@@ -103,6 +103,7 @@ class Va2Pa(TinyOSCommand):
       va 0x10000000 -> pa 0x4001a000 EL1:RW- EL0:RW- PXN UXN normal (Normal WB RA WA) inner nG"""
 
     name = "va2pa"
+    decodes_only = True
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("va", type=gdb_address, help="virtual address: a number or a gdb expression ($sp)")
@@ -155,6 +156,7 @@ class Pt(TinyOSCommand):
       (gdb) pt --user --range 0x400000 0x500000 --json"""
 
     name = "pt"
+    decodes_only = True
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         which = add_process_arguments(parser, "dump the lower half")
