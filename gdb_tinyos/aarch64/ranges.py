@@ -286,6 +286,8 @@ class _Dumper:
         if last < first:
             return
         window = entries[first : last + 1]
+        if level == 2:
+            self._prefetch(window, ancestors)
         here = _Table(table, level, entries, prefix, inherited, ancestors, set(), {})
         leaves_here = level == 3 or r.granule.allows_block(level)
         # In a run of leaves every entry is the previous one plus one block: the same
@@ -309,6 +311,27 @@ class _Dumper:
             self._entries(here, first + i, first + stop - 1, leaves_here)
             runs += 1
             i = next(compress(count(stop), islice(window, stop, None)), None)
+
+    def _prefetch(self, window: tuple[int, ...], ancestors: tuple[int, ...]) -> None:
+        """Read the level 3 tables a level 2 window points to one after another, before any
+        of them is decoded: over a remote stub the reads then come back to back instead of
+        each waking the decoder. Only tables the visit reads anyway -- inside memory, no
+        loop, within both limits even if every one were full (the window's blocks are fewer
+        than one table's entries, so they cannot stop the visit first) -- so the reads stay
+        one per table."""
+        r = self.r
+        count = r.granule.table_entries(3, r.input_bits)
+        tables = [d.next_table for d in (decode_descriptor(raw, 2, r.granule) for raw in window if raw & 0b11 == 0b11)
+                  if isinstance(d, TableDescriptor)]
+        tables = [t for t in tables if not t >> r.oa_bits and t not in ancestors and self._inside_memory(t, count * 8)]
+        if (len(tables) < 2 or self.visits + len(tables) > self.max_tables
+                or self.space.leaves + len(tables) * count > self.max_leaves):
+            return
+        for table in tables:
+            try:
+                self.t.tables.entries(table, count)
+            except MemoryReadError:
+                pass  # remembered: the visit reports it where it reads the table
 
     def _scan(self, here: _Table, first: int, window: tuple[int, ...], start: int, step: int,
               leaves_here: bool) -> None:
