@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
+from ..core.address import PAGE_SIZE
 from ..core.errors import RegisterError
 from ..core.image import ImageMap
 from ..core.target import Target
@@ -42,6 +43,7 @@ class TranslatedTarget(Target):
         self.inner = inner
         self.image = image
         self._translator: Translator | None | bool = False  # False: not built yet; None: MMU off
+        self._agreed: dict[int, bool] = {}  # by VA page: the tables map it where the ELF loaded it
 
     # -- the regime the kernel's addresses live in ----------------------------------------
     @property
@@ -86,8 +88,11 @@ class TranslatedTarget(Target):
         kernel that moved itself is then read through its tables instead."""
         if self.translator is None:
             return True
-        walk = self.translator.walk(va)
-        return walk.pa is None or walk.pa == pa
+        page = va & -PAGE_SIZE  # one walk per page: a process table's names share a few
+        if page not in self._agreed:
+            walk = self.translator.walk(page)
+            self._agreed[page] = walk.pa is None or walk.pa == pa - (va - page)
+        return self._agreed[page]
 
     def physical_runs(self, va: int, size: int) -> list[tuple[int, int]]:
         """``[va, va + size)`` as physically contiguous (pa, length) runs through the
@@ -96,6 +101,7 @@ class TranslatedTarget(Target):
 
     def invalidate(self) -> None:
         self._translator = False
+        self._agreed.clear()
         self.inner.invalidate()
 
     def batch(self) -> AbstractContextManager[None]:
