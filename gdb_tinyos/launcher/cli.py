@@ -164,10 +164,13 @@ def debug(kernel: Path, args: argparse.Namespace) -> int:
                 status = run_gdb(argv, timeout=args.timeout if args.batch else None, env=env)
                 if args.batch:
                     say("serial console output:\n" + machine.console.transcript.replace("\r\n", "\n").rstrip())
-                return status
+                name, pid = machine.session.name, machine.pid
     except LaunchError as exc:
         say(str(exc))
         return 1
+    # gdb's last words were "Inferior 1 ... detached", as if QEMU lived on: it does not
+    say(f"session {name} ended: QEMU (pid {pid}) stopped, its files removed")
+    return status
 
 
 

@@ -13,6 +13,7 @@ copy, then the parent's reuse when `wait` stores its status) and 1 duplication."
 
 from __future__ import annotations
 
+import os
 import re
 
 from cli_runner import tinyos_gdb
@@ -50,6 +51,12 @@ def test_batch_walkthrough_steps_through_a_cow_fault_and_exits_0(tinyos_kernel):
     assert run.returncode == 0, run.stdout + run.stderr
     step = sections(run.stdout)
     assert sorted(step) == [1, 2, 3, 4, 5, 6, 7, 8]
+    # the launcher's last word: the QEMU it started (pid in its first) is gone
+    qemu = re.search(r"^tinyos-gdb: session (\S+): QEMU pid (\d+),", run.stderr, re.M)
+    assert qemu, run.stderr
+    assert run.stderr.rstrip().splitlines()[-1] == \
+        f"tinyos-gdb: session {qemu[1]} ended: QEMU (pid {qemu[2]}) stopped, its files removed"
+    assert not os.path.exists(f"/proc/{qemu[2]}")
 
     # 5: the fork, pid 1 -> pid 2; the data page's frame shared read-only by both
     assert "tinyos_debug_event (kind=19, a=1, b=2)" in step[5]
