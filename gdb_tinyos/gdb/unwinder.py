@@ -6,7 +6,10 @@ alone stops there ("previous frame identical to this frame"). :class:`TrapUnwind
 the frame whose pc is that call's return address and gives gdb the saved registers as the
 caller's: pc = ELR, x0-x30, sp (SP_EL0 for EL0) and cpsr = SPSR. `bt` then continues into
 the interrupted frame (user code at EL0, or the kernel function that faulted at EL1);
-`frame N` / `info registers` there show the saved values.
+`frame N` / `info registers` there show the saved values. Stopped at the first
+instruction of an exception vector (an interrupt just taken: nothing saved yet), the caller
+is the interrupted code from the live registers the exception set (ELR_EL1, SPSR_EL1,
+SP_EL0 or the current SP).
 
 :class:`TrapFrameFilter` names the frames: the entry as
 ``tinyos_trap_entry <EL0t: ESR 0x9200004f FAR 0x800000>`` and interrupted EL0
@@ -33,6 +36,7 @@ import gdb
 import gdb.unwinder
 from gdb.FrameDecorator import FrameDecorator
 
+from ..core import registers
 from ..core.errors import TinyOSError
 from ..tinyos.trapframe import TrapFrame, TrapFrameLayout, TrapSite
 from .session import session
@@ -40,6 +44,7 @@ from .target import unwinder_context
 
 _NAME = "tinyos-trap"
 _KERNEL_HALF = 1 << 55  # VA bit 55 selects TTBR1: kernel addresses
+_MASK64 = (1 << 64) - 1
 
 
 @dataclass
@@ -111,8 +116,9 @@ class TrapUnwinder(gdb.unwinder.Unwinder):
             if known is None:
                 return None
             layout, site = known
-            if int(pending.read_register("pc")) != site.return_address:
-                return None
+            pc = int(pending.read_register("pc"))
+            if pc != site.return_address:
+                return _vector_entry(pending, pc) if _is_vector_entry(pending, pc) else None
             # `mov x0, sp; bl tinyos_trap`: at the return address SP is the frame's address.
             frame = read_trap_frame(layout, int(pending.read_register("sp")))
             info = pending.create_unwind_info(_FrameId(pending, frame.address + frame.size, site.entry))
@@ -121,6 +127,45 @@ class TrapUnwinder(gdb.unwinder.Unwinder):
             return info
         except (TinyOSError, gdb.error):
             return None  # an unreadable stack: let gdb's own unwinders say what they can
+
+
+# The 16 exception vectors, 0x80 bytes apart from VBAR_EL1 (Arm ARM D1.10.2).
+_VECTORS, _VECTOR_SPACING = 16, 0x80
+# SPSR.M[3:0] of an exception taken from code running on SP_EL0: EL0t, EL1t.
+_ON_SP_EL0 = (0b0000, 0b0100)
+
+
+def _is_vector_entry(frame: gdb.PendingFrame | gdb.Frame, pc: int) -> bool:
+    """Whether ``pc`` is the first instruction of one of the 16 vectors: the exception is
+    taken and nothing is saved yet (a stop there is common: an interrupt lands in it)."""
+    offset = pc - _system_register(frame, "VBAR_EL1")
+    return 0 <= offset < _VECTORS * _VECTOR_SPACING and offset % _VECTOR_SPACING == 0
+
+
+def _system_register(frame: gdb.PendingFrame | gdb.Frame, name: str) -> int:
+    """A system register by its architectural name, in whichever spelling the stub uses
+    (QEMU says ``VBAR``), unsigned (gdb may type it ``long``); gdb.error when it has none."""
+    for spelling in registers.candidates(name):
+        try:
+            return int(frame.read_register(spelling)) & _MASK64
+        except ValueError:  # gdb: "Bad register"
+            continue
+    raise gdb.error(f"the target has no register {name}")
+
+
+def _vector_entry(pending: gdb.PendingFrame, pc: int):
+    """The interrupted code as the caller, from the live registers the exception set:
+    pc = ELR_EL1, cpsr = SPSR_EL1, sp = SP_EL0 when it ran on SP_EL0 (EL0t, EL1t) or the
+    current SP (EL1h: nothing pushed yet), x0-x30 untouched."""
+    spsr = _system_register(pending, "SPSR_EL1")
+    sp = int(pending.read_register("sp")) & _MASK64
+    caller_sp = _system_register(pending, "SP_EL0") if spsr & 0xF in _ON_SP_EL0 else sp
+    info = pending.create_unwind_info(_FrameId(pending, sp, pc))
+    saved = {f"x{i}": int(pending.read_register(f"x{i}")) for i in range(31)}
+    saved.update(pc=_system_register(pending, "ELR_EL1"), sp=caller_sp, cpsr=spsr)
+    for name, value in saved.items():
+        info.add_saved_register(name, _register_value(pending, name, value))
+    return info
 
 
 class _Named(FrameDecorator):
@@ -171,6 +216,8 @@ class TrapFrameFilter:
             after_trap = known is not None and pc == known[1].return_address
             if after_trap:
                 decorator = self._entry(decorator, known[0])
+            elif known is not None and level == 0:
+                after_trap = _stopped_at_vector(decorator, pc)
             yield decorator
 
     @staticmethod
@@ -181,6 +228,14 @@ class TrapFrameFilter:
         except (TinyOSError, gdb.error):
             return decorator
         return _Named(decorator, f"tinyos_trap_entry <{trap_description(frame)}>")
+
+
+def _stopped_at_vector(decorator, pc: int) -> bool:
+    """Whether the newest frame is an exception vector's first instruction."""
+    try:
+        return _is_vector_entry(decorator.inferior_frame(), pc)
+    except (gdb.error, ValueError):
+        return False
 
 
 def _at_el0(decorator) -> bool:

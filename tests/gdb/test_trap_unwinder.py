@@ -141,3 +141,30 @@ def test_bt_stopped_in_user_code_names_the_process(tinyos_booted):
     assert first.startswith("#0") and f"in <user pid {pid}> ()" in first, first
     s.gdb.resume()
     s.shell(f"kill {pid}")
+
+
+IRQ_FROM_EL0 = 0x480  # the IRQ vector for a lower EL using AArch64 (Arm ARM, "Vector tables")
+
+
+def test_bt_at_an_exception_vector_unwinds_from_the_live_registers(tinyos_booted):
+    """Stopped at the first instruction of a vector (the timer's IRQ while a background
+    `spin` loops at EL0), nothing is saved yet: frame #1 is the interrupted user code, with
+    exactly the registers the exception left -- pc = ELR_EL1, sp = SP_EL0, cpsr = SPSR_EL1
+    (EL0t), x0-x30 untouched -- and the backtrace ends there."""
+    s = tinyos_booted
+    started = s.shell("run spin &")
+    pid = int(re.search(r"process (\d+) \(spin\) started", started).group(1))
+    s.gdb.interrupt()
+    vector = s.gdb.read_register("VBAR") + IRQ_FROM_EL0  # QEMU names VBAR_EL1 so
+    s.gdb.break_insert(f"*{vector:#x}", temporary=True)
+    s.gdb.continue_and_wait_stop(30)
+    assert s.gdb.read_register("pc") == vector
+    frames = backtrace(s)
+    assert len(frames) == 2 and frames[1][2].startswith(f"<user pid {pid}>"), frames
+    here, interrupted = frame_registers(s, 0), frame_registers(s, 1)
+    assert interrupted["pc"] == frames[1][1] == s.gdb.read_register("ELR_EL1") < 1 << 48
+    assert interrupted["sp"] == s.gdb.read_register("SP_EL0")
+    assert interrupted["cpsr"] == s.gdb.read_register("SPSR_EL1") & 0xFFFF_FFFF and interrupted["cpsr"] & 0xF == 0
+    assert [interrupted[f"x{i}"] for i in range(31)] == [here[f"x{i}"] for i in range(31)]
+    s.gdb.resume()
+    s.shell(f"kill {pid}")
