@@ -138,8 +138,10 @@ _ON_SP_EL0 = (0b0000, 0b0100)
 def _is_vector_entry(frame: gdb.PendingFrame | gdb.Frame, pc: int) -> bool:
     """Whether ``pc`` is the first instruction of one of the 16 vectors: the exception is
     taken and nothing is saved yet (a stop there is common: an interrupt lands in it)."""
+    if pc % _VECTOR_SPACING:  # most pcs: no register read (VBAR_EL1 is 2 KiB aligned)
+        return False
     offset = pc - _system_register(frame, "VBAR_EL1")
-    return 0 <= offset < _VECTORS * _VECTOR_SPACING and offset % _VECTOR_SPACING == 0
+    return 0 <= offset < _VECTORS * _VECTOR_SPACING
 
 
 def _system_register(frame: gdb.PendingFrame | gdb.Frame, name: str) -> int:
