@@ -112,13 +112,15 @@ class TrapUnwinder(gdb.unwinder.Unwinder):
 
     def _unwind(self, pending: gdb.PendingFrame):
         try:
+            pc = int(pending.read_register("pc")) & _MASK64
+            if _is_vector_entry(pending, pc):  # the architecture's, whatever the kernel
+                return _vector_entry(pending, pc)
             known = trap_knowledge()
             if known is None:
                 return None
             layout, site = known
-            pc = int(pending.read_register("pc"))
             if pc != site.return_address:
-                return _vector_entry(pending, pc) if _is_vector_entry(pending, pc) else None
+                return None
             # `mov x0, sp; bl tinyos_trap`: at the return address SP is the frame's address.
             frame = read_trap_frame(layout, int(pending.read_register("sp")))
             info = pending.create_unwind_info(_FrameId(pending, frame.address + frame.size, site.entry))
@@ -218,7 +220,7 @@ class TrapFrameFilter:
             after_trap = known is not None and pc == known[1].return_address
             if after_trap:
                 decorator = self._entry(decorator, known[0])
-            elif known is not None and level == 0:
+            elif level == 0:
                 after_trap = _stopped_at_vector(decorator, pc)
             yield decorator
 
