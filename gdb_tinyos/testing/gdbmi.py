@@ -331,7 +331,11 @@ class GdbSession:
     def _write(self, line: str) -> None:
         controller = self._live_controller()
         self.transcript.append(f">> {line}")
-        controller.write(line, timeout_sec=scaled(self.timeout), raise_error_on_timeout=False, read_response=False)
+        try:
+            controller.write(line, timeout_sec=scaled(self.timeout), raise_error_on_timeout=False, read_response=False)
+        except (BrokenPipeError, ConnectionResetError):  # gdb died first: nothing reads its stdin
+            status = controller.gdb_process.poll()
+            raise GdbError(self._failure(f"gdb exited with status {status} before {line!r} could be sent")) from None
 
     def _live_controller(self) -> MiController:
         if self._controller is None:

@@ -188,10 +188,13 @@ def test_teardown_ends_gdb_and_qemu_when_the_body_raises(tinyos_kernel):
     assert [pid for pid in pids if pid_alive(pid)] == []
 
 
-def test_gdb_dying_is_reported_and_teardown_still_works(tinyos_kernel):
+@pytest.mark.parametrize("gone", [False, True], ids=["dying", "gone before the next command"])
+def test_gdb_dying_is_reported_and_teardown_still_works(tinyos_kernel, gone):
     with debug_session(tinyos_kernel, plugin=None) as s:
         qemu_pid, gdb_pid = s.machine.pid, s.gdb.pid
         os.kill(gdb_pid, signal.SIGKILL)
+        if gone:  # its stdin closed: the command cannot even be written
+            s.gdb._controller.gdb_process.wait(timeout=10)
         with pytest.raises(GdbError, match="gdb exited"):
             s.gdb.mi("-gdb-show version")
     assert not pid_alive(gdb_pid) and not pid_alive(qemu_pid)
