@@ -168,3 +168,27 @@ def test_bt_at_an_exception_vector_unwinds_from_the_live_registers(tinyos_booted
     assert [interrupted[f"x{i}"] for i in range(31)] == [here[f"x{i}"] for i in range(31)]
     s.gdb.resume()
     s.shell(f"kill {pid}")
+
+
+SYNC_AT_EL1H = 0x200  # the synchronous vector for the current EL on SP_ELx (Arm ARM, "Vector tables")
+
+
+def test_bt_at_an_el1h_vector_unwinds_into_the_kernel_code_that_faulted(tinyos_debug_factory):
+    """The kernel's copy-out of the parent's `wait` status into its still-shared data page
+    (`run forkwrite`) takes a permission fault at EL1h: stopped at the vector's first
+    instruction, frame #1 is the kernel code that faulted (pc = ELR_EL1, sp = the current
+    SP: nothing pushed yet), and gdb's own unwinding carries on from there."""
+    s = tinyos_debug_factory(timeout=60)
+    s.boot_to_prompt(timeout=60)
+    s.gdb.interrupt()
+    vector = s.gdb.read_register("VBAR") + SYNC_AT_EL1H  # QEMU names VBAR_EL1 so
+    stop = s.gdb.run_to(f"*{vector:#x}", action=lambda: s.console.send_line("run forkwrite"), timeout=60)
+    assert s.gdb.read_register("pc") == vector, stop.payload
+    frames = backtrace(s)
+    here, interrupted = frame_registers(s, 0), frame_registers(s, 1)
+    assert interrupted["pc"] == frames[1][1] == s.gdb.read_register("ELR_EL1") >= 1 << 48  # kernel code
+    assert s.gdb.read_register("SPSR_EL1") & 0xF == 0b0101  # EL1h
+    assert interrupted["sp"] == here["sp"] and interrupted["cpsr"] == s.gdb.read_register("SPSR_EL1") & 0xFFFF_FFFF
+    assert [interrupted[f"x{i}"] for i in range(31)] == [here[f"x{i}"] for i in range(31)]
+    assert "uaccess" in frames[1][2], frames  # the store that faulted
+    assert any("syscall" in text for _, _, text in frames[2:]), frames  # ... inside `wait`
