@@ -4,7 +4,8 @@ The only :class:`~gdb_tinyos.core.target.Target` that imports ``gdb``. Virtual r
 own (``Inferior.read_memory``, through the CPU's current translation). Physical reads take
 the fastest verified path (:mod:`.hostram`): QEMU's RAM file mapped into gdb (memory speed),
 else ``/proc/<qemu pid>/mem``, else the gdbstub switched into physical mode
-(``Qqemu.PhyMemMode:1``) around the read and ALWAYS back (``:0``), also when the read fails.
+(``Qqemu.PhyMemMode:1``) around the read -- or once around a decode's reads (:meth:`GdbTarget.batch`)
+-- and ALWAYS back (``:0``), also when a read fails.
 A stub without that mode (another emulator, a JTAG probe) falls back to the kernel's linear
 map (VA = PA + offset) -- or to identity while the MMU is off -- and says so once. Writes
 are never done here: they go through gdb. ``set tinyos physical-memory auto|shared-ram|
@@ -123,16 +124,6 @@ def _evaluating_condition() -> bool:
     return True
 
 
-@contextmanager
-def qemu_physical_mode(connection: gdb.TargetConnection) -> Iterator[None]:
-    """Make the stub's memory accesses physical for the ``with`` body, then virtual again."""
-    enter_physical_mode(connection)
-    try:
-        yield
-    finally:
-        leave_physical_mode(connection)
-
-
 def enter_physical_mode(connection: gdb.TargetConnection) -> None:
     reply = connection.send_packet("Qqemu.PhyMemMode:1")
     if reply != b"OK":
@@ -228,17 +219,15 @@ class GdbTarget(Target):
 
     def _read_physical_gdbstub(self, pa: int, size: int) -> bytes:
         connection = gdb.selected_inferior().connection
-        if self.has_physical_mode():
-            self.physical_access = PHYS_QEMU
-            if not self._batches:
-                with qemu_physical_mode(connection):
-                    return self._read_memory(pa, size, "physical")
+        if not self.has_physical_mode():
+            return self._read_physical_fallback(pa, size)
+        self.physical_access = PHYS_QEMU
+        with self.batch():  # alone, a batch of one: the mode on, then off again
             if self._physical_mode is not connection:
                 self._leave_physical_mode()
                 enter_physical_mode(connection)
                 self._physical_mode = connection
             return self._read_memory(pa, size, "physical")
-        return self._read_physical_fallback(pa, size)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -31,7 +31,7 @@ from operator import itemgetter
 from ..core.address import PAGE_SIZE
 from .conventions import Conventions
 from .cow_columns import CowSummary
-from .mappings import MappingIndex
+from .mappings import MappedRun, MappingIndex
 
 def suspect_pages(cow: CowSummary, index: MappingIndex | None, live: set[int],
                   conventions: Conventions) -> Sequence[int]:
@@ -76,16 +76,24 @@ def _record_is_live(cow: CowSummary, index: MappingIndex, live: set[int]) -> boo
 def _live_on_frames(cow: CowSummary, index: MappingIndex) -> int | None:
     """How many live PTEs of the index map a tracked frame; None when a run is not page
     aligned or maps one writable."""
+    spans = _tracked_spans(cow, index)
+    if spans is None or any(run.writable for run, _ in spans):
+        return None
+    return sum(len(inside) for _, inside in spans)
+
+
+def _tracked_spans(cow: CowSummary, index: MappingIndex) -> list[tuple[MappedRun, list[int]]] | None:
+    """Each run of the index that maps tracked frames, with those frames (ascending); None
+    when a run is not page aligned."""
     frames = sorted(set(cow.pas))
-    count = 0
+    spans = []
     for run in index.runs:
         if run.va % PAGE_SIZE or run.pa % PAGE_SIZE:
             return None
-        inside = bisect_left(frames, run.pa_end) - bisect_left(frames, run.pa)
-        if inside and run.writable:
-            return None
-        count += inside
-    return count
+        lo, hi = bisect_left(frames, run.pa), bisect_left(frames, run.pa_end)
+        if lo < hi:
+            spans.append((run, frames[lo:hi]))
+    return spans
 
 
 def _record_suspects(cow: CowSummary, index: MappingIndex | None, live: set[int],
@@ -120,18 +128,13 @@ def _record_suspects(cow: CowSummary, index: MappingIndex | None, live: set[int]
 def _live_triples(cow: CowSummary, index: MappingIndex) -> tuple[set, set[int]] | None:
     """(pid, VA page, frame) of every PTE of the index mapping a tracked frame, and the
     frames some of them map writable; None when a run is not page aligned."""
-    frames = sorted(set(cow.pas))
+    spans = _tracked_spans(cow, index)
+    if spans is None:
+        return None
     triples: set[tuple[int, int, int]] = set()
     writable: set[int] = set()
-    for run in index.runs:
-        if run.va % PAGE_SIZE or run.pa % PAGE_SIZE:
-            return None
-        lo, hi = bisect_left(frames, run.pa), bisect_left(frames, run.pa_end)
-        if lo == hi:
-            continue
-        inside = frames[lo:hi]
+    for run, inside in spans:
         triples.update(zip(repeat(run.pid), map((run.va - run.pa).__add__, inside), inside))
         if run.writable:
             writable.update(inside)
     return triples, writable
-

@@ -163,10 +163,9 @@ class MappingIndex:
         rest column by column, in C; a pid the index does not hold maps nothing). Pids are
         the kernel's (unsigned); VAs are taken modulo 2**64, as the CPU does."""
         keys, at = self._locate(pids, vas)
-        out = PteColumns(list(map(int.__add__, keys, map(self._shift.__getitem__, at))),
-                         list(map(self._perms.__getitem__, at)), list(map(self._writable.__getitem__, at)),
-                         [None] * len(keys))
-        mapped = list(map(int.__lt__, keys, map(self._ends.__getitem__, at)))
+        out = PteColumns(self._frames(keys, at), list(map(self._perms.__getitem__, at)),
+                         list(map(self._writable.__getitem__, at)), [None] * len(keys))
+        mapped = list(self._inside(keys, at))
         if False in mapped:
             for i in compress(range(len(keys)), map(operator.not_, mapped)):
                 out.pas[i], out.perms[i], out.writable[i], out.problems[i] = None, "", False, NOT_IN_TABLES
@@ -176,13 +175,20 @@ class MappingIndex:
         """Whether the (pid, va) pages are distinct and each maps its frame (``frames[i]``, a
         page address): what :meth:`columns` would say, proven in C without its columns."""
         keys, at = self._locate(pids, vas)
-        return (len(set(keys)) == len(keys) and all(map(int.__lt__, keys, map(self._ends.__getitem__, at)))
-                and list(map(int.__add__, keys, map(self._shift.__getitem__, at))) == list(frames))
+        return len(set(keys)) == len(keys) and all(self._inside(keys, at)) and self._frames(keys, at) == list(frames)
 
     def _locate(self, pids: Sequence[int], vas: Sequence[int]) -> tuple[list[int], list[int]]:
         """Each pair's key and the position of the last run starting at or below it."""
         keys = list(map(int.__or__, map(int.__lshift__, pids, repeat(64)), map(_PAGE_MASK.__and__, vas)))
         return keys, list(map(bisect_right, repeat(self._keys), keys))
+
+    def _frames(self, keys: list[int], at: list[int]) -> list[int]:
+        """The frame each located key maps if it lies inside its run (see _inside)."""
+        return list(map(int.__add__, keys, map(self._shift.__getitem__, at)))
+
+    def _inside(self, keys: list[int], at: list[int]) -> Iterator[bool]:
+        """Whether each located key lies inside its run (else nothing maps it)."""
+        return map(int.__lt__, keys, map(self._ends.__getitem__, at))
 
     def segments(self) -> Iterator[tuple[int, int, tuple[MappedRun, ...]]]:
         """``(start, end, runs)``: maximal PA spans mapped by the same runs, in PA order."""

@@ -23,6 +23,7 @@ import operator
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from itertools import accumulate, compress, repeat
 
 from ..core.address import Address
@@ -132,17 +133,17 @@ class StatusRows(Sequence[PageView]):
         :func:`~gdb_tinyos.core.render.table_lines` makes it), a row per sharer (the page's
         cells on its first), a page without sharers on one row of ``-``. Formatted a column
         at a time and ``%`` per line: 40 000 rows in tens of milliseconds."""
-        row_start, rows, head, tail, widths, cells = self._layout()
-        lines = _header(widths)
-        heads = list(map(("  ".join(cells[:_HEAD]) + "  ").__mod__, zip(*(values for values, _ in head))))
-        line_heads = [" " * (sum(widths[:_HEAD]) + 2 * _HEAD)] * rows
+        layout = self._layout()
+        lines = layout.header()
+        heads = list(map(layout.page_format.__mod__, zip(*(values for values, _ in layout.head))))
+        line_heads = [layout.blank] * layout.rows
         if self._alike():  # one slice assignment
             line_heads[::max(self.counts[0], 1)] = heads
         else:
-            for r, text in zip(row_start, heads):
+            for r, text in zip(layout.row_start, heads):
                 line_heads[r] = text
-        line = "%s" + "  ".join(cells[_HEAD:-1]) + "  %s"  # the last cell unpadded
-        lines += map(line.__mod__, zip(line_heads, *(values for values, _ in tail)))
+        line = "%s" + layout.sharer_format
+        lines += map(line.__mod__, zip(line_heads, *(values for values, _ in layout.tail)))
         return lines
 
     def table_chunks(self, pages: int) -> Iterator[str]:
@@ -155,12 +156,12 @@ class StatusRows(Sequence[PageView]):
             for start in range(0, len(lines), per_piece):
                 yield "\n".join(lines[start:start + per_piece])
             return
-        _, _, head, tail, widths, cells = self._layout()
+        layout = self._layout()
+        head, tail = layout.head, layout.tail
         c, n = self.counts[0], len(self.slots)
-        sharer = "  ".join(cells[_HEAD:-1]) + "  %s"
-        block = "  ".join(cells[:_HEAD]) + "  " + sharer + ("\n" + " " * (sum(widths[:_HEAD]) + 2 * _HEAD) + sharer) * (c - 1)
+        block = layout.page_format + layout.sharer_format + ("\n" + layout.blank + layout.sharer_format) * (c - 1)
         width = _HEAD + len(tail) * c  # arguments per page: its cells, then each sharer's
-        yield "\n".join(_header(widths))
+        yield "\n".join(layout.header())
         for first in range(0, n, pages):
             last = min(n, first + pages)
             args: list = [None] * ((last - first) * width)
@@ -175,9 +176,7 @@ class StatusRows(Sequence[PageView]):
         """Every page has the same number of sharers."""
         return bool(self.counts) and self.counts.count(self.counts[0]) == len(self.counts)
 
-    def _layout(self):
-        """(each page's first row, rows, the page columns and the sharer columns as
-        (values, % conversion), column widths, % cells)."""
+    def _layout(self) -> _Layout:
         row_start = [0, *accumulate(map(max, self.counts, repeat(1)))]  # page p's first row
         rows = row_start[-1]
         head = [(self.slots, "d"), (self.pas, "#x"), (self.refs, "d"), (["yes" if c else "no" for c in self.cow], "s"),
@@ -190,8 +189,7 @@ class StatusRows(Sequence[PageView]):
             tail = [(spread(list(map(hex, self.vas))), "s"), (spread(list(map(_pid_cell, self.pids))), "s"),
                     (spread(list(self.ptes)), "s"), flags]
         widths = [max(len(name) + 2, _width(values, kind)) for name, (values, kind) in zip(COLUMNS, head + tail)]
-        cells = [f"%-{kind[:-1]}{w}{kind[-1]}" for w, (_, kind) in zip(widths, head + tail)]  # %-#10x
-        return row_start, rows, head, tail, widths, cells
+        return _Layout(row_start, rows, head, tail, widths)
 
     def _spread(self, row_start: list[int], rows: int):
         """Puts per-sharer cells on their rows (``-`` on the row of a page without sharers)."""
@@ -220,9 +218,37 @@ class StatusRows(Sequence[PageView]):
         return cells
 
 
-def _header(widths: list[int]) -> list[str]:
-    """The column names and the dashes under them."""
-    return ["  ".join(map(str.ljust, COLUMNS, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+class _Layout(NamedTuple):
+    """Each page's first row, the rows, the page columns and the sharer columns as
+    (values, % conversion), and the column widths; the % formats they make."""
+
+    row_start: list[int]
+    rows: int
+    head: list[tuple[Sequence, str]]
+    tail: list[tuple[Sequence, str]]
+    widths: list[int]
+
+    def header(self) -> list[str]:
+        """The column names and the dashes under them."""
+        return ["  ".join(map(str.ljust, COLUMNS, self.widths)).rstrip(), "  ".join("-" * w for w in self.widths)]
+
+    def cells(self) -> list[str]:
+        return [f"%-{kind[:-1]}{w}{kind[-1]}" for w, (_, kind) in zip(self.widths, self.head + self.tail)]  # %-#10x
+
+    @property
+    def page_format(self) -> str:
+        """A page's own cells, padded, up to its first sharer's."""
+        return "  ".join(self.cells()[:_HEAD]) + "  "
+
+    @property
+    def sharer_format(self) -> str:
+        """A sharer's cells (the last one unpadded)."""
+        return "  ".join(self.cells()[_HEAD:-1]) + "  %s"
+
+    @property
+    def blank(self) -> str:
+        """Where a page's cells go, on its sharers' other rows."""
+        return " " * (sum(self.widths[:_HEAD]) + 2 * _HEAD)
 
 
 def _width(values: Sequence, kind: str) -> int:
