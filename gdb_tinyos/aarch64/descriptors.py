@@ -51,10 +51,17 @@ LEAF_LAYOUT = RegisterLayout(
     ),
 )
 
+
+def _field_bits(layout: RegisterLayout) -> int:
+    return sum(((1 << f.width) - 1) << f.lsb for f in layout.fields)
+
+
 # Every bit a leaf's attributes are decoded from (the layout's fields): two leaves whose
 # raw values agree on these bits have the same attributes, whatever they map. Decoders
-# memoise on ``raw & LEAF_ATTRIBUTE_BITS`` instead of decoding each leaf.
-LEAF_ATTRIBUTE_BITS = sum(((1 << f.width) - 1) << f.lsb for f in LEAF_LAYOUT.fields)
+# memoise on ``raw & LEAF_ATTRIBUTE_BITS`` instead of decoding each leaf (and on
+# ``raw & TABLE_ATTRIBUTE_BITS`` for a table descriptor).
+LEAF_ATTRIBUTE_BITS = _field_bits(LEAF_LAYOUT)
+TABLE_ATTRIBUTE_BITS = _field_bits(TABLE_LAYOUT)
 
 
 class DescriptorKind(Enum):
@@ -140,7 +147,7 @@ def decode_descriptor(raw: int, level: int, granule: Granule) -> Descriptor:
 
 
 def _table(raw: int, level: int, granule: Granule) -> TableDescriptor:
-    f = TABLE_LAYOUT.decode(raw)
+    f = table_fields(raw & TABLE_ATTRIBUTE_BITS)
     return TableDescriptor(
         raw=raw,
         level=level,
@@ -150,6 +157,13 @@ def _table(raw: int, level: int, granule: Granule) -> TableDescriptor:
         uxn_table=bool(f["UXNTable"]),
         pxn_table=bool(f["PXNTable"]),
     )
+
+
+@lru_cache(maxsize=64)
+def table_fields(attribute_bits: int) -> dict[str, int]:
+    """TABLE_LAYOUT's fields of ``attribute_bits`` (``raw & TABLE_ATTRIBUTE_BITS``), decoded
+    once per distinct value (a kernel's tables use one or two). Shared: do not modify it."""
+    return TABLE_LAYOUT.decode(attribute_bits)
 
 
 @lru_cache(maxsize=4096)

@@ -16,10 +16,12 @@ Example::
 from __future__ import annotations
 
 import operator
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, count, islice
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 from typing import NamedTuple
 
 from ..core.address import Address
@@ -58,8 +60,28 @@ FILTERS: dict[str, AttributeFilter] = {
 _OA_FIELD = ((1 << 48) - 1) & ~0xFFF  # bits [47:12]: output address in every granule
 _CONTIGUOUS_BIT = 1 << LEAF_LAYOUT["Contiguous"].lsb
 _BIT0 = (1).__and__  # 1 for a valid descriptor
+_TYPE, _TABLE_TYPE = 0b11, 0b11  # bits[1:0] of a table descriptor above level 3
 # A table cut into more runs than this is scanned whole (a run costs a few µs to find).
 _FEW_RUNS = 16
+
+
+def _steps_evenly(table: bytes, start: int, stop: int, first: int, step: int) -> bool:
+    """Whether entries ``start..stop-1`` of ``table`` (little-endian 64-bit words) are
+    ``first``, ``first + step``, ... -- one compare of integers whose 64-bit digits are the
+    words and the progression (a progression past 2**64 exceeds every number of as many
+    words, so it is never equal)."""
+    n, count = stop - start, len(table) // 8
+    ones, steps = _progression(count, step)
+    shift = 64 * (count - n)  # the top n digits of each: n ones, and (count - n + k) * step
+    return (int.from_bytes(memoryview(table)[8 * start : 8 * stop], "little")
+            == (first - (count - n) * step) * (ones >> shift) + (steps >> shift))
+
+
+@lru_cache(maxsize=16)
+def _progression(count: int, step: int) -> tuple[int, int]:
+    """The numbers whose ``count`` 64-bit digits are ``1, 1, ...`` and ``0, step, 2 * step, ...``."""
+    ones = int.from_bytes((1).to_bytes(8, "little") * count, "little")
+    return ones, int.from_bytes(struct.pack(f"<{count}Q", *range(0, count * step, step)), "little")
 
 
 def _leaf_type(level: int) -> int:
@@ -179,7 +201,6 @@ class _Table(NamedTuple):
     inherited: Inherited
     ancestors: tuple[int, ...]
     groups_checked: set[int]  # contiguous-hint groups already checked
-    attributes: dict[int, Attributes]  # by raw & LEAF_ATTRIBUTE_BITS, for this table's inheritance
 
 
 class _At(NamedTuple):
@@ -215,6 +236,10 @@ class _Dumper:
         self._open: list | None = None  # the range being extended: [start, end, pa, attrs, leaves, levels]
         self._filtered: dict[Attributes, bool] = {}
         r = va_range
+        # by level, asked for every table visited
+        self._shift = [r.granule.level_shift(level) for level in range(4)]
+        self._count = [r.granule.table_entries(level, r.input_bits) for level in range(4)]
+        self._leaves_at = [level == 3 or r.granule.allows_block(level) for level in range(4)]
         self.space = AddressSpace(r.name, Address(r.root_table), r.asid, r.granule.name, r.input_bits, r.start_level,
                                   Address(lo), Address(hi))
 
@@ -251,7 +276,7 @@ class _Dumper:
 
     def _read(self, table: int, level: int, at: _At) -> tuple[int, ...] | None:
         """Read the level-``level`` table ``at`` points to (one read, cached), or say why not."""
-        count = self.r.granule.table_entries(level, self.r.input_bits)
+        count = self._count[level]
         if not self._inside_memory(table, count * 8):
             message = f"level {level} table {table:#x} lies outside known memory; not followed"
             self._problem(ProblemKind.OUTSIDE_MEMORY, at, message)
@@ -278,7 +303,7 @@ class _Dumper:
         ancestors: tuple[int, ...],
     ) -> None:
         r = self.r
-        shift = r.granule.level_shift(level)
+        shift = self._shift[level]
         # A --range dump visits only the entries whose span meets [lo, hi), so it reads
         # only the tables below them.
         first = (self.lo - prefix) >> shift if self.lo > prefix else 0
@@ -288,8 +313,8 @@ class _Dumper:
         window = entries[first : last + 1]
         if level == 2:
             self._prefetch(window, ancestors)
-        here = _Table(table, level, entries, prefix, inherited, ancestors, set(), {})
-        leaves_here = level == 3 or r.granule.allows_block(level)
+        here = _Table(table, level, entries, prefix, inherited, ancestors, set())
+        leaves_here = self._leaves_at[level]
         # In a run of leaves every entry is the previous one plus one block: the same
         # attribute bits (hence one decode), the next output address. A run to the end of
         # the window (a full table of pages) is found by one compare with its progression;
@@ -303,7 +328,8 @@ class _Dumper:
                 self._scan(here, first, window, i, step, leaves_here)
                 return
             base = window[i]
-            if window[-1] == base + (n - 1 - i) * step and window[i:] == tuple(range(base, base + (n - i) * step, step)):
+            if window[-1] == base + (n - 1 - i) * step and _steps_evenly(
+                    self.t.tables.data(table, len(entries)), first + i, first + n, base, step):
                 stop = n
             else:
                 stop = next(compress(count(i + 1), map(operator.ne, islice(window, i + 1, None),
@@ -320,16 +346,15 @@ class _Dumper:
         than one table's entries, so they cannot stop the visit first) -- so the reads stay
         one per table."""
         r = self.r
-        count = r.granule.table_entries(3, r.input_bits)
-        tables = [d.next_table for d in (decode_descriptor(raw, 2, r.granule) for raw in window if raw & 0b11 == 0b11)
-                  if isinstance(d, TableDescriptor)]
+        count = self._count[3]
+        tables = map(r.granule.next_table_address, compress(window, map(_TABLE_TYPE.__eq__, map(_TYPE.__and__, window))))
         tables = [t for t in tables if not t >> r.oa_bits and t not in ancestors and self._inside_memory(t, count * 8)]
         if (len(tables) < 2 or self.visits + len(tables) > self.max_tables
                 or self.space.leaves + len(tables) * count > self.max_leaves):
             return
         for table in tables:
             try:
-                self.t.tables.entries(table, count)
+                self.t.tables.data(table, count)
             except MemoryReadError:
                 pass  # remembered: the visit reports it where it reads the table
 
@@ -386,7 +411,7 @@ class _Dumper:
         """
         r, level, entries = self.r, here.level, here.entries
         granule = r.granule
-        shift = granule.level_shift(level)
+        shift = self._shift[level]
         raw, count = entries[i], j - i + 1
         out = raw & _OA_FIELD & -(1 << shift)
         if (
@@ -406,10 +431,7 @@ class _Dumper:
                     here.groups_checked.add(group)
                     self._check_contiguous(entries, group, at, here.prefix)
         self.space.leaves += count
-        bits = raw & LEAF_ATTRIBUTE_BITS
-        attrs = here.attributes.get(bits)
-        if attrs is None:
-            attrs = here.attributes[bits] = self.t.attributes(raw, here.inherited)
+        attrs = self.t.attributes(raw, here.inherited)
         if not self._kept(attrs):
             return
         va = here.prefix | (i << shift)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .granule import GRANULE_4K, GRANULE_16K, GRANULE_64K, Granule
 
@@ -128,6 +129,7 @@ class TCR:
     orgn1: int
 
     @classmethod
+    @lru_cache(maxsize=32)  # decoded once per value: every stop and translator asks again
     def decode(cls, raw: int) -> TCR:
         f = TCR_LAYOUT.decode(raw)
         return cls(
@@ -197,6 +199,7 @@ class SCTLR:
     big_endian: bool
 
     @classmethod
+    @lru_cache(maxsize=32)  # decoded once per value: every stop and translator asks again
     def decode(cls, raw: int) -> SCTLR:
         f = SCTLR_LAYOUT.decode(raw)
         return cls(
@@ -293,6 +296,7 @@ class MAIR:
     attrs: tuple[MemoryAttribute, ...]
 
     @classmethod
+    @lru_cache(maxsize=32)  # decoded once per value: every stop and translator asks again
     def decode(cls, raw: int) -> MAIR:
         return cls(raw, tuple(MemoryAttribute.decode(i, (raw >> (8 * i)) & 0xFF) for i in range(8)))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..core.address import Address
 from ..core.errors import MemoryReadError, TranslationError
@@ -46,31 +46,40 @@ class TableReader:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self._tables: dict[tuple[int, int], tuple[int, ...] | MemoryReadError] = {}
+        self._data: dict[tuple[int, int], bytes | MemoryReadError] = {}
+        self._tables: dict[tuple[int, int], tuple[int, ...]] = {}
+
+    def data(self, table: int, count: int) -> bytes:
+        """The ``count`` 64-bit entries at ``table`` as bytes (one read); MemoryReadError
+        if unreadable."""
+        key = (table, count)
+        cached = self._data.get(key)
+        if cached is None:
+            try:
+                cached = self.target.read_physical(table, 8 * count)
+            except MemoryReadError as e:
+                cached = e
+            self._data[key] = cached
+        if isinstance(cached, MemoryReadError):
+            raise cached
+        return cached
 
     def entries(self, table: int, count: int) -> tuple[int, ...]:
         """The ``count`` 64-bit entries at ``table``; MemoryReadError if unreadable."""
         key = (table, count)
         cached = self._tables.get(key)
         if cached is None:
-            try:
-                data = self.target.read_physical(table, 8 * count)
-                cached = struct.unpack(f"<{count}Q", data)
-            except MemoryReadError as e:
-                cached = e
-            self._tables[key] = cached
-        if isinstance(cached, MemoryReadError):
-            raise cached
+            cached = self._tables[key] = struct.unpack(f"<{count}Q", self.data(table, count))
         return cached
 
     @property
     def tables_read(self) -> int:
-        return len(self._tables)
+        return len(self._data)
 
 
-@dataclass(frozen=True)
-class Inherited:
-    """Restrictions accumulated from table descriptors above the current level."""
+class Inherited(NamedTuple):
+    """Restrictions accumulated from table descriptors above the current level (a tuple:
+    it keys the attribute memo, hashed and compared in C)."""
 
     ap_table: int = 0
     uxn: bool = False
@@ -80,13 +89,11 @@ class Inherited:
     def through(self, table: TableDescriptor, hierarchical_disabled: bool) -> Inherited:
         # TCR_EL1.HPDn (FEAT_HPDS) makes APTable/UXNTable/PXNTable ignored; NSTable stays.
         if hierarchical_disabled:
-            return Inherited(self.ap_table, self.uxn, self.pxn, self.ns or table.ns_table)
-        return Inherited(
-            self.ap_table | table.ap_table,
-            self.uxn or table.uxn_table,
-            self.pxn or table.pxn_table,
-            self.ns or table.ns_table,
-        )
+            passed = Inherited(self.ap_table, self.uxn, self.pxn, self.ns or table.ns_table)
+        else:
+            passed = Inherited(self.ap_table | table.ap_table, self.uxn or table.uxn_table,
+                               self.pxn or table.pxn_table, self.ns or table.ns_table)
+        return self if passed == self else passed  # the same object: sibling tables share memos
 
 
 def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool, el: int = 1,

@@ -122,6 +122,8 @@ def table_lines(body: Sequence[Sequence[str]], headers: Sequence[str]) -> Iterat
 
 def cell(value: Any) -> str:
     """One table cell: addresses in hex, enums by name, lists comma-separated, None as ``-``."""
+    if type(value) is str:  # most cells, already text: only escaped
+        return printable(value)
     if value is None:
         return "-"
     if isinstance(value, enum.Enum):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.errors import CorruptStructure
@@ -115,6 +115,21 @@ def decode(layout: Type, data: bytes, offset: int = 0, path: str = "") -> Any:
             layout.name, path, offset,
         )
     return _decode(layout, memoryview(data).toreadonly(), offset, path)
+
+
+def decode_rows(layout: ArrayType, data: bytes, offset: int = 0, path: str = "",
+                members: frozenset[str] | None = None) -> list[Any]:
+    """:func:`decode` of an array, each struct row holding only ``members`` (those it has;
+    None: all): a reader of a few fields of a table leaves the rest undecoded."""
+    row = layout.row().strip_typedefs()
+    if members is None or not isinstance(row, StructType) or row.is_union:
+        return decode(layout, data, offset, path)
+    path = path or layout.name or "value"
+    if offset < 0 or len(data) - offset < layout.size:
+        return decode(layout, data, offset, path)  # its error names what is missing
+    view = memoryview(data).toreadonly()
+    wanted = replace(row, members=tuple(m for m in row.members if m.name in members))
+    return [_struct(wanted, view, offset + i * row.size, f"{path}[{i}]") for i in range(layout.count)]
 
 
 def _decode(layout: Type, data: memoryview, offset: int, path: str) -> Any:

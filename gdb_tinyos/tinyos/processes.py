@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.address import Address
-from ..debuginfo import DebugInfo, decode
-from ..debuginfo.decode import EnumValue, StructValue
+from ..debuginfo import DebugInfo
+from ..debuginfo.decode import EnumValue, StructValue, decode_rows
 from ..debuginfo.layouts import ArrayType
 from ..core.errors import CorruptStructure, LayoutError, MemoryReadError
 from ..debuginfo.locate import Found, find_struct
@@ -26,6 +26,7 @@ from ..core.target import Target
 
 _DEAD_STATES = ("Unused", "Zombie")
 _MAX_NAME = 64
+_READ = frozenset({"pid", "state", "ttbr0", "asid", "parent", "name"})  # the members a Process holds
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def read_processes(target: Target, where: ProcessesLocation) -> ProcessTable:
     if where.current is not None:
         raw = target.read_virtual(*where.current)
         running_slot = int.from_bytes(raw, "little")
-    rows = decode(where.table, data, where.table_offset, where.symbol)
+    rows = decode_rows(where.table, data, where.table_offset, where.symbol, _READ)
     processes = tuple(_process(target, i, row, running_slot, where.symbol) for i, row in enumerate(rows))
     return ProcessTable(processes, where.found.lock_held(data, where.symbol))
 
