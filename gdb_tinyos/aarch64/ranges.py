@@ -27,7 +27,7 @@ from typing import NamedTuple
 from ..core.address import Address
 from ..core.errors import MemoryReadError
 from ..core.target import Target
-from .descriptors import LEAF_ATTRIBUTE_BITS, LEAF_LAYOUT, InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
+from .descriptors import LEAF_LAYOUT, InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
 from .granule import OA_BITS_MAX
 from .model import Attributes
 from .regime import TranslationRegime, VaRange
@@ -302,7 +302,6 @@ class _Dumper:
         inherited: Inherited,
         ancestors: tuple[int, ...],
     ) -> None:
-        r = self.r
         shift = self._shift[level]
         # A --range dump visits only the entries whose span meets [lo, hi), so it reads
         # only the tables below them.
