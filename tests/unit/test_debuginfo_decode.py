@@ -12,6 +12,9 @@ from gdb_tinyos.debuginfo import (
     ArrayType, BaseType, DecodeError, EnumValue, Member, RawValue, RustEnumType, StructType, StructValue,
     TypedefType, Variant, decode, plain,
 )
+from gdb_tinyos.debuginfo.decode import (
+    decode_rows,
+)
 from gdb_tinyos.core.errors import CorruptStructure
 from test_debuginfo_fixture import ElfImage, build_fixture, fixture_elf, fixture_info, layout_facts  # noqa: F401
 
@@ -207,3 +210,22 @@ def test_random_bytes_only_raise_typed_errors(release_layouts, data):
         decode(layout, raw)
     except CorruptStructure:
         pass
+
+
+def test_rows_of_structs_hold_the_named_members_only():
+    """decode_rows: each struct row holds the members asked for (those it has), decoded as
+    decode() does; None asks for all of them; rows that are not structs decode whole."""
+    u8, u16 = BaseType("u8", 1, 1, "unsigned"), BaseType("u16", 2, 2, "unsigned")
+    row = StructType("R", 4, 2, (Member("a", 0, u16), Member("b", 2, u8), Member("flag", 3, BaseType("bool", 1, 1, "boolean"))))
+    table = ArrayType("R[2]", 8, 2, row, (2,))
+    raw = bytes([0x34, 0x12, 7, 0xFF, 0x78, 0x56, 9, 1])  # row 0's bool holds 0xff: corrupt
+    assert [r.fields() for r in decode_rows(table, raw, 0, "t", frozenset({"a", "b"}))] == [
+        {"a": 0x1234, "b": 7}, {"a": 0x5678, "b": 9}]
+    with pytest.raises(DecodeError, match=r"t\[0\]\.flag"):  # asked for, the corrupt member still says so
+        decode_rows(table, raw, 0, "t", frozenset({"flag"}))
+    with pytest.raises(DecodeError, match="needs 8 bytes"):
+        decode_rows(table, raw[:7], 0, "t", frozenset({"a"}))
+    fine = raw[:3] + b"\x01" + raw[4:]
+    assert decode_rows(table, fine, 0, "t") == decode(table, fine, 0, "t")
+    words = ArrayType("u16[4]", 8, 2, u16, (4,))
+    assert decode_rows(words, raw, 0, "w", frozenset({"a"})) == [0x1234, 0xFF07, 0x5678, 0x0109]
