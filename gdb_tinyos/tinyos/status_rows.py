@@ -149,7 +149,9 @@ class StatusRows(Sequence[PageView]):
     def table_chunks(self, pages: int) -> Iterator[str]:
         """:meth:`table_lines` joined by newlines, in pieces of ``pages`` pages (the header
         in the first). When every page has the same number of sharers, each piece is one
-        ``%`` of a page's block repeated (no string per line): half the time of the lines."""
+        ``%`` of a page's block repeated (no string per line), and a column with one value
+        throughout the piece (a fork's refs, pids, permissions) is written into the block
+        instead of formatted per line: a third of the time of the lines."""
         if not self._alike() or not self.counts[0]:
             lines = self.table_lines()
             per_piece = pages * max(max(self.counts, default=1), 1)
@@ -157,20 +159,30 @@ class StatusRows(Sequence[PageView]):
                 yield "\n".join(lines[start:start + per_piece])
             return
         layout = self._layout()
-        head, tail = layout.head, layout.tail
-        c, n = self.counts[0], len(self.slots)
-        block = layout.page_format + layout.sharer_format + ("\n" + layout.blank + layout.sharer_format) * (c - 1)
-        width = _HEAD + len(tail) * c  # arguments per page: its cells, then each sharer's
+        cells, c, n = layout.cells(), self.counts[0], len(self.slots)
         yield "\n".join(layout.header())
         for first in range(0, n, pages):
             last = min(n, first + pages)
-            args: list = [None] * ((last - first) * width)
-            for j, (values, _) in enumerate(head):
-                args[j::width] = values[first:last]
+            # (format, this piece's values) in the order of a page's block: its own cells,
+            # then each sharer's; a sharer's last cell unpadded
+            columns = [(cell, values[first:last]) for cell, (values, _) in zip(cells, layout.head)]
             for k in range(c):
-                for j, (values, _) in enumerate(tail):
-                    args[_HEAD + len(tail) * k + j::width] = values[first * c + k:last * c:c]
-            yield "\n".join([block] * (last - first)) % tuple(args)
+                columns += [(cell, values[first * c + k:last * c:c])
+                            for cell, (values, _) in zip(cells[_HEAD:-1] + ["%s"], layout.tail)]
+            formats, variable = [], []
+            for cell, values in columns:
+                if values.count(values[0]) == len(values):  # one value: written into the block
+                    formats.append((cell % values[0]).replace("%", "%%"))
+                else:
+                    formats.append(cell)
+                    variable.append(values)
+            sharer = len(layout.tail)
+            lines = ["  ".join(formats[:_HEAD + sharer])]
+            lines += [layout.blank + "  ".join(formats[_HEAD + sharer * k:_HEAD + sharer * (k + 1)]) for k in range(1, c)]
+            args: list = [None] * ((last - first) * len(variable))
+            for j, values in enumerate(variable):
+                args[j::len(variable)] = values
+            yield "\n".join(["\n".join(lines)] * (last - first)) % tuple(args)
 
     def _alike(self) -> bool:
         """Every page has the same number of sharers."""

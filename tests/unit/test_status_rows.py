@@ -29,7 +29,7 @@ from gdb_tinyos.tinyos.status_rows import COLUMNS, PageView, SharerView, StatusR
 
 from cow_models import HEAP_PA, HEAP_VA, RAM, Forked, page_range, process, space
 
-words = st.sampled_from(["-", "EL1:R-- EL0:R--", "EL1:RW- EL0:RW-", "not mapped (absent)", "?"])
+words = st.sampled_from(["-", "EL1:R-- EL0:R--", "EL1:RW- EL0:RW-", "not mapped (absent)", "?", "odd: 100% %s %d"])
 flags = st.lists(st.sampled_from(["COW page mapped writable", "maps another frame (0x40001000)",
                                   "pid 9 is not live (no such process)"]), max_size=2).map(tuple)
 addresses = st.integers(0, 2**48 - 1).map(Address)
