@@ -179,7 +179,8 @@ class MappingIndex:
 
     def _locate(self, pids: Sequence[int], vas: Sequence[int]) -> tuple[list[int], list[int]]:
         """Each pair's key and the position of the last run starting at or below it."""
-        keys = list(map(int.__or__, map(int.__lshift__, pids, repeat(64)), map(_PAGE_MASK.__and__, vas)))
+        high = {pid: pid << 64 for pid in set(pids)}  # a few pids: each shifted once, not once per pair
+        keys = list(map(operator.add, map(high.__getitem__, pids), map(_PAGE_MASK.__and__, vas)))
         return keys, list(map(bisect_right, repeat(self._keys), keys))
 
     def _frames(self, keys: list[int], at: list[int]) -> list[int]:
@@ -260,7 +261,7 @@ class PteLookup:
         if why is not None:
             return Pte.absent(pid, va, why)
         try:
-            index = self._index(pid, 1)
+            index = self._index(pid, lambda: 1)
             if index is not None:
                 return index.lookup(pid, va) or Pte.absent(pid, va, NOT_IN_TABLES)
             self._walks[pid] += 1
@@ -271,11 +272,10 @@ class PteLookup:
     def columns(self, pids: Sequence[int], vas: Sequence[int]) -> PteColumns:
         """The PTEs of many (pid, va) pages at once, as columns in the same order (what a
         listing of thousands of rows asks: no Pte object per row)."""
-        wanted = Counter(pids)
         indexed, one_by_one = {}, []
-        for pid, n in wanted.items():
+        for pid in dict.fromkeys(pids):  # in order of first appearance
             try:
-                index = None if self._not_live(pid) is not None else self._index(pid, n)
+                index = None if self._not_live(pid) is not None else self._index(pid, lambda: pids.count(pid))
             except TinyOSError:
                 index = None  # asked row by row: each row says why
             if index is None:
@@ -298,11 +298,11 @@ class PteLookup:
             self._why[pid] = self._live(pid)
         return self._why[pid]
 
-    def _index(self, pid: int, wanted: int) -> MappingIndex | None:
-        """The index answering ``wanted`` more look-ups of ``pid``, or None when walking
-        them one by one stays within the budget."""
+    def _index(self, pid: int, wanted: Callable[[], int]) -> MappingIndex | None:
+        """The index answering ``wanted()`` more look-ups of ``pid`` (counted only when no
+        index is there yet), or None when walking them one by one stays within the budget."""
         index = self._full or self._indexes.get(pid)
-        if index is None and self._walks[pid] + wanted > self.walk_budget:
+        if index is None and self._walks[pid] + wanted() > self.walk_budget:
             index = self._indexes[pid] = MappingIndex.build({pid: self._space(pid)})
         return index
 

@@ -300,7 +300,7 @@ def _page_flags(refs: Sequence[int], recorded: Sequence[int], cows: Sequence[int
     owner = " + the owner" if extra else ""
     out = {}
     wrong_refs = list(map(int.__ne__, refs, map(extra.__add__, recorded)))
-    not_cow = [c != 1 for c in cows]
+    not_cow = list(map(operator.ne, cows, repeat(1)))
     for p in compress(range(len(refs)), map(bool.__or__, wrong_refs, not_cow)):
         flags = (f"refs {refs[p]} != {recorded[p]} recorded sharers{owner}",) if wrong_refs[p] else ()
         out[p] = flags + (("tracked but not COW",) if not_cow[p] else ())
