@@ -33,6 +33,7 @@ from .mappings import Pte, pte_columns
 
 COLUMNS = ("slot", "pa", "refs", "cow", "original", "va", "pid", "live PTE", "flags")
 _HEAD = 5  # the page's own columns; the rest are the sharer's
+_YES_NO = ("no", "yes")
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ class StatusRows(Sequence[PageView]):
     def _layout(self) -> _Layout:
         row_start = [0, *accumulate(map(max, self.counts, repeat(1)))]  # page p's first row
         rows = row_start[-1]
-        head = [(self.slots, "d"), (self.pas, "#x"), (self.refs, "d"), (["yes" if c else "no" for c in self.cow], "s"),
+        head = [(self.slots, "d"), (self.pas, "#x"), (self.refs, "d"), (list(map(_YES_NO.__getitem__, map(bool, self.cow))), "s"),
                 (self.original, "s")]
         flags = (self._flag_cells(row_start, rows), "s")
         if rows == len(self.vas) and None not in self.pids:  # the usual table: numbers formatted by %
@@ -288,7 +289,7 @@ def status_rows(cow: CowSummary, indices: Sequence[int], lookup: Callable[[int, 
     pas, refs, cows, vas_lens = pick(cow.pas), pick(cow.refs), pick(cow.cow_flags), pick(cow.vas_lens)
     sharers = cow.sharers(indices)
     ptes, maps, flags = _live(sharers, pas, cows, lookup)
-    return StatusRows(pick(cow.slots), pas, refs, [c == 1 for c in cows], pick(cow.original),
+    return StatusRows(pick(cow.slots), pas, refs, list(map((1).__eq__, cows)), pick(cow.original),
                       _page_flags(refs, vas_lens, cows, conventions), sharers.counts, sharers.vas, sharers.pids,
                       ptes, maps, flags)
 
@@ -299,7 +300,10 @@ def _page_flags(refs: Sequence[int], recorded: Sequence[int], cows: Sequence[int
     extra = conventions.expected_refs(0)  # the owner's reference, when the kernel counts one
     owner = " + the owner" if extra else ""
     out = {}
-    wrong_refs = list(map(int.__ne__, refs, map(extra.__add__, recorded)))
+    expected = list(map(extra.__add__, recorded))
+    if cows.count(1) == len(cows) and list(refs) == expected:  # the healthy record: nothing to say
+        return {}
+    wrong_refs = list(map(int.__ne__, refs, expected))
     not_cow = list(map(operator.ne, cows, repeat(1)))
     for p in compress(range(len(refs)), map(bool.__or__, wrong_refs, not_cow)):
         flags = (f"refs {refs[p]} != {recorded[p]} recorded sharers{owner}",) if wrong_refs[p] else ()
