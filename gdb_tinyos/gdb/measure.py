@@ -4,9 +4,10 @@
 The command runs as a user runs it (``gdb.execute``, its whole text output); the reads it
 issued are the session cache's list (the cache starts empty at each stop), the registers it
 read first. The floor is those same reads replayed straight through the path in use,
-uncached. The bench replays them at a fresh stop of their own (:func:`replay` of ``issued``): the command
-always makes the first transfer after a stop, and the floor should be measured alike (the
-replay right after the command, ``floor_ms`` here, ran up to 10 % faster over the gdbstub).
+uncached. The bench replays them at a fresh stop of their own (:func:`replay` of ``issued``,
+``measure(command, floor=False)``): the command always makes the first transfer after a
+stop, and the floor should be measured alike (the replay right after the command,
+``floor_ms`` here, ran up to 10 % faster over the gdbstub).
 Example, in gdb stopped at a fresh stop::
 
     (gdb) python import json; from gdb_tinyos.gdb.measure import measure; print(json.dumps(measure("cow-stats")))
@@ -24,8 +25,9 @@ import gdb
 from .session import session
 
 
-def measure(command: str) -> dict[str, Any]:
-    """Run ``command`` once; its time, output size, reads, bytes and the floor."""
+def measure(command: str, floor: bool = True) -> dict[str, Any]:
+    """Run ``command`` once; its time, output size, reads, bytes and the floor (None when
+    ``floor`` is False: the caller replays ``issued`` itself, at a stop of its own)."""
     s = session()
     reads_before, bytes_before = s.target.stats.reads, s.target.stats.bytes
     start = time.perf_counter()
@@ -43,7 +45,7 @@ def measure(command: str) -> dict[str, Any]:
         "error": error,
         "reads": s.target.stats.reads - reads_before,
         "bytes": s.target.stats.bytes - bytes_before,
-        "floor_ms": replay(issued),  # right after: see the module docstring
+        "floor_ms": replay(issued) if floor else None,  # right after: see the module docstring
         "issued": [list(read) for read in issued],
         "path": s.gdb_target.physical_path()[0],
     }

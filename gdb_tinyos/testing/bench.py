@@ -50,7 +50,7 @@ def live_bench(kernel: str | os.PathLike[str] | None = None) -> Iterator[str]:
         yield f"state 1: `run forkpause {pages}` (pid {parent} forked: {pages + SHARED_EXTRA} tracked pages)"
         for path in _paths(s):
             rows.append(_fresh(s, path, "raw_manager()"))
-            rows += [_fresh(s, path, f"measure({command!r})") for command in COW_COMMANDS]
+            rows += [_fresh(s, path, f"measure({command!r}, floor=False)") for command in COW_COMMANDS]
             rows.append(_same_stop(s, "cow-stats"))
     with debug_session(kernel) as s:
         s.boot_to_prompt()
@@ -59,7 +59,7 @@ def live_bench(kernel: str | os.PathLike[str] | None = None) -> Iterator[str]:
         parent = parse_run(s.shell(f"run forkpause {pages}", timeout=900)).pid
         yield f"state 2: `run forkpause {pages}` (pid {parent} maps {pages + SHARED_EXTRA} pages besides its code)"
         for path in _paths(s):
-            rows.append(_fresh(s, path, f"measure('pt --pid {parent}')"))
+            rows.append(_fresh(s, path, f"measure('pt --pid {parent}', floor=False)"))
             rows.append(_same_stop(s, f"pt --pid {parent}"))
     yield from _table(rows)
 
@@ -86,7 +86,7 @@ def _fresh(s: DebugSession, path: str, call: str) -> dict[str, Any]:
     for _ in range(REPEATS):
         _new_stop(s)
         run = _in_gdb(s, call)
-        if run["reads"] and not call.startswith("raw_"):  # a raw read is its own floor
+        if not call.startswith("raw_"):  # a raw read is its own floor
             _new_stop(s)
             run["floor_ms"] = _in_gdb(s, f"replay({run['issued']!r})")
         runs.append(run)
@@ -104,8 +104,8 @@ def _new_stop(s: DebugSession) -> None:
 
 def _same_stop(s: DebugSession, command: str) -> dict[str, Any]:
     """``command`` again without a new stop: everything comes from the session cache."""
-    _in_gdb(s, f"measure({command!r})")
-    row = _in_gdb(s, f"measure({command!r})")
+    _in_gdb(s, f"measure({command!r}, floor=False)")
+    row = _in_gdb(s, f"measure({command!r}, floor=False)")
     row.update(stop="same", wanted=row["path"])
     return row
 
