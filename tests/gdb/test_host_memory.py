@@ -118,6 +118,11 @@ def test_the_bench_replays_exactly_what_a_command_read(at_fork):
     before = gdbstub_reads(s)
     assert s.gdb.python_value(f"{measure}.replay({row['issued']!r})") > 0
     assert gdbstub_reads(s) - before == len(memory)  # the replay at a stop of its own, uncached
+    s.gdb.cli("stepi")
+    before = gdbstub_reads(s)
+    alone = s.gdb.python_value(f"{measure}.measure('cow-stats', floor=False)")  # what the bench calls
+    assert alone["floor_ms"] is None and alone["reads"] > 0
+    assert gdbstub_reads(s) - before == alone["reads"]  # the command's reads only
 
 
 def phy_mem_mode(s) -> str:
