@@ -196,7 +196,7 @@ class _Table(NamedTuple):
 
     table: int
     level: int
-    entries: tuple[int, ...]
+    entries: Sequence[int]  # the table's words (an array)
     prefix: int  # the VA bits above this table's span
     inherited: Inherited
     ancestors: tuple[int, ...]
@@ -274,7 +274,7 @@ class _Dumper:
                 return True
         return False
 
-    def _read(self, table: int, level: int, at: _At) -> tuple[int, ...] | None:
+    def _read(self, table: int, level: int, at: _At) -> Sequence[int] | None:
         """Read the level-``level`` table ``at`` points to (one read, cached), or say why not."""
         count = self._count[level]
         if not self._inside_memory(table, count * 8):
@@ -297,7 +297,7 @@ class _Dumper:
         self,
         table: int,
         level: int,
-        entries: tuple[int, ...],
+        entries: Sequence[int],
         prefix: int,
         inherited: Inherited,
         ancestors: tuple[int, ...],
@@ -337,7 +337,7 @@ class _Dumper:
             runs += 1
             i = next(compress(count(stop), islice(window, stop, None)), None)
 
-    def _prefetch(self, window: tuple[int, ...], ancestors: tuple[int, ...]) -> None:
+    def _prefetch(self, window: Sequence[int], ancestors: tuple[int, ...]) -> None:
         """Read the level 3 tables a level 2 window points to one after another, before any
         of them is decoded: over a remote stub the reads then come back to back instead of
         each waking the decoder. Only tables the visit reads anyway -- inside memory, no
@@ -357,7 +357,7 @@ class _Dumper:
             except MemoryReadError:
                 pass  # remembered: the visit reports it where it reads the table
 
-    def _scan(self, here: _Table, first: int, window: tuple[int, ...], start: int, step: int,
+    def _scan(self, here: _Table, first: int, window: Sequence[int], start: int, step: int,
               leaves_here: bool) -> None:
         """Entries ``start``.. of the window: where the valid entries are and where each
         run ends, two scans in C."""
@@ -476,7 +476,7 @@ class _Dumper:
             kept = self._filtered[attrs] = bool(self.where(attrs))
         return kept
 
-    def _check_contiguous(self, entries: tuple[int, ...], start: int, at: _At, prefix: int) -> None:
+    def _check_contiguous(self, entries: Sequence[int], start: int, at: _At, prefix: int) -> None:
         """Report a misprogrammed Contiguous-bit group (Arm ARM "The Contiguous bit").
 
         The group is the N aligned entries around ``at``: all must be leaves of the same

@@ -18,7 +18,9 @@ Example::
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+import sys
+from array import array
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ..core.address import Address
@@ -47,7 +49,7 @@ class TableReader:
     def __init__(self, target: Target) -> None:
         self.target = target
         self._data: dict[tuple[int, int], bytes | MemoryReadError] = {}
-        self._tables: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._tables: dict[tuple[int, int], Sequence[int]] = {}
 
     def data(self, table: int, count: int) -> bytes:
         """The ``count`` 64-bit entries at ``table`` as bytes (one read); MemoryReadError
@@ -64,17 +66,29 @@ class TableReader:
             raise cached
         return cached
 
-    def entries(self, table: int, count: int) -> tuple[int, ...]:
-        """The ``count`` 64-bit entries at ``table``; MemoryReadError if unreadable."""
+    def entries(self, table: int, count: int) -> Sequence[int]:
+        """The ``count`` 64-bit entries at ``table``; MemoryReadError if unreadable. An
+        array of machine words: a copy of the bytes, no int per entry until one is read
+        (and nothing for the cycle collector to scan)."""
         key = (table, count)
         cached = self._tables.get(key)
         if cached is None:
-            cached = self._tables[key] = struct.unpack(f"<{count}Q", self.data(table, count))
+            cached = self._tables[key] = _words(self.data(table, count))
         return cached
 
     @property
     def tables_read(self) -> int:
         return len(self._data)
+
+
+def _words(data: bytes) -> Sequence[int]:
+    """Little-endian 64-bit words, as an array when the host has one of that size."""
+    if array("Q").itemsize != 8:
+        return struct.unpack(f"<{len(data) // 8}Q", data)
+    words = array("Q", data)
+    if sys.byteorder == "big":
+        words.byteswap()
+    return words
 
 
 class Inherited(NamedTuple):
