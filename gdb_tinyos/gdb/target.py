@@ -154,7 +154,7 @@ class GdbTarget(Target):
         self._notify = notify or (lambda msg: gdb.write(msg + "\n"))
         self._phys_probe: tuple[int, bool] | None = None  # (connection num, available)
         self._fallback_announced = False
-        self._reg_names: tuple[str, frozenset[str]] | None = None  # (arch name, names)
+        self._reg_names: tuple[str, frozenset[str], dict[str, str | None]] | None = None  # (arch, names, resolved)
         self.physical_access: str | None = None  # how the last physical read was served
         self.gdbstub_stats = ReadStats()  # reads that went over the remote protocol
         self.prefer = "auto"  # one of hostram.CHOICES
@@ -365,7 +365,7 @@ class GdbTarget(Target):
             raise RegisterError(f"register {name} cannot be read while gdb builds frames")
         frame = gdb.newest_frame()
         arch = frame.architecture()
-        gdb_name = registers.resolve(name, self._register_names(arch))
+        gdb_name = self._gdb_name(name, arch)
         if gdb_name is None:
             raise RegisterError(f"register {name} is not available on this target ({arch.name()})")
         try:
@@ -376,10 +376,14 @@ class GdbTarget(Target):
             raise RegisterError(f"register {gdb_name} is unavailable in this frame")
         return _as_unsigned(value, arch)
 
-    def _register_names(self, arch: gdb.Architecture) -> frozenset[str]:
+    def _gdb_name(self, name: str, arch: gdb.Architecture) -> str | None:
+        """gdb's spelling of ``name`` for ``arch`` (resolved once per name and architecture)."""
         if self._reg_names is None or self._reg_names[0] != arch.name():
-            self._reg_names = (arch.name(), frozenset(r.name for r in arch.registers()))
-        return self._reg_names[1]
+            self._reg_names = (arch.name(), frozenset(r.name for r in arch.registers()), {})
+        _, names, resolved = self._reg_names
+        if name not in resolved:
+            resolved[name] = registers.resolve(name, names)
+        return resolved[name]
 
 
 def _as_unsigned(value: gdb.Value, arch: gdb.Architecture) -> int:
