@@ -33,7 +33,7 @@ SHARED_EXTRA = 3  # forkpause also shares its data page and two stack pages
 PATHS = ("gdbstub", "shared-ram")
 # Fresh stops per figure: this machine class's timings vary by ±20 % from one run to the
 # next (over the gdbstub, up to 2x within a minute).
-REPEATS = 9
+REPEATS = 25  # the gdbstub's pace scatters by ~15 % between fresh stops: the best of 9 did not settle a ratio
 
 
 def live_bench(kernel: str | os.PathLike[str] | None = None) -> Iterator[str]:

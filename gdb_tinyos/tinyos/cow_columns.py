@@ -268,18 +268,27 @@ def _sharer_reader(data: bytes, where: ManagerLocation, slots: Sequence[int], le
         counts = lens if every else [lens[k] for k in indices]
         widest = max(counts, default=0)
 
+        alike = min(counts, default=0) == widest  # every page as many sharers (a fork): no cut per page
+
         def items(offset: int, size: int) -> list[int]:
             per_item = [pick(_column(data, where.pages_offset + offset + i * size, f.stride, f.count, size, False))
                         for i in range(widest)]
-            per_page = zip(*per_item)  # a tuple of `widest` items per page
-            if min(counts, default=0) != widest:
-                per_page = map(operator.getitem, per_page, map(slice, counts))
-            return list(chain.from_iterable(per_page))
+            return _interleaved(per_item) if alike else list(chain.from_iterable(
+                map(operator.getitem, zip(*per_item), map(slice, counts))))  # a tuple of items per page, cut
 
-        positions = list(chain.from_iterable(map(repeat, range(len(counts)), counts)))
+        positions = (_interleaved([range(len(counts))] * widest) if alike
+                     else list(chain.from_iterable(map(repeat, range(len(counts)), counts))))
         return SharerColumns(positions, items(va_off, va_size), items(pid_off, pid_size), list(counts))
 
     return read
+
+
+def _interleaved(columns: Sequence[Sequence[int]]) -> list[int]:
+    """``columns[0][0], columns[1][0], ..., columns[0][1], ...``: one slice assignment each."""
+    out: list = [None] * (len(columns) * len(columns[0])) if columns else []
+    for i, column in enumerate(columns):
+        out[i::len(columns)] = column
+    return out
 
 
 _PAGE_MASK = ~(PAGE_SIZE - 1)
