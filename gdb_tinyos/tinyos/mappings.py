@@ -18,11 +18,11 @@ Example::
 from __future__ import annotations
 
 import operator
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import compress, count, islice, repeat
 from typing import NamedTuple
 
 from ..aarch64 import AddressSpace, Walk
@@ -159,38 +159,84 @@ class MappingIndex:
         return (self._runs[k], (key - self._starts[k]) // PAGE_SIZE) if key < self._ends[k] else None
 
     def columns(self, pids: Sequence[int], vas: Sequence[int]) -> PteColumns:
-        """:meth:`lookup` of every (pid, va) pair, as columns (one bisection each, and the
-        rest column by column, in C; a pid the index does not hold maps nothing). Pids are
-        the kernel's (unsigned); VAs are taken modulo 2**64, as the CPU does."""
-        keys, at = self._locate(pids, vas)
-        out = PteColumns(self._frames(keys, at), list(map(self._perms.__getitem__, at)),
-                         list(map(self._writable.__getitem__, at)), [None] * len(keys))
-        mapped = list(self._inside(keys, at))
-        if False in mapped:
-            for i in compress(range(len(keys)), map(operator.not_, mapped)):
+        """:meth:`lookup` of every (pid, va) pair, as columns (in C, a column at a time; a
+        pid the index does not hold maps nothing). Pids are the kernel's (unsigned); VAs
+        are taken modulo 2**64, as the CPU does."""
+        found = self._resolve(pids, vas)
+        at = found.at
+        out = PteColumns(found.frames, list(map(self._perms.__getitem__, at)),
+                         list(map(self._writable.__getitem__, at)), [None] * len(at))
+        if False in found.inside:
+            for i in compress(range(len(at)), map(operator.not_, found.inside)):
                 out.pas[i], out.perms[i], out.writable[i], out.problems[i] = None, "", False, NOT_IN_TABLES
         return out
 
     def maps_exactly(self, pids: Sequence[int], vas: Sequence[int], frames: Sequence[int]) -> bool:
         """Whether the (pid, va) pages are distinct and each maps its frame (``frames[i]``, a
         page address): what :meth:`columns` would say, proven in C without its columns."""
-        keys, at = self._locate(pids, vas)
-        return len(set(keys)) == len(keys) and all(self._inside(keys, at)) and self._frames(keys, at) == list(frames)
+        found = self._resolve(pids, vas)
+        return False not in found.inside and found.frames == list(frames) and found.distinct()
 
-    def _locate(self, pids: Sequence[int], vas: Sequence[int]) -> tuple[list[int], list[int]]:
-        """Each pair's key and the position of the last run starting at or below it."""
-        high = {pid: pid << 64 for pid in set(pids)}  # a few pids: each shifted once, not once per pair
-        keys = list(map(operator.add, map(high.__getitem__, pids), map(_PAGE_MASK.__and__, vas)))
-        return keys, list(map(bisect_right, repeat(self._keys), keys))
+    def _resolve(self, pids: Sequence[int], vas: Sequence[int]) -> _Resolved:
+        """Each pair's run position (0: before every run), frame and whether its run holds
+        it: by stretches of climbing pages when the pairs come that way, else pair by pair."""
+        return self._by_stretches(pids, vas) or self._pair_by_pair(pids, vas)
 
-    def _frames(self, keys: list[int], at: list[int]) -> list[int]:
-        """The frame each located key maps if it lies inside its run (see _inside)."""
-        return list(map(int.__add__, keys, map(self._shift.__getitem__, at)))
+    def _pair_by_pair(self, pids: Sequence[int], vas: Sequence[int]) -> _Resolved:
+        """One key (pid << 64 | page) and one bisection per pair."""
+        keys = _keys(pids, vas)
+        at = list(map(bisect_right, repeat(self._keys), keys))
+        return _Resolved(at, list(map(int.__add__, keys, map(self._shift.__getitem__, at))),
+                         list(map(int.__lt__, keys, map(self._ends.__getitem__, at))),
+                         lambda: len(set(keys)) == len(keys))
 
-    def _inside(self, keys: list[int], at: list[int]) -> Iterator[bool]:
-        """Whether each located key lies inside its run (else nothing maps it)."""
-        return map(int.__lt__, keys, map(self._ends.__getitem__, at))
+    def _by_stretches(self, pids: Sequence[int], vas: Sequence[int]) -> _Resolved | None:
+        """:meth:`_pair_by_pair`'s answer for pairs whose pids repeat with a short period
+        (one process, or a fork's parent and child alternating) and whose pages, every
+        period-th pair, climb in few stretches (a manager records a fork in address
+        order): per stretch, a bisection per run it crosses, and each piece of a stretch
+        inside one run is answered whole. None when the pairs do not come that way."""
+        n = len(pids)
+        period = next((p for p in range(1, _MAX_PERIOD + 1) if n >= _MIN_STRETCHED * p and pids[p:] == pids[:-p]), None)
+        if period is None:
+            return None
+        at: list = [0] * n
+        frames: list = [0] * n
+        inside: list = [False] * n
+        spans: dict[int, list[tuple[int, int]]] = defaultdict(list)  # per pid: each stretch's first and last page
+        for k in range(period):
+            pid = pids[k]
+            pages = list(map(_PAGE_MASK.__and__, vas[k::period]))
+            cuts = list(compress(count(1), map(int.__ge__, pages, islice(pages, 1, None))))  # each stretch climbs
+            if len(cuts) * _MIN_STRETCHED > len(pages):
+                return None
+            column = self._stretch_columns(pid, pages, [0, *cuts, len(pages)], spans[pid])
+            at[k::period], frames[k::period], inside[k::period] = column
+        return _Resolved(at, frames, inside, lambda: _disjoint(spans) or len(set(_keys(pids, vas))) == n)
 
+    def _stretch_columns(self, pid: int, pages: list[int], bounds: list[int],
+                         spans: list[tuple[int, int]]) -> tuple[list[int], list[int], list[bool]]:
+        """Positions, frames and inside flags of one pid's climbing ``pages`` (stretches
+        between consecutive ``bounds``), each stretch's span added to ``spans``."""
+        high = pid << 64
+        base = bisect_right(self._keys, high - 1)  # the runs before this pid's
+        starts = [key - high for key in self._keys[base:bisect_right(self._keys, high + _PAGE_MASK)]]
+        at: list[int] = []
+        frames: list[int] = []
+        inside: list[bool] = []
+        for a, b in zip(bounds, bounds[1:]):
+            spans.append((pages[a], pages[b - 1]))
+            pos, last = a, bisect_right(starts, pages[b - 1])
+            for j in range(bisect_right(starts, pages[a]), last + 1):
+                end = bisect_left(pages, starts[j], pos, b) if j < last else b  # this run's pages end here
+                g = base + j
+                piece = pages[pos:end]
+                at += repeat(g, end - pos)
+                frames += map((self._shift[g] + high).__add__, piece)
+                stop = self._ends[g] - high
+                inside += repeat(True, end - pos) if pages[end - 1] < stop else map(stop.__gt__, piece)
+                pos = end
+        return at, frames, inside
     def segments(self) -> Iterator[tuple[int, int, tuple[MappedRun, ...]]]:
         """``(start, end, runs)``: maximal PA spans mapped by the same runs, in PA order."""
         cuts, covering = self._by_pa()
@@ -206,6 +252,38 @@ class MappingIndex:
     @property
     def mappings(self) -> int:
         return sum(run.pages for run in self.runs)
+
+
+class _Resolved(NamedTuple):
+    """What :meth:`MappingIndex._resolve` says of each (pid, VA) pair, and whether the
+    pairs are distinct (asked only by who needs it)."""
+
+    at: list[int]
+    frames: list[int]
+    inside: list[bool]
+    distinct: Callable[[], bool]
+
+
+# A short period of pids (a fork's parent and child: 2) and enough pairs per stretch to be
+# worth a bisection per stretch and run.
+_MAX_PERIOD = 8
+_MIN_STRETCHED = 16
+
+
+def _keys(pids: Sequence[int], vas: Sequence[int]) -> list[int]:
+    """Each pair's pid << 64 | page: ordered by pid, then page."""
+    high = {pid: pid << 64 for pid in set(pids)}  # a few pids: each shifted once, not once per pair
+    return list(map(operator.add, map(high.__getitem__, pids), map(_PAGE_MASK.__and__, vas)))
+
+
+def _disjoint(spans: Mapping[int, list[tuple[int, int]]]) -> bool:
+    """Whether each pid's climbing stretches (first, last page) overlap none of the others:
+    then no page repeats (when they overlap, one still may not)."""
+    for stretches in spans.values():
+        ordered = sorted(stretches)
+        if any(map(operator.ge, (last for _, last in ordered[:-1]), (first for first, _ in ordered[1:]))):
+            return False
+    return True
 
 
 def _key(run: MappedRun) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -222,3 +224,74 @@ def test_bulk_lookups_at_one_stop_keep_each_run_once():
     for pid in (1, 2, 3):
         runs = lookup._index(pid, 1).runs
         assert len(runs) == len(set(map(id, runs))) <= 3
+
+
+@st.composite
+def climbing_asks(draw):
+    """Pairs as a manager lists a fork: pids repeating with a short period, each period-th
+    pair's VA climbing page by page in a few stretches (which may overlap or repeat a page),
+    some pages outside every run, some VAs not page-aligned, maybe a pid with no runs."""
+    period = draw(st.integers(1, 3))
+    pids = draw(st.lists(st.integers(0, 5), min_size=period, max_size=period))
+    columns = []
+    for _ in range(period):
+        pages: list[int] = []
+        for first, length in draw(st.lists(st.tuples(st.integers(0, 80), st.integers(1, 40)), min_size=1, max_size=3)):
+            pages += range(first, first + length)
+        if draw(st.booleans()):  # a page twice in a row
+            at = draw(st.integers(0, len(pages) - 1))
+            pages.insert(at, pages[at])
+        columns.append([p * 4096 + draw(st.sampled_from([0, 0, 0, 8, 4095])) for p in pages])
+    rows = min(map(len, columns))
+    asked = [(pids[k], columns[k][i]) for i in range(rows) for k in range(period)]
+    return asked
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs, climbing_asks(), st.data())
+def test_climbing_pairs_answer_as_pair_by_pair(spec, asked, data):
+    """The stretch path (pids with a short period, pages climbing) says what one bisection
+    per pair says: columns, and maps_exactly with its frames or one of them off by a page."""
+    index = MappingIndex.build(spaces_of(spec))
+    mine = sorted({run.pid for run in index.runs})
+    if mine and data.draw(st.booleans()):  # every page each process maps, in address order: all mapped
+        chosen = data.draw(st.lists(st.sampled_from(mine), min_size=1, max_size=2, unique=True))
+        columns = [[run.va + k * 4096 for run in sorted(index.runs, key=lambda r: r.va) if run.pid == pid
+                    for k in range(run.pages)] for pid in chosen]
+        first, shape = columns[0], data.draw(st.sampled_from(["as is", "twice", "halves", "again"]))
+        at = data.draw(st.integers(0, len(first) - 1))
+        if shape == "twice":  # one page twice in a row
+            first.insert(at, first[at])
+        elif shape == "halves":  # two climbing stretches whose spans overlap, no page twice
+            columns[0] = first[0::2] + first[1::2]
+        elif shape == "again":  # a second stretch starting at the first one's last page
+            columns[0] = first[:at + 1] + first[at:]
+        asked = [(pid, column[i]) for i in range(min(map(len, columns))) for pid, column in zip(chosen, columns)]
+    pids, vas = [p for p, _ in asked], [v for _, v in asked]
+    got = index.columns(pids, vas)
+    for i, (pid, va) in enumerate(asked):
+        pte = index.lookup(pid, va)
+        want = (pte.pa, pte.perms, pte.writable, None) if pte else (None, "", False, NOT_IN_TABLES)
+        assert (got.pas[i], got.perms[i], got.writable[i], got.problems[i]) == want
+    found = [index.lookup(pid, va) for pid, va in asked]
+    frames = [RAM if pte is None else pte.pa for pte in found]
+    if frames and data.draw(st.booleans()):
+        frames[data.draw(st.integers(0, len(frames) - 1))] += 4096
+    want = (len({(pid, va // 4096) for pid, va in asked}) == len(asked)
+            and all(pte is not None and pte.pa == frame for pte, frame in zip(found, frames)))
+    assert index.maps_exactly(pids, vas, frames) == want
+    assert index._resolve(pids, vas)[:3] == index._pair_by_pair(pids, vas)[:3]
+
+
+@pytest.mark.parametrize("shape, distinct", [("as is", True), ("twice", False), ("halves", True), ("again", False)])
+def test_climbing_pairs_say_whether_a_page_repeats(shape, distinct):
+    """A process's 24 mapped pages asked in stretches that climb (the stretch path): a page
+    asked twice -- in a row, or where a stretch restarts at the last page of the one before
+    -- is no exact mapping; two stretches whose spans overlap without sharing a page are."""
+    index = MappingIndex.build(spaces_of([(1, 0, 8, False), (1, 10, 8, True), (1, 20, 8, False)]))
+    pages = [run.va + k * 4096 for run in index.runs for k in range(run.pages)]
+    vas = {"as is": pages, "twice": pages[:5] + pages[4:], "halves": pages[0::2] + pages[1::2],
+           "again": pages[:12] + pages[11:]}[shape]
+    frames = [index.lookup(1, va).pa for va in vas]
+    assert index._by_stretches([1] * len(vas), vas) is not None  # the path under test
+    assert index.maps_exactly([1] * len(vas), vas, frames) is distinct
