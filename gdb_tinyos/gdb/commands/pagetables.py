@@ -277,28 +277,26 @@ def _missing_process_table(s: Session) -> str:
         return f"live PTE: no process table read ({exc})"
 
 
+_RANGE_COLUMNS = ["va", "pa", "size", "perms", "flags", "memory", "leaves"]
+
+
+def _flags(attrs) -> str:
+    return " ".join(n for n, on in (("PXN", attrs.pxn), ("UXN", attrs.uxn), ("nG", attrs.ng), ("AF=0", not attrs.af)) if on)
+
+
 def _space_text(space: AddressSpace, process: Process | None) -> str:
     owner = f"pid {process.pid} ({render.printable(process.name)}) " if process is not None else ""
     head = (
         f"{owner}{space.name} root {space.root_table:#x} ASID {space.asid}: {space.granule} granule, "
         f"{space.input_bits}-bit VA, {len(space.ranges)} ranges, {space.leaves} leaves, {len(space.tables)} tables"
     )
-    rows = [
-        {
-            "va": f"{r.va_start:#018x}-{r.va_end:#018x}",
-            "pa": f"{r.pa_start:#x}-{r.pa_end:#x}",
-            "size": human_size(r.size),
-            "perms": r.attrs.perms.describe(),
-            "flags": " ".join(n for n, on in (("PXN", r.attrs.pxn), ("UXN", r.attrs.uxn), ("nG", r.attrs.ng),
-                                             ("AF=0", not r.attrs.af)) if on),
-            "memory": r.attrs.memory.kind,
-            "leaves": f"{r.leaves} L{'/'.join(str(level) for level in r.levels)}",
-        }
-        for r in space.ranges
-    ]
+    # every cell made here from numbers and the plugin's own words: text as it is
+    rows = [[f"{r.va_start:#018x}-{r.va_end:#018x}", f"{r.pa_start:#x}-{r.pa_end:#x}", human_size(r.size),
+             r.attrs.perms.describe(), _flags(r.attrs), r.attrs.memory.kind,
+             f"{r.leaves} L{'/'.join(str(level) for level in r.levels)}"] for r in space.ranges]
     parts = [head]
     if rows:
-        parts.append(render.table(rows, list(rows[0])))
+        parts += render.table_lines(rows, _RANGE_COLUMNS)
     parts += [f"problem: {p.describe()}" for p in space.problems]
     return "\n".join(parts)
 
