@@ -65,16 +65,20 @@ _TYPE, _TABLE_TYPE = 0b11, 0b11  # bits[1:0] of a table descriptor above level 3
 _FEW_RUNS = 16
 
 
-def _steps_evenly(table: bytes, start: int, stop: int, first: int, step: int) -> bool:
-    """Whether entries ``start..stop-1`` of ``table`` (little-endian 64-bit words) are
-    ``first``, ``first + step``, ... -- one compare of integers whose 64-bit digits are the
-    words and the progression (a progression past 2**64 exceeds every number of as many
-    words, so it is never equal)."""
-    n, count = stop - start, len(table) // 8
+def _run_end(table: bytes, start: int, stop: int, first: int, step: int) -> int:
+    """The first index from ``start`` (below ``stop``) whose entry of ``table`` (little-endian
+    64-bit words) is not ``first + (index - start) * step``, else ``stop``.
+
+    One compare of integers whose 64-bit digits are the words and the progression: the
+    lowest differing bit names the digit. Only the digits the progression keeps below 2**64
+    are compared (each then holds its own value, no carry); the next one cannot match."""
+    count = len(table) // 8
+    fits = min(stop - start, ((1 << 64) - 1 - first) // step + 1)
     ones, steps = _progression(count, step)
-    shift = 64 * (count - n)  # the top n digits of each: n ones, and (count - n + k) * step
-    return (int.from_bytes(memoryview(table)[8 * start : 8 * stop], "little")
-            == (first - (count - n) * step) * (ones >> shift) + (steps >> shift))
+    shift = 64 * (count - fits)  # the top `fits` digits of each: ones, and (count - fits + k) * step
+    expected = (first - (count - fits) * step) * (ones >> shift) + (steps >> shift)
+    differ = int.from_bytes(memoryview(table)[8 * start : 8 * (start + fits)], "little") ^ expected
+    return start + ((differ & -differ).bit_length() - 1) // 64 if differ else start + fits
 
 
 @lru_cache(maxsize=16)
@@ -315,10 +319,10 @@ class _Dumper:
         here = _Table(table, level, entries, prefix, inherited, ancestors, set())
         leaves_here = self._leaves_at[level]
         # In a run of leaves every entry is the previous one plus one block: the same
-        # attribute bits (hence one decode), the next output address. A run to the end of
-        # the window (a full table of pages) is found by one compare with its progression;
-        # otherwise a table of few runs is cut where each run stops matching it (one lazy
-        # compare in C per entry), one of many runs by two scans of the whole window.
+        # attribute bits (hence one decode), the next output address. A table of few runs
+        # is cut where each run stops following its progression (found in one compare of
+        # integers, see _run_end; a run of one by its next entry), one of many runs by two
+        # scans of the whole window.
         step = 1 << shift
         n, runs = len(window), 0
         i = next(compress(count(), window), None)  # the first non-zero entry
@@ -327,12 +331,10 @@ class _Dumper:
                 self._scan(here, first, window, i, step, leaves_here)
                 return
             base = window[i]
-            if window[-1] == base + (n - 1 - i) * step and _steps_evenly(
-                    self.t.tables.data(table, len(entries)), first + i, first + n, base, step):
-                stop = n
+            if i + 1 == n or window[i + 1] != base + step:
+                stop = i + 1
             else:
-                stop = next(compress(count(i + 1), map(operator.ne, islice(window, i + 1, None),
-                                                       range(base + step, base + (n - i) * step, step))), n)
+                stop = _run_end(self.t.tables.data(table, len(entries)), first + i, first + n, base, step) - first
             self._entries(here, first + i, first + stop - 1, leaves_here)
             runs += 1
             i = next(compress(count(stop), islice(window, stop, None)), None)

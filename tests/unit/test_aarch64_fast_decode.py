@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gdb_tinyos.aarch64 import ProblemKind, Translator, dump_range, make_filter
-from gdb_tinyos.aarch64.ranges import _steps_evenly
+from gdb_tinyos.aarch64.ranges import _run_end
 from gdb_tinyos.core.target import FakeTarget
 
 L0, L1, L2, L3 = 0x4000_0000, 0x4000_1000, 0x4000_2000, 0x4000_3000
@@ -215,14 +215,14 @@ def test_a_full_table_of_one_run_is_one_range_read_once():
     assert seen(space) == reference(img)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(count=st.sampled_from([4, 64, 512]), base=st.one_of(u64, st.integers((1 << 64) - (1 << 24), (1 << 64) - 1)),
        step=st.sampled_from([PAGE, BLOCK, 1]), cut=st.tuples(st.integers(0, 511), st.integers(1, 512)),
        pokes=st.lists(st.tuples(st.integers(0, 511), u64), max_size=2), data=st.data())
-def test_steps_evenly_is_the_word_by_word_progression(count, base, step, cut, pokes, data):
-    """The dump's one-compare test of a run (64-bit words as digits of one integer) says
-    what comparing word by word says: also when the progression would pass 2**64 and when
-    a poked word breaks it."""
+def test_run_end_is_where_the_word_by_word_progression_stops(count, base, step, cut, pokes, data):
+    """The dump's one-compare run end (64-bit words as digits of one integer) is where
+    comparing word by word first fails: also when the progression passes 2**64 (the words
+    wrap, the progression does not) and when a poked word breaks it."""
     start = min(cut[0], count - 1)
     stop = min(max(start + cut[1], start + 1), count)
     words = [(base + (k - start) * step) % (1 << 64) for k in range(count)]
@@ -230,5 +230,5 @@ def test_steps_evenly_is_the_word_by_word_progression(count, base, step, cut, po
         words[index % count] = value
     first = data.draw(st.sampled_from([words[start], base]))
     table = b"".join(w.to_bytes(8, "little") for w in words)
-    expected = all(words[k] == first + (k - start) * step for k in range(start, stop))
-    assert _steps_evenly(table, start, stop, first, step) == expected
+    expected = next((k for k in range(start, stop) if words[k] != first + (k - start) * step), stop)
+    assert _run_end(table, start, stop, first, step) == expected
