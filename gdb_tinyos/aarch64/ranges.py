@@ -313,7 +313,7 @@ class _Dumper:
         last = min(len(entries) - 1, (self.hi - 1 - prefix) >> shift)
         if last < first:
             return
-        window = entries[first : last + 1]
+        window = entries if last - first + 1 == len(entries) else entries[first : last + 1]  # no copy of a whole table
         if level == 2:
             self._prefetch(window, ancestors)
         here = _Table(table, level, entries, prefix, inherited, ancestors, set())

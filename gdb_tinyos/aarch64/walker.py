@@ -101,6 +101,8 @@ class Inherited(NamedTuple):
     ns: bool = False
 
     def through(self, table: TableDescriptor, hierarchical_disabled: bool) -> Inherited:
+        if not (table.ap_table or table.uxn_table or table.pxn_table or table.ns_table):
+            return self  # the usual table descriptor: nothing more to inherit
         # TCR_EL1.HPDn (FEAT_HPDS) makes APTable/UXNTable/PXNTable ignored; NSTable stays.
         if hierarchical_disabled:
             passed = Inherited(self.ap_table, self.uxn, self.pxn, self.ns or table.ns_table)
