@@ -190,7 +190,9 @@ class StatusRows(Sequence[PageView]):
         return bool(self.counts) and self.counts.count(self.counts[0]) == len(self.counts)
 
     def _layout(self) -> _Layout:
-        row_start = [0, *accumulate(map(max, self.counts, repeat(1)))]  # page p's first row
+        # page p's first row (pages of as many sharers: a range, nothing to add up)
+        row_start = (range(0, (len(self.counts) + 1) * self.counts[0], self.counts[0]) if self._alike() and self.counts[0]
+                     else [0, *accumulate(map(max, self.counts, repeat(1)))])
         rows = row_start[-1]
         head = [(self.slots, "d"), (self.pas, "#x"), (self.refs, "d"), (list(map(_YES_NO.__getitem__, map(bool, self.cow))), "s"),
                 (self.original, "s")]
@@ -204,7 +206,7 @@ class StatusRows(Sequence[PageView]):
         widths = [max(len(name) + 2, _width(values, kind)) for name, (values, kind) in zip(COLUMNS, head + tail)]
         return _Layout(row_start, rows, head, tail, widths)
 
-    def _spread(self, row_start: list[int], rows: int):
+    def _spread(self, row_start: Sequence[int], rows: int):
         """Puts per-sharer cells on their rows (``-`` on the row of a page without sharers)."""
         if rows == len(self.vas):  # every page has sharers: sharer i is row i
             return lambda cells: cells
@@ -219,7 +221,7 @@ class StatusRows(Sequence[PageView]):
 
         return spread
 
-    def _flag_cells(self, row_start: list[int], rows: int) -> list[str]:
+    def _flag_cells(self, row_start: Sequence[int], rows: int) -> list[str]:
         """The flags cell of each row: the page's flags on its first row, then the sharer's."""
         cells = ["-"] * rows
         for p, n in enumerate(self.counts) if self.page_flags or self.sharer_flags else ():
@@ -235,7 +237,7 @@ class _Layout(NamedTuple):
     """Each page's first row, the rows, the page columns and the sharer columns as
     (values, % conversion), and the column widths; the % formats they make."""
 
-    row_start: list[int]
+    row_start: Sequence[int]
     rows: int
     head: list[tuple[Sequence, str]]
     tail: list[tuple[Sequence, str]]
