@@ -60,7 +60,7 @@ FILTERS: dict[str, AttributeFilter] = {
 _OA_FIELD = ((1 << 48) - 1) & ~0xFFF  # bits [47:12]: output address in every granule
 _CONTIGUOUS_BIT = 1 << LEAF_LAYOUT["Contiguous"].lsb
 _BIT0 = (1).__and__  # 1 for a valid descriptor
-_TYPE, _TABLE_TYPE = 0b11, 0b11  # bits[1:0] of a table descriptor above level 3
+_TYPE = (0b11).__and__  # a descriptor's bits[1:0]: 0b11 for a table above level 3
 # A table cut into more runs than this is scanned whole (a run costs a few µs to find).
 _FEW_RUNS = 16
 
@@ -348,7 +348,7 @@ class _Dumper:
         one per table."""
         r = self.r
         count = self._count[3]
-        tables = map(r.granule.next_table_address, compress(window, map(_TABLE_TYPE.__eq__, map(_TYPE.__and__, window))))
+        tables = map(r.granule.next_table_address, compress(window, map((0b11).__eq__, map(_TYPE, window))))
         tables = [t for t in tables if not t >> r.oa_bits and t not in ancestors and self._inside_memory(t, count * 8)]
         if (len(tables) < 2 or self.visits + len(tables) > self.max_tables
                 or self.space.leaves + len(tables) * count > self.max_leaves):

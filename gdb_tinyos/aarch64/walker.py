@@ -105,11 +105,9 @@ class Inherited(NamedTuple):
             return self  # the usual table descriptor: nothing more to inherit
         # TCR_EL1.HPDn (FEAT_HPDS) makes APTable/UXNTable/PXNTable ignored; NSTable stays.
         if hierarchical_disabled:
-            passed = Inherited(self.ap_table, self.uxn, self.pxn, self.ns or table.ns_table)
-        else:
-            passed = Inherited(self.ap_table | table.ap_table, self.uxn or table.uxn_table,
-                               self.pxn or table.pxn_table, self.ns or table.ns_table)
-        return self if passed == self else passed  # the same object: sibling tables share memos
+            return Inherited(self.ap_table, self.uxn, self.pxn, self.ns or table.ns_table)
+        return Inherited(self.ap_table | table.ap_table, self.uxn or table.uxn_table,
+                         self.pxn or table.pxn_table, self.ns or table.ns_table)
 
 
 def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool, el: int = 1,

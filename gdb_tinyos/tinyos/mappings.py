@@ -229,6 +229,8 @@ class MappingIndex:
             pos, last = a, bisect_right(starts, pages[b - 1])
             for j in range(bisect_right(starts, pages[a]), last + 1):
                 end = bisect_left(pages, starts[j], pos, b) if j < last else b  # this run's pages end here
+                if end == pos:
+                    continue  # no page of the stretch falls before this run's successor starts
                 g = base + j
                 piece = pages[pos:end]
                 at += repeat(g, end - pos)
@@ -237,6 +239,7 @@ class MappingIndex:
                 inside += repeat(True, end - pos) if pages[end - 1] < stop else map(stop.__gt__, piece)
                 pos = end
         return at, frames, inside
+
     def segments(self) -> Iterator[tuple[int, int, tuple[MappedRun, ...]]]:
         """``(start, end, runs)``: maximal PA spans mapped by the same runs, in PA order."""
         cuts, covering = self._by_pa()
