@@ -165,11 +165,10 @@ class StatusRows(Sequence[PageView]):
         for first in range(0, n, pages):
             last = min(n, first + pages)
             # (format, this piece's values) in the order of a page's block: its own cells,
-            # then each sharer's; a sharer's last cell unpadded
+            # then each sharer's
             columns = [(cell, values[first:last]) for cell, (values, _) in zip(cells, layout.head)]
             for k in range(c):
-                columns += [(cell, values[first * c + k:last * c:c])
-                            for cell, (values, _) in zip(cells[_HEAD:-1] + ["%s"], layout.tail)]
+                columns += [(cell, values[first * c + k:last * c:c]) for cell, (values, _) in zip(cells[_HEAD:], layout.tail)]
             formats, variable = [], []
             for cell, values in columns:
                 if values.count(values[0]) == len(values):  # one value: written into the block
@@ -248,7 +247,9 @@ class _Layout(NamedTuple):
         return ["  ".join(map(str.ljust, COLUMNS, self.widths)).rstrip(), "  ".join("-" * w for w in self.widths)]
 
     def cells(self) -> list[str]:
-        return [f"%-{kind[:-1]}{w}{kind[-1]}" for w, (_, kind) in zip(self.widths, self.head + self.tail)]  # %-#10x
+        """Each column's % format, padded to its width (the flags, last, unpadded)."""
+        padded = [f"%-{kind[:-1]}{w}{kind[-1]}" for w, (_, kind) in zip(self.widths, self.head + self.tail)]  # %-#10x
+        return padded[:-1] + ["%s"]
 
     @property
     def page_format(self) -> str:
@@ -257,8 +258,8 @@ class _Layout(NamedTuple):
 
     @property
     def sharer_format(self) -> str:
-        """A sharer's cells (the last one unpadded)."""
-        return "  ".join(self.cells()[_HEAD:-1]) + "  %s"
+        """A sharer's cells."""
+        return "  ".join(self.cells()[_HEAD:])
 
     @property
     def blank(self) -> str:
