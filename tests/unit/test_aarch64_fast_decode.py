@@ -218,16 +218,20 @@ def test_a_full_table_of_one_run_is_one_range_read_once():
 @settings(max_examples=500, deadline=None)
 @given(count=st.sampled_from([4, 64, 512]), base=st.one_of(u64, st.integers((1 << 64) - (1 << 24), (1 << 64) - 1)),
        step=st.sampled_from([PAGE, BLOCK, 1]), cut=st.tuples(st.integers(0, 511), st.integers(1, 512)),
-       pokes=st.lists(st.tuples(st.integers(0, 511), u64), max_size=2), data=st.data())
-def test_run_end_is_where_the_word_by_word_progression_stops(count, base, step, cut, pokes, data):
+       pokes=st.lists(st.tuples(st.integers(0, 511), u64), max_size=2),
+       flips=st.lists(st.tuples(st.integers(0, 511), st.sampled_from([0, 1, 63])), max_size=2), data=st.data())
+def test_run_end_is_where_the_word_by_word_progression_stops(count, base, step, cut, pokes, flips, data):
     """The dump's one-compare run end (64-bit words as digits of one integer) is where
     comparing word by word first fails: also when the progression passes 2**64 (the words
-    wrap, the progression does not) and when a poked word breaks it."""
+    wrap, the progression does not), when a poked word breaks it and when a word differs
+    in one bit only (its lowest, or its highest: the digit's edge)."""
     start = min(cut[0], count - 1)
     stop = min(max(start + cut[1], start + 1), count)
     words = [(base + (k - start) * step) % (1 << 64) for k in range(count)]
     for index, value in pokes:
         words[index % count] = value
+    for index, bit in flips:
+        words[index % count] ^= 1 << bit
     first = data.draw(st.sampled_from([words[start], base]))
     table = b"".join(w.to_bytes(8, "little") for w in words)
     expected = next((k for k in range(start, stop) if words[k] != first + (k - start) * step), stop)
