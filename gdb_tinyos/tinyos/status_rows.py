@@ -271,6 +271,8 @@ def _width(values: Sequence, kind: str) -> int:
     """The widest cell of a column of numbers (``d``, ``#x``) or strings (``s``)."""
     if not values:
         return 0
+    if values.count(values[0]) == len(values):  # one value throughout (a fork's pids, permissions)
+        return len(f"%{kind}" % values[0])
     if kind == "d":
         return max(len(str(min(values))), len(str(max(values))))
     if kind == "#x":
