@@ -391,7 +391,7 @@ class _Dumper:
     def _entry(self, here: _Table, index: int) -> None:
         """Decode the valid entry ``index`` of ``here`` on its own and act on it."""
         r, level, raw = self.r, here.level, here.entries[index]
-        at = _At(level, here.table, index, here.prefix | (index << r.granule.level_shift(level)), raw)
+        at = _At(level, here.table, index, here.prefix | (index << self._shift[level]), raw)
         desc = decode_descriptor(raw, level, r.granule)
         if isinstance(desc, InvalidDescriptor):
             self._problem(ProblemKind.RESERVED, at, desc.reason)
