@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..core.address import PAGE_SIZE, Address, page_base
+from ..core.columns import interleaved
 from ..core.errors import CorruptStructure
 from ..debuginfo import decode, plain
 from .conventions import saved_pages
@@ -273,22 +274,14 @@ def _sharer_reader(data: bytes, where: ManagerLocation, slots: Sequence[int], le
         def items(offset: int, size: int) -> list[int]:
             per_item = [pick(_column(data, where.pages_offset + offset + i * size, f.stride, f.count, size, False))
                         for i in range(widest)]
-            return _interleaved(per_item) if alike else list(chain.from_iterable(
+            return interleaved(per_item) if alike else list(chain.from_iterable(
                 map(operator.getitem, zip(*per_item), map(slice, counts))))  # a tuple of items per page, cut
 
-        positions = (_interleaved([range(len(counts))] * widest) if alike
+        positions = (interleaved([range(len(counts))] * widest) if alike
                      else list(chain.from_iterable(map(repeat, range(len(counts)), counts))))
         return SharerColumns(positions, items(va_off, va_size), items(pid_off, pid_size), list(counts))
 
     return read
-
-
-def _interleaved(columns: Sequence[Sequence[int]]) -> list[int]:
-    """``columns[0][0], columns[1][0], ..., columns[0][1], ...``: one slice assignment each."""
-    out: list = [None] * (len(columns) * len(columns[0])) if columns else []
-    for i, column in enumerate(columns):
-        out[i::len(columns)] = column
-    return out
 
 
 _PAGE_MASK = ~(PAGE_SIZE - 1)

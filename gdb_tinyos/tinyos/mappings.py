@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from ..aarch64 import AddressSpace, Walk
 from ..core.address import PAGE_SIZE, Address, page_base
+from ..core.columns import interleaved
 from ..core.errors import TinyOSError
 
 # A leaf descriptor's software field is bits [58:55] (Arm ARM: ignored by the hardware).
@@ -200,18 +201,16 @@ class MappingIndex:
         period = next((p for p in range(1, _MAX_PERIOD + 1) if n >= _MIN_STRETCHED * p and pids[p:] == pids[:-p]), None)
         if period is None:
             return None
-        at: list = [0] * n
-        frames: list = [0] * n
-        inside: list = [False] * n
         spans: dict[int, list[tuple[int, int]]] = defaultdict(list)  # per pid: each stretch's first and last page
+        columns = []  # per k: (positions, frames, inside) of the pairs k, k + period, ...
         for k in range(period):
             pid = pids[k]
             pages = list(map(_PAGE_MASK.__and__, vas[k::period]))
             cuts = list(compress(count(1), map(int.__ge__, pages, islice(pages, 1, None))))  # each stretch climbs
             if len(cuts) * _MIN_STRETCHED > len(pages):
                 return None
-            column = self._stretch_columns(pid, pages, [0, *cuts, len(pages)], spans[pid])
-            at[k::period], frames[k::period], inside[k::period] = column
+            columns.append(self._stretch_columns(pid, pages, [0, *cuts, len(pages)], spans[pid]))
+        at, frames, inside = map(interleaved, zip(*columns))
         return _Resolved(at, frames, inside, lambda: _disjoint(spans) or len(set(_keys(pids, vas))) == n)
 
     def _stretch_columns(self, pid: int, pages: list[int], bounds: list[int],

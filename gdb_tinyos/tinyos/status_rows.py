@@ -27,6 +27,7 @@ from typing import NamedTuple
 from itertools import accumulate, compress, repeat
 
 from ..core.address import Address
+from ..core.columns import interleaved
 from .conventions import Conventions
 from .cow_columns import CowSummary, SharerColumns, picker
 from .mappings import Pte, pte_columns
@@ -179,10 +180,7 @@ class StatusRows(Sequence[PageView]):
             sharer = len(layout.tail)
             lines = ["  ".join(formats[:_HEAD + sharer])]
             lines += [layout.blank + "  ".join(formats[_HEAD + sharer * k:_HEAD + sharer * (k + 1)]) for k in range(1, c)]
-            args: list = [None] * ((last - first) * len(variable))
-            for j, values in enumerate(variable):
-                args[j::len(variable)] = values
-            yield "\n".join(["\n".join(lines)] * (last - first)) % tuple(args)
+            yield "\n".join(["\n".join(lines)] * (last - first)) % tuple(interleaved(variable))
 
     def _alike(self) -> bool:
         """Every page has the same number of sharers."""

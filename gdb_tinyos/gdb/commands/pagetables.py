@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ...core import render
 from ...aarch64 import FILTERS, KERNEL_HALF, USER_HALF, AddressSpace, TranslationRegime, Translator, Walk, dump_range, make_filter
+from ...aarch64.model import Attributes
 from ...aarch64.ranges import human_size
 from ...aarch64.search import SearchResult, needle_for, search_space
 from ...core.errors import BuildIdMismatch, DebugInfoError, LayoutError, SymbolError, TranslationError
@@ -280,7 +281,7 @@ def _missing_process_table(s: Session) -> str:
 _RANGE_COLUMNS = ["va", "pa", "size", "perms", "flags", "memory", "leaves"]
 
 
-def _flags(attrs) -> str:
+def _flags(attrs: Attributes) -> str:
     return " ".join(n for n, on in (("PXN", attrs.pxn), ("UXN", attrs.uxn), ("nG", attrs.ng), ("AF=0", not attrs.af)) if on)
 
 
