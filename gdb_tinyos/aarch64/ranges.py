@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import operator
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import compress, count, islice
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,7 +27,7 @@ from typing import NamedTuple
 from ..core.address import Address
 from ..core.errors import MemoryReadError
 from ..core.target import Target
-from .descriptors import LEAF_LAYOUT, InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
+from .descriptors import LEAF_LAYOUT, TABLE_ATTRIBUTE_BITS, InvalidDescriptor, LeafDescriptor, TableDescriptor, decode_descriptor
 from .granule import OA_BITS_MAX
 from .model import Attributes
 from .regime import TranslationRegime, VaRange
@@ -324,18 +324,28 @@ class _Dumper:
         # integers, see _run_end; a run of one by its next entry), one of many runs by two
         # scans of the whole window.
         step = 1 << shift
+        for i, stop in self._runs(table, len(entries), first, window, step):
+            if stop is None:
+                self._scan(here, first, window, i, step, leaves_here)
+                return
+            self._entries(here, first + i, first + stop - 1, leaves_here)
+
+    def _runs(self, table: int, count_: int, first: int, window: Sequence[int],
+              step: int) -> Iterator[tuple[int, int | None]]:
+        """``(start, stop)`` of each run of the window (indexes into it) in order, zero
+        entries skipped: up to _FEW_RUNS runs, then ``(start, None)`` for the rest."""
         n, runs = len(window), 0
         i = next(compress(count(), window), None)  # the first non-zero entry
         while i is not None:
             if runs == _FEW_RUNS:
-                self._scan(here, first, window, i, step, leaves_here)
+                yield i, None
                 return
             base = window[i]
             if i + 1 == n or window[i + 1] != base + step:
                 stop = i + 1
             else:
-                stop = _run_end(self.t.tables.data(table, len(entries)), first + i, first + n, base, step) - first
-            self._entries(here, first + i, first + stop - 1, leaves_here)
+                stop = _run_end(self.t.tables.data(table, count_), first + i, first + n, base, step) - first
+            yield i, stop
             runs += 1
             i = next(compress(count(stop), islice(window, stop, None)), None)
 
@@ -385,8 +395,10 @@ class _Dumper:
         if leaves_here and raw & 0b11 == _leaf_type(here.level):
             self._run_of_leaves(here, i, j)
             return
+        whole = self._whole_table if here.level == 2 else None
         for index in range(i, j + 1):  # table descriptors or reserved encodings
-            self._entry(here, index)
+            if whole is None or not whole(here, index):
+                self._entry(here, index)
 
     def _entry(self, here: _Table, index: int) -> None:
         """Decode the valid entry ``index`` of ``here`` on its own and act on it."""
@@ -404,40 +416,77 @@ class _Dumper:
                 self._check_contiguous(here.entries, group, at, here.prefix)
             self._leaf(desc, at, here.inherited)
 
+    def _whole_table(self, here: _Table, index: int) -> bool:
+        """Entry ``index`` of a level 2 table, done here when it is a table descriptor
+        whose level 3 table lies inside the dump's window and holds only a few runs of
+        pages that need no word (see :meth:`_plain_run`): the table counted and read (where
+        the visit would read it, after the same checks), each run added as one piece --
+        what the visit would do, without its steps per level. False, having changed
+        nothing, for anything else: the visit then takes the entry as usual (a read made
+        here stays in the cache)."""
+        raw, r = here.entries[index], self.r
+        if raw & 0b11 != 0b11 or raw & TABLE_ATTRIBUTE_BITS:  # not a table, or one passing restrictions on
+            return False
+        table, count_, shift = r.granule.next_table_address(raw), self._count[3], self._shift[3]
+        va = here.prefix | (index << self._shift[2])
+        if (table >> r.oa_bits or table in here.ancestors or va < self.lo or va + (1 << self._shift[2]) > self.hi
+                or self.visits >= self.max_tables or not self._inside_memory(table, count_ * 8)):
+            return False
+        try:
+            entries = self.t.tables.entries(table, count_)
+        except MemoryReadError:
+            return False
+        runs = list(self._runs(table, count_, 0, entries, 1 << shift))
+        if runs and runs[-1][1] is None or sum(stop - i for i, stop in runs) > self.max_leaves - self.space.leaves:
+            return False
+        for i, stop in runs:
+            first = entries[i]
+            if first & 0b11 != 0b11 or first & _CONTIGUOUS_BIT or not self._plain_run(first, entries[stop - 1], stop - i, shift):
+                return False
+        self.visits += 1
+        self.seen.setdefault(table)
+        for i, stop in runs:  # no table bits: the level 3 table inherits what this one does
+            self._leaves(va | (i << shift), entries[i], stop - i, shift, 3, here.inherited)
+        return True
+
+    def _plain_run(self, raw: int, last: int, count_: int, shift: int) -> bool:
+        """Whether ``count_`` leaves from ``raw`` to ``last``, each the previous one plus one
+        block, map inside the output-address size and known memory without the step carrying
+        out of the output address: then they need no problem (nor a word each)."""
+        out = raw & _OA_FIELD & -(1 << shift)
+        return not ((last ^ raw) >> OA_BITS_MAX or (out + (count_ - 1 << shift)) >> self.r.oa_bits
+                    or not self._inside_memory(out, count_ << shift))
+
+    def _leaves(self, va: int, raw: int, count_: int, shift: int, level: int, inherited: Inherited) -> None:
+        """``count_`` leaves from ``va``, the first ``raw``, each the previous one plus one
+        block: counted, and added as one piece of the dump when the filter keeps them."""
+        self.space.leaves += count_
+        attrs = self.t.attributes(raw, inherited)
+        if self._kept(attrs):
+            start, end = max(va, self.lo), min(va + (count_ << shift), self.hi)
+            self._add(start, end, (raw & _OA_FIELD & -(1 << shift)) + (start - va), attrs, count_, level)
+
     def _run_of_leaves(self, here: _Table, i: int, j: int) -> None:
         """Entries ``i..j`` of ``here``: leaves whose raw values step by one block.
 
         Added as one piece when nothing about them needs a word (the common case);
         otherwise entry by entry, so that each problem names its own entry.
         """
-        r, level, entries = self.r, here.level, here.entries
-        granule = r.granule
+        level, entries = here.level, here.entries
         shift = self._shift[level]
         raw, count = entries[i], j - i + 1
-        out = raw & _OA_FIELD & -(1 << shift)
-        if (
-            (entries[j] ^ raw) >> OA_BITS_MAX  # the step carried out of the output address
-            or (out + (count - 1 << shift)) >> r.oa_bits
-            or not self._inside_memory(out, count << shift)
-            or self.space.leaves + count > self.max_leaves
-        ):
+        if not self._plain_run(raw, entries[j], count, shift) or self.space.leaves + count > self.max_leaves:
             for index in range(i, j + 1):
                 self._entry(here, index)
             return
         if raw & _CONTIGUOUS_BIT:
-            n = granule.contiguous_entries(level)
+            n = self.r.granule.contiguous_entries(level)
             at = _At(level, here.table, i, here.prefix | (i << shift), raw)
             for group in range(i - i % n, j + 1, n):
                 if group not in here.groups_checked:
                     here.groups_checked.add(group)
                     self._check_contiguous(entries, group, at, here.prefix)
-        self.space.leaves += count
-        attrs = self.t.attributes(raw, here.inherited)
-        if not self._kept(attrs):
-            return
-        va = here.prefix | (i << shift)
-        start, end = max(va, self.lo), min((here.prefix | (j << shift)) + (1 << shift), self.hi)
-        self._add(start, end, out + (start - va), attrs, count, level)
+        self._leaves(here.prefix | (i << shift), raw, count, shift, level, here.inherited)
 
     def _table(self, desc: TableDescriptor, at: _At, inherited: Inherited, ancestors: tuple[int, ...]) -> None:
         r, nxt = self.r, desc.next_table

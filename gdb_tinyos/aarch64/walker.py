@@ -17,13 +17,11 @@ Example::
 
 from __future__ import annotations
 
-import struct
-import sys
-from array import array
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ..core.address import Address
+from ..core.columns import unsigned_column
 from ..core.errors import MemoryReadError, TranslationError
 from ..core.target import Target
 from .descriptors import (
@@ -73,22 +71,12 @@ class TableReader:
         key = (table, count)
         cached = self._tables.get(key)
         if cached is None:
-            cached = self._tables[key] = _words(self.data(table, count))
+            cached = self._tables[key] = unsigned_column(self.data(table, count), 8)
         return cached
 
     @property
     def tables_read(self) -> int:
         return len(self._data)
-
-
-def _words(data: bytes) -> Sequence[int]:
-    """Little-endian 64-bit words, as an array when the host has one of that size."""
-    if array("Q").itemsize != 8:
-        return struct.unpack(f"<{len(data) // 8}Q", data)
-    words = array("Q", data)
-    if sys.byteorder == "big":
-        words.byteswap()
-    return words
 
 
 class Inherited(NamedTuple):

@@ -9,18 +9,20 @@ Example::
 
     frames = read_frames(target, locate_frames(info))
     frames.refs(0x4100_0000), frames.free_frames
+    read_ram(target, locate_frames(info))      # (start, end) from the header alone
 """
 
 from __future__ import annotations
 
-import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..core.address import PAGE_SIZE, Address
+from ..core.columns import unsigned_column
 from ..debuginfo import DebugInfo
 from ..debuginfo.layouts import ArrayType
 from ..core.errors import CorruptStructure, LayoutError
-from ..debuginfo.locate import Found, find_struct, has_members, member, uint
+from ..debuginfo.locate import Found, find_struct, has_members, member
 from ..core.target import Target
 
 _FIELDS = ("base_pa", "frame_count", "total_frames", "free_frames")
@@ -34,7 +36,7 @@ class FrameAllocatorState:
     free_frames: int
     lock_held: bool | None
     reserved_value: int
-    ref_counts: tuple[int, ...]
+    ref_counts: Sequence[int]  # an array of machine words: one copy of the bytes
 
     @property
     def ram(self) -> tuple[int, int]:
@@ -62,6 +64,7 @@ class FramesLocation:
     counts_offset: int
     count_size: int
     capacity: int
+    header_size: int  # the static's first bytes holding RAM's bounds (and the enums around them)
 
 
 def locate_frames(info: DebugInfo, symbol: str = "FRAME_ALLOCATOR") -> FramesLocation:
@@ -70,34 +73,47 @@ def locate_frames(info: DebugInfo, symbol: str = "FRAME_ALLOCATOR") -> FramesLoc
     offset, counts = member(found.struct, "ref_counts")
     if not isinstance(counts, ArrayType):
         raise LayoutError(f"{found.struct.name}.ref_counts is {counts.name}, not an array")
+    ends = [check.offset + check.layout.size for check in found.checks]
+    for name in ("base_pa", "frame_count"):
+        at, t = member(found.struct, name)
+        ends.append(found.offset + at + t.size)
     return FramesLocation(static.symbol.path, static.address, static.layout.size, found,
-                          found.offset + offset, counts.row().size, counts.count)
+                          found.offset + offset, counts.row().size, counts.count, max(ends))
+
+
+def read_ram(target: Target, where: FramesLocation) -> tuple[int, int]:
+    """Physical RAM as ``(start, end)``, from one read of the allocator's first bytes (not
+    its counts: a dump needs RAM's bounds only); CorruptStructure as :func:`read_frames`."""
+    data = target.read_virtual(where.address, where.header_size)
+    base, count = _header(data, where)
+    return base, base + count * PAGE_SIZE
+
+
+def _header(data: bytes, where: FramesLocation) -> tuple[int, int]:
+    """``base_pa`` and ``frame_count``, checked: the allocator initialised, its count within
+    the array's capacity."""
+    if not where.found.present(data, where.symbol):
+        raise CorruptStructure(f"{where.symbol} is not initialised")
+    count = where.found.member_int(data, "frame_count")
+    if count > where.capacity:
+        raise CorruptStructure(f"{where.symbol}.frame_count is {count}, more than ref_counts holds ({where.capacity})")
+    return where.found.member_int(data, "base_pa"), count
 
 
 def read_frames(target: Target, where: FramesLocation) -> FrameAllocatorState:
     """One read of the whole static; CorruptStructure when the counters disagree with
     the array's capacity."""
     data = target.read_virtual(where.address, where.size)
-    if not where.found.present(data, where.symbol):
-        raise CorruptStructure(f"{where.symbol} is not initialised")
+    _header(data, where)
     values = {name: where.found.member_int(data, name) for name in _FIELDS}
-    if values["frame_count"] > where.capacity:
-        raise CorruptStructure(
-            f"{where.symbol}.frame_count is {values['frame_count']}, more than ref_counts holds ({where.capacity})")
     if values["free_frames"] > values["total_frames"] or values["total_frames"] > values["frame_count"]:
         raise CorruptStructure(
             f"{where.symbol}: free_frames {values['free_frames']} / total_frames {values['total_frames']} / "
             f"frame_count {values['frame_count']} are inconsistent")
     size = where.count_size
-    counts = _unsigned_array(data, where.counts_offset, size, values["frame_count"])
+    start = where.counts_offset
+    counts = unsigned_column(memoryview(data)[start:start + size * values["frame_count"]], size)
     values["base_pa"] = Address(values["base_pa"])
     return FrameAllocatorState(lock_held=where.found.lock_held(data, where.symbol),
                                reserved_value=(1 << (8 * size)) - 1, ref_counts=counts, **values)
 
-
-def _unsigned_array(data: bytes, start: int, size: int, count: int) -> tuple[int, ...]:
-    """``count`` little-endian unsigned ``size``-byte integers (one C-speed unpack when it can)."""
-    code = {1: "B", 2: "H", 4: "I", 8: "Q"}.get(size)
-    if code is not None:
-        return struct.unpack_from(f"<{count}{code}", data, start)
-    return tuple(uint(data, start + i * size, size) for i in range(count))

@@ -41,7 +41,7 @@ from .conventions import PIDS_PARALLEL, Conventions
 from .cow import CowManagerState, ManagerLocation, decode_manager, locate_manager
 from .cow_columns import CowSummary, summarise_manager
 from .events import EventKinds
-from .frames import FrameAllocatorState, FramesLocation, locate_frames, read_frames
+from .frames import FrameAllocatorState, FramesLocation, locate_frames, read_frames, read_ram
 from .mappings import MappingIndex, Pte, PteLookup
 from .processes import Process, ProcessesLocation, ProcessTable, locate_processes, read_processes
 
@@ -163,8 +163,13 @@ class KernelState:
         return self._once("frames", lambda: read_frames(self.memory, self.model.frames_location))
 
     def ram(self) -> tuple[int, int] | None:
-        """Physical RAM (start, end) from the frame allocator, None when the kernel has none."""
-        return self.frames().ram if self.capabilities.has("frame-allocator") else None
+        """Physical RAM (start, end) from the frame allocator, None when the kernel has none
+        (its header only, unless the whole allocator was read at this stop)."""
+        if not self.capabilities.has("frame-allocator"):
+            return None
+        if "frames" in self._cache:
+            return self._cache["frames"].ram
+        return self._once("ram", lambda: read_ram(self.memory, self.model.frames_location))
 
     def cow_bytes(self) -> bytes:
         """The manager static's bytes: one read per stop, shared by the summary and the decode."""

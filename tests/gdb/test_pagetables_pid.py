@@ -21,6 +21,8 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from gdb_tinyos.testing import DebugEvent
+from gdb_tinyos.testing.kernel import frame_allocator_expression
+from gdb_tinyos.testing.session import kernel_symbol
 from gdb_tinyos.testing.shell import cow_status, processes
 
 PAGE = 4096
@@ -159,3 +161,22 @@ def test_unknown_and_dead_pids_are_one_error_listing_the_live_ones(forkpause):
     ):
         assert s.gdb.expect_one_line_error(command) == f"{command.split()[0]}: {message}"
     assert s.gdb.cli("pt").startswith("TTBR1 root")  # no process on the CPU: the kernel half
+
+
+def test_rams_bounds_come_from_one_read_of_the_allocators_first_bytes(forkpause, tinyos_kernel):
+    """What a dump needs of the frame allocator: RAM's bounds, as the kernel's own fields
+    give them, read with one read of the allocator's first bytes (not its counts)."""
+    s = forkpause
+    s.gdb.interrupt()
+    state = frame_allocator_expression(tinyos_kernel)
+    base, count = (int(s.gdb.evaluate(f"{state}.{name}"), 0) for name in ("base_pa", "frame_count"))
+    static = state.split(".")[0]
+    whole = int(s.gdb.evaluate(f"sizeof({static})"), 0)
+    allocator = s.gva2gpa(kernel_symbol(tinyos_kernel, static.split("::")[-1]))  # where QEMU finds it
+    session = "__import__('gdb_tinyos.gdb.session', fromlist=['x']).session()"
+    s.gdb.cli("stepi")  # a fresh stop: nothing read yet
+    assert s.gdb.python_value(f"{session}.state().ram()") == [base, base + count * PAGE]
+    reads = [(pa, size) for kind, pa, size in s.gdb.python_value(f"{session}.target.cached_reads()") if kind == "p"]
+    at_allocator = [size for pa, size in reads if pa == allocator]
+    assert len(at_allocator) == 1 and 16 <= at_allocator[0] < whole, (at_allocator, whole)
+    assert not any(pa < allocator + whole and allocator < pa + size for pa, size in reads if pa != allocator)
