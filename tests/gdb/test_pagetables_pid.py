@@ -165,7 +165,8 @@ def test_unknown_and_dead_pids_are_one_error_listing_the_live_ones(forkpause):
 
 def test_rams_bounds_come_from_one_read_of_the_allocators_first_bytes(forkpause, tinyos_kernel):
     """What a dump needs of the frame allocator: RAM's bounds, as the kernel's own fields
-    give them, read with one read of the allocator's first bytes (not its counts)."""
+    give them, read with one read of the allocator's first bytes (not its counts); a
+    command that needs the counts (cow-check) reads the allocator once, whole."""
     s = forkpause
     s.gdb.interrupt()
     state = frame_allocator_expression(tinyos_kernel)
@@ -180,3 +181,7 @@ def test_rams_bounds_come_from_one_read_of_the_allocators_first_bytes(forkpause,
     at_allocator = [size for pa, size in reads if pa == allocator]
     assert len(at_allocator) == 1 and 16 <= at_allocator[0] < whole, (at_allocator, whole)
     assert not any(pa < allocator + whole and allocator < pa + size for pa, size in reads if pa != allocator)
+    s.gdb.cli("stepi")
+    assert "cow-check: OK" in s.gdb.cli("cow-check")
+    reads = [(pa, size) for kind, pa, size in s.gdb.python_value(f"{session}.target.cached_reads()") if kind == "p"]
+    assert [size for pa, size in reads if pa < allocator + whole and allocator < pa + size] == [whole]

@@ -39,9 +39,10 @@ def run_check(s: Session, most: int = 0) -> CheckReport:
     caps = state.capabilities
     has_table, has_frames = caps.has("process-table"), caps.has("frame-allocator")
     missing = {p: caps.get(p).reason for p in ("process-table", "frame-allocator")}
+    frames = state.frames() if has_frames else None  # first: RAM's bounds then come from this read
     report = check_cow(state.cow_summary(), state.processes() if has_table else None,
                        state.mappings() if has_table else None,
-                       frames=state.frames() if has_frames else None, manager_size=state.model.manager_size,
+                       frames=frames, manager_size=state.model.manager_size,
                        conventions=state.conventions(), missing=missing)
     grouped = group_violations(report.violations)
     shown = grouped if most <= 0 else grouped[:most]
