@@ -437,8 +437,8 @@ class _Dumper:
         except MemoryReadError:
             return False
         runs = list(self._runs(table, count_, 0, entries, 1 << shift))
-        if runs and runs[-1][1] is None or sum(stop - i for i, stop in runs) > self.max_leaves - self.space.leaves:
-            return False
+        if (runs and runs[-1][1] is None) or sum(stop - i for i, stop in runs) > self.max_leaves - self.space.leaves:
+            return False  # many runs (the visit scans them), or past the leaf limit (the visit says where)
         for i, stop in runs:
             first = entries[i]
             if first & 0b11 != 0b11 or first & _CONTIGUOUS_BIT or not self._plain_run(first, entries[stop - 1], stop - i, shift):

@@ -1,12 +1,13 @@
-"""A dump takes a level 3 table that is one run of pages in one step (ranges.py
+"""A dump takes a level 3 table of a few plain runs of pages in one step (ranges.py
 ``_whole_table``): that must change nothing, not even the reads.
 
 Random level 2 tables point at level 3 tables that are one run of pages (the common case
-of a process's heap), one run with an entry poked, cut short, holding the Contiguous hint,
-carrying out of the output address, mapping outside RAM or past the output-address size;
-level 2 entries may pass table restrictions (APTable, XNTable, NSTable) on, be blocks,
-invalid, loops or unreadable; windows and limits on tables and leaves are random too. The
-dump must be the one made entry by entry, with the same reads in the same order.
+of a process's heap), two runs, many (the visit scans those), one run with an entry poked,
+cut short, holding the Contiguous hint, carrying out of the output address, mapping
+outside RAM or past the output-address size; level 2 entries may pass table restrictions
+(APTable, XNTable, NSTable) on, be blocks, invalid, loops or unreadable; windows and limits
+on tables and leaves are random too. The dump must be the one made entry by entry, with
+the same reads in the same order.
 """
 
 from __future__ import annotations
