@@ -15,7 +15,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from gdb_tinyos.aarch64 import Translator, dump_range, make_filter
+from gdb_tinyos.aarch64 import Translator, dump, dump_range, make_filter
 from gdb_tinyos.aarch64.ranges import _Dumper
 from gdb_tinyos.core.target import FakeTarget
 
@@ -124,3 +124,54 @@ def test_a_heap_of_whole_tables_is_one_range_taken_table_by_table():
     assert [(r.va_start, r.va_end, r.pa_start, r.leaves, r.levels) for r in space.ranges] == \
         [(0, 6 << 21, 0x4100_0000, 6 * 512, (3,))]
     assert sorted(reads) == sorted({L0, L1, L2, *L3}) and len(reads) == 9
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(granule=st.sampled_from([16, 64]), tables=st.lists(
+    st.tuples(st.integers(0, 2), st.integers(0, 64), st.sampled_from(["full", "full", "short", "broken"])),
+    min_size=1, max_size=4))
+def test_the_16k_and_64k_granules_take_whole_tables_as_the_visit_does(image_factory, granule, tables):
+    """Other granules: level 3 tables of 2048 (16K) or 8192 (64K) pages, full, cut short or
+    broken in one place, under a level 2 table reached from a 48-bit VA's start level."""
+    def image():
+        img = image_factory(granule=granule * 1024)
+        size, entries = granule * 1024, granule * 1024 // 8
+        root = img.table(64 * 8) if granule == 64 else img.table()  # 64K: L1 start; 16K: L0 -> L1
+        l2 = img.table()
+        if granule == 64:
+            img.set(root, 0, l2 | 0b11)
+        else:
+            l1 = img.table()
+            img.set(root, 0, l1 | 0b11)
+            img.set(l1, 0, l2 | 0b11)
+        for k, (gap, frame, kind) in enumerate(tables):
+            l3 = img.table()
+            img.set(l2, 3 * k + gap, l3 | 0b11)
+            pages = {"full": entries, "short": entries - 1, "broken": entries}[kind]
+            for i in range(pages):
+                out = 0x4000_0000 + (frame + i + (5 if kind == "broken" and i > entries // 2 else 0)) * size
+                img.set(l3, i, out | ATTRS | 0b11)
+        tcr = 16 | (0b01 if granule == 64 else 0b10) << 14 | 0b101 << 32
+        img.registers(TCR_EL1=tcr, SCTLR=1, MAIR_EL1=0xFF << 8, TTBR0_EL1=root, TTBR1_EL1=0)
+        return img
+
+    taken = []
+    original = _Dumper._whole_table
+
+    def counted(self, here, index) -> bool:
+        done = original(self, here, index)
+        taken.append(done)
+        return done
+
+    _Dumper._whole_table = counted
+    try:
+        space = dump(image().target, 0)
+    finally:
+        _Dumper._whole_table = original
+    _Dumper._whole_table = lambda self, here, index: False
+    try:
+        plain = dump(image().target, 0)
+    finally:
+        _Dumper._whole_table = original
+    assert space == plain
+    assert any(taken)  # every drawn table is plain pages: the step takes it
