@@ -99,19 +99,26 @@ def _start_time(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
-def _owner_alive(directory: Path) -> bool:
+def _owner(directory: Path) -> tuple[int, str] | None:
+    """The owner file's pid and start time; None when it is missing or not whole."""
     try:
         pid_text, started = (directory / OWNER_FILE).read_text().split()
-        pid = int(pid_text)
+        return int(pid_text), started
     except (OSError, ValueError):
-        return False
-    return _start_time(pid) == started
+        return None
+
+
+def _owner_alive(directory: Path) -> bool:
+    owner = _owner(directory)
+    return owner is not None and _start_time(owner[0]) == owner[1]
 
 
 def _being_created(directory: Path, grace_s: float = 60.0) -> bool:
-    """A directory another session just made and has not yet written its owner file into."""
+    """A directory another session just made and has not yet claimed: no owner file, or
+    one not yet readable whole (a kernel or a session of an older version may show it
+    half-written)."""
     try:
-        return not (directory / OWNER_FILE).exists() and time.time() - directory.stat().st_mtime < grace_s
+        return _owner(directory) is None and time.time() - directory.stat().st_mtime < grace_s
     except OSError:
         return False
 
@@ -162,7 +169,11 @@ class SessionDir:
             raise SessionDirError(f"cannot create {path}: {exc.strerror}") from None
         check_private(path)
         me = os.getpid()
-        (path / OWNER_FILE).write_text(f"{me} {_start_time(me)}\n")
+        # Written aside, then renamed into place: another session cleaning stale
+        # directories never reads it half-written (an empty owner once looked dead).
+        claim = path / f".{OWNER_FILE}.{me}"
+        claim.write_text(f"{me} {_start_time(me)}\n")
+        os.replace(claim, path / OWNER_FILE)
         return cls(path)
 
     @property

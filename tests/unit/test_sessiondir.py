@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,30 @@ def test_stale_sessions_of_dead_owners_are_cleaned(root):
         assert not stale.exists() and not old_sock.exists()
         assert clean_stale(root) == []  # ours stays: its owner runs
         assert fresh.path.exists()
+
+
+def test_a_session_still_claiming_its_directory_is_left_alone(root):
+    """Another session's directory seen between its mkdir and its owner file being whole
+    (missing, or empty as a plain write shows it for a moment) is young: not stale. Two
+    test workers once removed each other's directory this way (QEMU then found no RAM file)."""
+    for name, owner in (("made", None), ("claiming", ""), ("half", "123")):
+        (root / name).mkdir(mode=0o700)
+        if owner is not None:
+            (root / name / OWNER_FILE).write_text(owner)
+    assert clean_stale(root) == []
+    assert all((root / name).exists() for name in ("made", "claiming", "half"))
+    old = 1_000_000  # past the grace period: a claim never finished is stale
+    for name in ("made", "claiming", "half"):
+        os.utime(root / name, (old, old))
+    assert sorted(p.name for p in clean_stale(root)) == ["claiming", "half", "made"]
+
+
+def test_the_owner_file_appears_whole(root, monkeypatch):
+    """It is written aside and renamed into place: no reader ever sees it partial."""
+    seen = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: seen.append((Path(src).read_text(), Path(dst).exists()))
+                        or real_replace(src, dst))
+    with SessionDir.create("whole", root=root) as d:
+        assert len(seen) == 1 and seen[0][0].split()[0] == str(os.getpid()) and seen[0][1] is False
+        assert [p.name for p in d.path.iterdir()] == [OWNER_FILE]
