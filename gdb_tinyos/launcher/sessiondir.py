@@ -115,8 +115,8 @@ def _owner_alive(directory: Path) -> bool:
 
 def _being_created(directory: Path, grace_s: float = 60.0) -> bool:
     """A directory another session just made and has not yet claimed: no owner file, or
-    one not yet readable whole (a kernel or a session of an older version may show it
-    half-written)."""
+    one not readable whole (a session of an older version writes it in place, so a
+    reader could see it empty)."""
     try:
         return _owner(directory) is None and time.time() - directory.stat().st_mtime < grace_s
     except OSError:
