@@ -7,7 +7,8 @@ back to a disk), else ``/tmp``. Both levels are 0700; a pre-existing one that is
 directory of ours, or that others can write to, is refused (someone else could plant a
 socket or read guest RAM there). Each session directory holds an ``owner`` file (pid and
 process start time): a directory whose owner is dead is stale and removed by the next
-session that starts (after a SIGKILL no handler of ours runs).
+session that starts (after a SIGKILL no handler of ours runs). Sessions clean up and
+claim their directory under a lock on the root, one at a time.
 
 Example::
 
@@ -18,12 +19,14 @@ Example::
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import stat
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
 from types import TracebackType
@@ -113,14 +116,30 @@ def _owner_alive(directory: Path) -> bool:
     return owner is not None and _start_time(owner[0]) == owner[1]
 
 
-def _being_created(directory: Path, grace_s: float = 60.0) -> bool:
-    """A directory another session just made and has not yet claimed: no owner file, or
-    one not readable whole (a session of an older version writes it in place, so a
-    reader could see it empty)."""
+def _in_use(directory: Path, grace_s: float = 60.0) -> bool:
+    """Whether a session directory belongs to a running session: its owner runs, or it is
+    young and not yet claimed (no owner file, or one not readable whole: a session of an
+    older version writes it in place, so a reader could see it empty). The owner file is
+    read once: read twice, a claim landing between the reads looked like neither."""
+    owner = _owner(directory)
+    if owner is not None:
+        return _start_time(owner[0]) == owner[1]
     try:
-        return _owner(directory) is None and time.time() - directory.stat().st_mtime < grace_s
+        return time.time() - directory.stat().st_mtime < grace_s
     except OSError:
         return False
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """An exclusive lock on the sessions' root directory (flock on the directory itself):
+    sessions starting at once clean up and claim one after the other."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def clean_stale(root: Path) -> list[Path]:
@@ -130,7 +149,7 @@ def clean_stale(root: Path) -> list[Path]:
     removed = []
     for entry in root.iterdir():
         if entry.is_dir() and not entry.is_symlink():
-            if not _owner_alive(entry) and not _being_created(entry):
+            if not _in_use(entry):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
         elif entry.suffix in (".sock", ".log") and entry.stem.isdigit() and _start_time(int(entry.stem)) is None:
@@ -158,22 +177,23 @@ class SessionDir:
         A directory of that name whose owner is dead is replaced; a live one is refused."""
         base = root or sessions_root()
         check_private(base)
-        clean_stale(base)
         name = valid_name(name) if name is not None else f"{os.getpid()}-{next(_SEQUENCE)}"
         path = base / name
-        try:
-            path.mkdir(mode=0o700)
-        except FileExistsError:
-            raise SessionDirError(f"a session named {name!r} is running ({path}): choose another name") from None
-        except OSError as exc:
-            raise SessionDirError(f"cannot create {path}: {exc.strerror}") from None
-        check_private(path)
-        me = os.getpid()
-        # Written aside, then renamed into place: another session cleaning stale
-        # directories never reads it half-written (an empty owner once looked dead).
-        claim = path / f".{OWNER_FILE}.{me}"
-        claim.write_text(f"{me} {_start_time(me)}\n")
-        os.replace(claim, path / OWNER_FILE)
+        with _locked(base):  # another session's clean-up never runs between our mkdir and claim
+            clean_stale(base)
+            try:
+                path.mkdir(mode=0o700)
+            except FileExistsError:
+                raise SessionDirError(f"a session named {name!r} is running ({path}): choose another name") from None
+            except OSError as exc:
+                raise SessionDirError(f"cannot create {path}: {exc.strerror}") from None
+            check_private(path)
+            me = os.getpid()
+            # Written aside, then renamed into place: a reader never sees it half-written
+            # (an empty owner file once looked like a dead owner).
+            claim = path / f".{OWNER_FILE}.{me}"
+            claim.write_text(f"{me} {_start_time(me)}\n")
+            os.replace(claim, path / OWNER_FILE)
         return cls(path)
 
     @property

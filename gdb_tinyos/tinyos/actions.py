@@ -91,6 +91,7 @@ def page_state(state: KernelState, pa: int, extra: Iterable[tuple[int, int]] = (
     """Frame ``pa`` now: the manager's page (if tracked) and the live PTE of each sharer it
     records, of each (pid, va) in ``extra`` and of every other mapping found in the tables."""
     frame = page_base(pa)
+    frame_refs = state.frames().refs(frame)  # first: RAM's bounds then come from this read
     page = state.cow().page(frame)
     pairs: list[tuple[int, int]] = []
     recorded = [(s.pid, s.va) for s in (page.sharers if page else ()) if s.pid is not None]
@@ -103,7 +104,7 @@ def page_state(state: KernelState, pa: int, extra: Iterable[tuple[int, int]] = (
         pa=Address(frame), tracked=page is not None,
         refs=page.ref_count if page else None, is_cow=page.is_cow if page else None,
         original_permissions=page.original_permissions if page else None,
-        frame_refs=state.frames().refs(frame), mappings=tuple(_walked(state, pid, va) for pid, va in pairs),
+        frame_refs=frame_refs, mappings=tuple(_walked(state, pid, va) for pid, va in pairs),
     )
 
 

@@ -83,7 +83,9 @@ def locate_frames(info: DebugInfo, symbol: str = "FRAME_ALLOCATOR") -> FramesLoc
 
 def read_ram(target: Target, where: FramesLocation) -> tuple[int, int]:
     """Physical RAM as ``(start, end)``, from one read of the allocator's first bytes (not
-    its counts: a dump needs RAM's bounds only); CorruptStructure as :func:`read_frames`."""
+    its counts: a dump needs RAM's bounds only); CorruptStructure when the allocator is not
+    initialised or counts more frames than its array holds (the other counters' agreement
+    is :func:`read_frames`'s to check)."""
     data = target.read_virtual(where.address, where.header_size)
     base, count = _header(data, where)
     return base, base + count * PAGE_SIZE

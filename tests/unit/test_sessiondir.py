@@ -101,3 +101,55 @@ def test_the_owner_file_appears_whole(root, monkeypatch):
     with SessionDir.create("whole", root=root) as d:
         assert len(seen) == 1 and seen[0][0].split()[0] == str(os.getpid()) and seen[0][1] is False
         assert [p.name for p in d.path.iterdir()] == [OWNER_FILE]
+
+
+def test_a_claim_landing_while_the_owner_is_read_keeps_the_directory(root, monkeypatch):
+    """The clean-up reads a directory's owner once: a session claiming its directory right
+    after that read (owner file renamed into place) must not lose it."""
+    from gdb_tinyos.launcher import sessiondir
+
+    claiming = root / "claiming"
+    claiming.mkdir(mode=0o700)
+    read = sessiondir._owner
+
+    def claimed_after_reading(directory):
+        owner = read(directory)
+        if directory == claiming and not (directory / OWNER_FILE).exists():
+            (directory / OWNER_FILE).write_text(f"{os.getpid()} {sessiondir._start_time(os.getpid())}\n")
+        return owner
+
+    monkeypatch.setattr(sessiondir, "_owner", claimed_after_reading)
+    assert clean_stale(root) == [] and claiming.exists()
+
+
+def test_sessions_clean_up_and_claim_under_one_lock(root, monkeypatch):
+    """Two sessions starting at once clean up and claim one after the other: while one
+    cleans, the root directory is locked (flock), so no clean-up runs between another's
+    mkdir and its claim."""
+    import fcntl
+
+    from gdb_tinyos.launcher import sessiondir
+
+    held = []
+    clean = sessiondir.clean_stale
+
+    def try_lock_meanwhile(base):
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(fd)
+        return clean(base)
+
+    monkeypatch.setattr(sessiondir, "clean_stale", try_lock_meanwhile)
+    with SessionDir.create("locked", root=root):
+        pass
+    assert held == [True]
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # released once created
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)

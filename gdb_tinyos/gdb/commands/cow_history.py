@@ -307,7 +307,8 @@ class CowHistoryCommand(TinyOSCommand):
         _start(self.name)
         state = s.state()
         pa = self._frame(state, args)
-        ram = state.frames().ram
+        state.capabilities.require("frame-allocator")
+        ram = state.ram()  # its bounds only: the history steps through many stops
         if not ram[0] <= pa < ram[1]:
             raise UsageError(f"{self.name}: no such frame: {pa:#x} is outside RAM {ram[0]:#x}-{ram[1]:#x}")
         page = state.cow().page(pa)
