@@ -359,7 +359,7 @@ class _Dumper:
         r = self.r
         count = self._count[3]
         tables = map(r.granule.next_table_address, compress(window, map((0b11).__eq__, map(_TYPE, window))))
-        tables = [t for t in tables if not t >> r.oa_bits and t not in ancestors and self._inside_memory(t, count * 8)]
+        tables = [t for t in tables if self._followable(t, ancestors, count)]
         if (len(tables) < 2 or self.visits + len(tables) > self.max_tables
                 or self.space.leaves + len(tables) * count > self.max_leaves):
             return
@@ -429,8 +429,8 @@ class _Dumper:
             return False
         table, count_, shift = r.granule.next_table_address(raw), self._count[3], self._shift[3]
         va = here.prefix | (index << self._shift[2])
-        if (table >> r.oa_bits or table in here.ancestors or va < self.lo or va + (1 << self._shift[2]) > self.hi
-                or self.visits >= self.max_tables or not self._inside_memory(table, count_ * 8)):
+        if (va < self.lo or va + (1 << self._shift[2]) > self.hi or self.visits >= self.max_tables
+                or not self._followable(table, here.ancestors, count_)):
             return False
         try:
             entries = self.t.tables.entries(table, count_)
@@ -448,6 +448,11 @@ class _Dumper:
         for i, stop in runs:  # no table bits: the level 3 table inherits what this one does
             self._leaves(va | (i << shift), entries[i], stop - i, shift, 3, here.inherited)
         return True
+
+    def _followable(self, table: int, ancestors: tuple[int, ...], count_: int) -> bool:
+        """Whether the visit would read the next-level ``table`` of ``count_`` entries (its
+        address fits, it is no ancestor, it lies in known memory) rather than report it."""
+        return not table >> self.r.oa_bits and table not in ancestors and self._inside_memory(table, count_ * 8)
 
     def _plain_run(self, raw: int, last: int, count_: int, shift: int) -> bool:
         """Whether ``count_`` leaves from ``raw`` to ``last``, each the previous one plus one

@@ -172,7 +172,7 @@ class StatusRows(Sequence[PageView]):
                 columns += [(cell, values[first * c + k:last * c:c]) for cell, (values, _) in zip(cells[_HEAD:], layout.tail)]
             formats, variable = [], []
             for cell, values in columns:
-                if values.count(values[0]) == len(values):  # one value: written into the block
+                if _one_value(values):  # written into the block
                     formats.append((cell % values[0]).replace("%", "%%"))
                 else:
                     formats.append(cell)
@@ -184,7 +184,7 @@ class StatusRows(Sequence[PageView]):
 
     def _alike(self) -> bool:
         """Every page has the same number of sharers."""
-        return bool(self.counts) and self.counts.count(self.counts[0]) == len(self.counts)
+        return bool(self.counts) and _one_value(self.counts)
 
     def _layout(self) -> _Layout:
         # page p's first row (pages of as many sharers: a range, nothing to add up)
@@ -265,11 +265,16 @@ class _Layout(NamedTuple):
         return " " * (sum(self.widths[:_HEAD]) + 2 * _HEAD)
 
 
+def _one_value(values: Sequence) -> bool:
+    """Every value of a non-empty column is its first (counted in C)."""
+    return values.count(values[0]) == len(values)
+
+
 def _width(values: Sequence, kind: str) -> int:
     """The widest cell of a column of numbers (``d``, ``#x``) or strings (``s``)."""
     if not values:
         return 0
-    if values.count(values[0]) == len(values):  # one value throughout (a fork's pids, permissions)
+    if _one_value(values):  # a fork's pids, permissions
         return len(f"%{kind}" % values[0])
     if kind == "d":
         return max(len(str(min(values))), len(str(max(values))))
