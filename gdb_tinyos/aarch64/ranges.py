@@ -65,23 +65,49 @@ _TYPE = (0b11).__and__  # a descriptor's bits[1:0]: 0b11 for a table above level
 _FEW_RUNS = 16
 
 
-def _run_end(table: bytes, start: int, stop: int, first: int, step: int) -> int:
-    """The first index from ``start`` (below ``stop``) whose entry of ``table`` (little-endian
-    64-bit words) is not ``first + (index - start) * step``, else ``stop``.
-
-    One compare of integers whose 64-bit digits are the words and the progression: the
-    lowest differing bit names the digit. Only the digits the progression keeps below 2**64
-    are compared (each then holds its own value, no carry); the next one cannot match."""
-    count = len(table) // 8
-    fits = min(stop - start, ((1 << 64) - 1 - first) // step + 1)
-    ones, steps = _progression(count, step)
-    shift = 64 * (count - fits)  # the top `fits` digits of each: ones, and (count - fits + k) * step
-    expected = (first - (count - fits) * step) * (ones >> shift) + (steps >> shift)
-    differ = int.from_bytes(memoryview(table)[8 * start : 8 * (start + fits)], "little") ^ expected
-    return start + ((differ & -differ).bit_length() - 1) // 64 if differ else start + fits
+_MASK64 = (1 << 64) - 1
+_WORD = struct.Struct("<Q")
+_SECOND = _MASK64 << 64  # the second entry of a table's words
 
 
-@lru_cache(maxsize=16)
+def _runs(words: int, n: int, step: int) -> Iterator[tuple[int, int | None]]:
+    """``(start, stop)`` of each run of ``words`` -- ``n`` table entries as the 64-bit
+    digits of one integer (``int.from_bytes(table, "little")``) -- in order: entries that
+    step by ``step`` from the first, zero entries skipped; up to _FEW_RUNS runs, then
+    ``(start, None)`` for the rest.
+
+    Each run ends where the digits stop matching their progression, found in one compare
+    of integers: the lowest differing bit names the digit. Only the digits the progression
+    keeps below 2**64 are compared (each then holds its own value, no carry); the next one
+    cannot match. ``words`` is shifted past each run, so it always starts at the entry in
+    hand; questions about its first digits mask them off (an operation on a few digits,
+    not on the whole table)."""
+    i = runs = 0
+    while words:
+        if not words & _MASK64:  # zero entries before the next one
+            skip = ((words & -words).bit_length() - 1) >> 6
+            words >>= skip << 6
+            i += skip
+        if runs == _FEW_RUNS:
+            yield i, None
+            return
+        base = words & _MASK64
+        if i + 1 == n or (words & _SECOND) >> 64 != base + step:
+            stop = i + 1  # a run of one, told by its next entry
+        else:
+            fits = min(n - i, (_MASK64 - base) // step + 1)
+            ones, steps = _progression(fits, step)
+            differ = words ^ (base * ones + steps)
+            if differ >> (64 * fits):  # digits past the progression: only those below count
+                differ &= (1 << 64 * fits) - 1
+            stop = i + (((differ & -differ).bit_length() - 1) >> 6 if differ else fits)
+        yield i, stop
+        runs += 1
+        words >>= (stop - i) << 6
+        i = stop
+
+
+@lru_cache(maxsize=64)
 def _progression(count: int, step: int) -> tuple[int, int]:
     """The numbers whose ``count`` 64-bit digits are ``1, 1, ...`` and ``0, step, 2 * step, ...``."""
     ones = int.from_bytes((1).to_bytes(8, "little") * count, "little")
@@ -324,30 +350,12 @@ class _Dumper:
         # integers, see _run_end; a run of one by its next entry), one of many runs by two
         # scans of the whole window.
         step = 1 << shift
-        for i, stop in self._runs(table, len(entries), first, window, step):
+        data = memoryview(self.t.tables.data(table, len(entries)))[8 * first : 8 * (last + 1)]
+        for i, stop in _runs(int.from_bytes(data, "little"), len(window), step):
             if stop is None:
                 self._scan(here, first, window, i, step, leaves_here)
                 return
             self._entries(here, first + i, first + stop - 1, leaves_here)
-
-    def _runs(self, table: int, count_: int, first: int, window: Sequence[int],
-              step: int) -> Iterator[tuple[int, int | None]]:
-        """``(start, stop)`` of each run of the window (indexes into it) in order, zero
-        entries skipped: up to _FEW_RUNS runs, then ``(start, None)`` for the rest."""
-        n, runs = len(window), 0
-        i = next(compress(count(), window), None)  # the first non-zero entry
-        while i is not None:
-            if runs == _FEW_RUNS:
-                yield i, None
-                return
-            base = window[i]
-            if i + 1 == n or window[i + 1] != base + step:
-                stop = i + 1
-            else:
-                stop = _run_end(self.t.tables.data(table, count_), first + i, first + n, base, step) - first
-            yield i, stop
-            runs += 1
-            i = next(compress(count(stop), islice(window, stop, None)), None)
 
     def _prefetch(self, window: Sequence[int], ancestors: tuple[int, ...]) -> None:
         """Read the level 3 tables a level 2 window points to one after another, before any
@@ -433,20 +441,21 @@ class _Dumper:
                 or not self._followable(table, here.ancestors, count_)):
             return False
         try:
-            entries = self.t.tables.entries(table, count_)
+            data = self.t.tables.data(table, count_)
         except MemoryReadError:
             return False
-        runs = list(self._runs(table, count_, 0, entries, 1 << shift))
+        runs = list(_runs(int.from_bytes(data, "little"), count_, 1 << shift))
         if (runs and runs[-1][1] is None) or sum(stop - i for i, stop in runs) > self.max_leaves - self.space.leaves:
             return False  # many runs (the visit scans them), or past the leaf limit (the visit says where)
-        for i, stop in runs:
-            first = entries[i]
-            if first & 0b11 != 0b11 or first & _CONTIGUOUS_BIT or not self._plain_run(first, entries[stop - 1], stop - i, shift):
+        firsts = [_WORD.unpack_from(data, 8 * i)[0] for i, _ in runs]
+        for (i, stop), first in zip(runs, firsts):
+            if (first & 0b11 != 0b11 or first & _CONTIGUOUS_BIT
+                    or not self._plain_run(first, _WORD.unpack_from(data, 8 * (stop - 1))[0], stop - i, shift)):
                 return False
         self.visits += 1
         self.seen.setdefault(table)
-        for i, stop in runs:  # no table bits: the level 3 table inherits what this one does
-            self._leaves(va | (i << shift), entries[i], stop - i, shift, 3, here.inherited)
+        for (i, stop), first in zip(runs, firsts):  # no table bits: the level 3 table inherits what this one does
+            self._leaves(va | (i << shift), first, stop - i, shift, 3, here.inherited)
         return True
 
     def _followable(self, table: int, ancestors: tuple[int, ...], count_: int) -> bool:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gdb_tinyos.aarch64 import ProblemKind, Translator, dump_range, make_filter
-from gdb_tinyos.aarch64.ranges import _run_end
+from gdb_tinyos.aarch64.ranges import _FEW_RUNS, _runs
 from gdb_tinyos.core.target import FakeTarget
 
 L0, L1, L2, L3 = 0x4000_0000, 0x4000_1000, 0x4000_2000, 0x4000_3000
@@ -215,24 +215,50 @@ def test_a_full_table_of_one_run_is_one_range_read_once():
     assert seen(space) == reference(img)
 
 
+def word_runs(words: list[int], step: int) -> list[tuple[int, int | None]]:
+    """The runs of a table read word by word: from each non-zero word, the words equal to
+    it plus a multiple of ``step`` as integers (no wrap past 2**64); after _FEW_RUNS runs,
+    the next one's start and None."""
+    runs: list[tuple[int, int | None]] = []
+    i = 0
+    while i < len(words):
+        if not words[i]:
+            i += 1
+            continue
+        if len(runs) == _FEW_RUNS:
+            return runs + [(i, None)]
+        stop = i + 1
+        while stop < len(words) and words[stop] == words[i] + (stop - i) * step:
+            stop += 1
+        runs.append((i, stop))
+        i = stop
+    return runs
+
+
 @settings(max_examples=500, deadline=None)
-@given(count=st.sampled_from([4, 64, 512]), base=st.one_of(u64, st.integers((1 << 64) - (1 << 24), (1 << 64) - 1)),
-       step=st.sampled_from([PAGE, BLOCK, 1]), cut=st.tuples(st.integers(0, 511), st.integers(1, 512)),
+@given(count=st.sampled_from([1, 4, 64, 512]), base=st.one_of(u64, st.integers((1 << 64) - (1 << 24), (1 << 64) - 1)),
+       step=st.sampled_from([PAGE, BLOCK, 1]), cuts=st.lists(st.integers(0, 511), max_size=20),
+       zeros=st.lists(st.tuples(st.integers(0, 511), st.integers(1, 64)), max_size=3),
        pokes=st.lists(st.tuples(st.integers(0, 511), u64), max_size=2),
-       flips=st.lists(st.tuples(st.integers(0, 511), st.sampled_from([0, 1, 63])), max_size=2), data=st.data())
-def test_run_end_is_where_the_word_by_word_progression_stops(count, base, step, cut, pokes, flips, data):
-    """The dump's one-compare run end (64-bit words as digits of one integer) is where
-    comparing word by word first fails: also when the progression passes 2**64 (the words
-    wrap, the progression does not), when a poked word breaks it and when a word differs
-    in one bit only (its lowest, or its highest: the digit's edge)."""
-    start = min(cut[0], count - 1)
-    stop = min(max(start + cut[1], start + 1), count)
-    words = [(base + (k - start) * step) % (1 << 64) for k in range(count)]
+       flips=st.lists(st.tuples(st.integers(0, 511), st.sampled_from([0, 1, 63])), max_size=2))
+def test_runs_are_where_the_word_by_word_progression_stops(count, base, step, cuts, zeros, pokes, flips):
+    """The dump's runs (64-bit words as digits of one integer, one compare a run) are
+    those found comparing word by word: also when the progression passes 2**64 (the words
+    wrap, the progression does not), across zero words, when a poked word breaks a run,
+    when a word differs in one bit only (its lowest, or its highest: the digit's edge), and
+    past _FEW_RUNS runs (up to 20 cuts restart the progression elsewhere)."""
+    words, at = [], base
+    for k in range(count):
+        if k in cuts:
+            at = (at * 0x9E37_79B9 + k) % (1 << 64)  # a fresh start: the next run
+        words.append(at)
+        at = (at + step) % (1 << 64)
+    for index, length in zeros:
+        for k in range(index % count, min(index % count + length, count)):
+            words[k] = 0
     for index, value in pokes:
         words[index % count] = value
     for index, bit in flips:
         words[index % count] ^= 1 << bit
-    first = data.draw(st.sampled_from([words[start], base]))
     table = b"".join(w.to_bytes(8, "little") for w in words)
-    expected = next((k for k in range(start, stop) if words[k] != first + (k - start) * step), stop)
-    assert _run_end(table, start, stop, first, step) == expected
+    assert list(_runs(int.from_bytes(table, "little"), count, step)) == word_runs(words, step)
