@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import compress, count, islice
+from itertools import compress
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
