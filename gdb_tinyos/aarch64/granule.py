@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 # Without FEAT_LPA the largest output/table address is 48 bits.
 OA_BITS_MAX = 48
@@ -39,13 +40,18 @@ class Granule:
     def stride(self) -> int:
         return self.shift - 3
 
-    @property
+    @cached_property
     def entries(self) -> int:
         return 1 << self.stride
 
     def level_shift(self, level: int) -> int:
         """Lowest VA bit indexed at ``level``; also log2 of a block/page mapped there."""
-        return self.shift + (3 - level) * self.stride
+        return self._level_shifts[level]
+
+    @cached_property
+    def _level_shifts(self) -> tuple[int, ...]:
+        # asked at every level of every walk: computed once per granule
+        return tuple(self.shift + (3 - level) * self.stride for level in range(4))
 
     def block_size(self, level: int) -> int:
         return 1 << self.level_shift(level)
@@ -74,7 +80,11 @@ class Granule:
 
     def next_table_address(self, descriptor: int) -> int:
         """Next-level table address bits [47:shift] of a table descriptor."""
-        return descriptor & _mask(OA_BITS_MAX, self.shift)
+        return descriptor & self._table_address_mask
+
+    @cached_property
+    def _table_address_mask(self) -> int:
+        return _mask(OA_BITS_MAX, self.shift)
 
 
 def _mask(top_exclusive: int, lsb: int) -> int:

@@ -28,6 +28,18 @@ from ..core.errors import TinyOSError
 # What completes an argument's values when it is not a list of choices (see completions()).
 FILENAME, EXPRESSION = "filename", "expression"
 
+# Command lines each parser remembers: a command typed again at every stop parses once.
+_MEMO_SIZE = 64
+# How many conversions so far took more than their text (see context_dependent()).
+_CONTEXT = [0]
+
+
+def context_dependent() -> None:
+    """Called by an argument type whose value depends on more than its text (a gdb
+    expression, the working directory): the command line it converts is then parsed
+    again next time instead of being remembered."""
+    _CONTEXT[0] += 1
+
 
 class UsageError(TinyOSError):
     """The command line does not match the command's parser."""
@@ -83,14 +95,24 @@ class CommandParser(argparse.ArgumentParser):
             self.add_argument("-h", "--help", action="help", help=argparse.SUPPRESS)
         if json_flag:
             self.add_argument("--json", action="store_true", help="print the result as JSON")
+        self._memo: dict[tuple[str, ...], argparse.Namespace] = {}
 
     def parse(self, argv: Sequence[str]) -> argparse.Namespace:
+        """The namespace of ``argv``; a command line seen before whose values came from
+        its text alone is not parsed again (argparse takes ~0.1 ms for a few options)."""
+        key = tuple(argv)
+        known = self._memo.get(key)
+        if known is not None:
+            return _copy(known)
+        conversions = _CONTEXT[0]
         try:
             namespace = self.parse_args(list(argv))
         except argparse.ArgumentError as exc:
             # exit_on_error=False surfaces some errors as ArgumentError instead of error().
             self.error(str(exc))
         namespace.__dict__.pop("_given", None)
+        if _CONTEXT[0] == conversions and len(self._memo) < _MEMO_SIZE:
+            self._memo[key] = _copy(namespace)
         return namespace
 
     def error(self, message: str) -> NoReturn:
@@ -100,6 +122,11 @@ class CommandParser(argparse.ArgumentParser):
         if status:
             raise UsageError(message.strip() if message else f"{self.prog}: invalid arguments")
         raise HelpShown()
+
+
+def _copy(namespace: argparse.Namespace) -> argparse.Namespace:
+    """A namespace of its own for each run (its lists too: a command may extend one)."""
+    return argparse.Namespace(**{k: list(v) if isinstance(v, list) else v for k, v in vars(namespace).items()})
 
 
 # argparse's sentences and the plugin's (gdb's own wording where gdb has one).
@@ -185,6 +212,7 @@ def local_path(text: str) -> Path:
     control characters refused (they cannot be passed on safely)."""
     if not text or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a usable file name (empty, or control characters)")
+    context_dependent()  # relative to gdb's working directory, which `cd` changes
     return Path(os.path.abspath(Path(text).expanduser()))
 
 

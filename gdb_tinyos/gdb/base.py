@@ -43,7 +43,7 @@ import gdb
 from ..core import render, style
 from ..core.collector import collector_paused
 from ..core.errors import TinyOSError
-from .args import EXPRESSION, FILENAME, CommandParser, HelpShown, UsageError, address, completes_with, completions, one_line, options_help, unexpected_failure_message
+from .args import EXPRESSION, FILENAME, CommandParser, context_dependent, HelpShown, UsageError, address, completes_with, completions, one_line, options_help, unexpected_failure_message
 from .session import Session, session
 from .target import require_stopped
 
@@ -135,6 +135,7 @@ def gdb_number(text: str) -> int:
 
 
 def _evaluate_integer(text: str, what: str) -> int:
+    context_dependent()  # `--pid $x2`: another value at the next stop
     try:
         value = gdb.parse_and_eval(text)
     except gdb.error as exc:

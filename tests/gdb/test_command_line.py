@@ -85,6 +85,9 @@ def test_pid_takes_an_expression(tinyos_booted):
     assert via_register["process"]["pid"] == child
     assert via_register == s.gdb.cli_json(f"pt --pid {child} --json")
     assert s.gdb.cli_json("cow-status --pid $x2-1 --json") == s.gdb.cli_json(f"cow-status --pid {child - 1} --json")
+    for pid in (child, child - 1):  # the same command line, another value: evaluated again
+        s.gdb.cli(f"set $tinyos_test_pid = {pid}")
+        assert s.gdb.cli_json("pt --pid $tinyos_test_pid --json")["process"]["pid"] == pid
     s.gdb.resume()
     assert processes(s.console)[child].ppid == child - 1
 

@@ -12,6 +12,7 @@ from gdb_tinyos.gdb.args import (
     CommandParser,
     completes_with,
     completions,
+    context_dependent,
     local_path,
     seconds,
     HelpShown,
@@ -157,3 +158,50 @@ def test_unexpected_failures_become_one_line_with_the_way_to_the_traceback():
 ])
 def test_one_line_keeps_the_first_non_empty_line(message, line):
     assert one_line(message) == line
+
+
+def counting_parser(calls: list[str], *, dependent: bool = False) -> CommandParser:
+    """A parser whose number converter records each text it converts (and, ``dependent``,
+    says its value depends on more than the text, as a gdb expression's does)."""
+    def number(text: str) -> int:
+        calls.append(text)
+        if dependent:
+            context_dependent()
+        return int(text, 0)
+
+    p = CommandParser(prog="pt", description="Dump tables.")
+    p.add_argument("--pid", type=number)
+    p.add_argument("--filter", nargs="+")
+    return p
+
+
+def test_a_command_line_seen_before_is_not_parsed_again():
+    calls: list[str] = []
+    p = counting_parser(calls)
+    first = p.parse(["--pid", "0x1", "--filter", "uw"])
+    again = p.parse(["--pid", "0x1", "--filter", "uw"])
+    assert vars(first) == vars(again) == {"pid": 1, "filter": ["uw"], "json": False}
+    assert calls == ["0x1"]  # converted once
+    again.filter.append("kx")  # each run has its own namespace, lists included
+    assert p.parse(["--pid", "0x1", "--filter", "uw"]).filter == ["uw"]
+    assert p.parse(["--pid", "2"]).pid == 2 and calls == ["0x1", "2"]
+
+
+def test_values_that_depend_on_more_than_their_text_are_converted_each_time(tmp_path, monkeypatch):
+    calls: list[str] = []
+    p = counting_parser(calls, dependent=True)
+    assert [p.parse(["--pid", "5"]).pid for _ in range(2)] == [5, 5]
+    assert calls == ["5", "5"]
+    paths = CommandParser(prog="tinyos-dump", description="Dump.")
+    paths.add_argument("file", type=local_path)
+    for where in (tmp_path / "a", tmp_path / "b"):  # `cd` between two identical lines
+        where.mkdir()
+        monkeypatch.chdir(where)
+        assert paths.parse(["core.bin"]).file == where / "core.bin"
+
+
+def test_errors_are_raised_again_for_a_line_seen_before():
+    p = counting_parser([])
+    for _ in range(2):
+        with pytest.raises(UsageError, match="--pid"):
+            p.parse(["--pid", "x"])
