@@ -444,18 +444,20 @@ class _Dumper:
             data = self.t.tables.data(table, count_)
         except MemoryReadError:
             return False
-        runs = list(_runs(int.from_bytes(data, "little"), count_, 1 << shift))
-        if (runs and runs[-1][1] is None) or sum(stop - i for i, stop in runs) > self.max_leaves - self.space.leaves:
-            return False  # many runs (the visit scans them), or past the leaf limit (the visit says where)
-        firsts = [_WORD.unpack_from(data, 8 * i)[0] for i, _ in runs]
-        for (i, stop), first in zip(runs, firsts):
-            if (first & 0b11 != 0b11 or first & _CONTIGUOUS_BIT
-                    or not self._plain_run(first, _WORD.unpack_from(data, 8 * (stop - 1))[0], stop - i, shift)):
-                return False
+        step, room, pieces = 1 << shift, self.max_leaves - self.space.leaves, []
+        for i, stop in _runs(int.from_bytes(data, "little"), count_, step):
+            if stop is None:
+                return False  # many runs: the visit scans them
+            first, n = _WORD.unpack_from(data, 8 * i)[0], stop - i
+            room -= n
+            if (room < 0 or first & 0b11 != 0b11 or first & _CONTIGUOUS_BIT
+                    or not self._plain_run(first, first + (n - 1) * step, n, shift)):
+                return False  # past the leaf limit (the visit says where), or a run that needs a word
+            pieces.append((va | (i << shift), first, n))
         self.visits += 1
         self.seen.setdefault(table)
-        for (i, stop), first in zip(runs, firsts):  # no table bits: the level 3 table inherits what this one does
-            self._leaves(va | (i << shift), first, stop - i, shift, 3, here.inherited)
+        for start, first, n in pieces:  # no table bits: the level 3 table inherits what this one does
+            self._leaves(start, first, n, shift, 3, here.inherited)
         return True
 
     def _followable(self, table: int, ancestors: tuple[int, ...], count_: int) -> bool:
