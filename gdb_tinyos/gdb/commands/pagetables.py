@@ -281,6 +281,11 @@ def _missing_process_table(s: Session) -> str:
 _RANGE_COLUMNS = ["va", "pa", "size", "perms", "flags", "memory", "leaves"]
 
 
+def _attribute_cells(attrs: Attributes) -> list[str]:
+    """The perms, flags and memory cells of a range."""
+    return [attrs.perms.describe(), _flags(attrs), attrs.memory.kind]
+
+
 def _flags(attrs: Attributes) -> str:
     return " ".join(n for n, on in (("PXN", attrs.pxn), ("UXN", attrs.uxn), ("nG", attrs.ng), ("AF=0", not attrs.af)) if on)
 
@@ -292,9 +297,12 @@ def _space_text(space: AddressSpace, process: Process | None) -> str:
         f"{space.input_bits}-bit VA, {len(space.ranges)} ranges, {space.leaves} leaves, {len(space.tables)} tables"
     )
     # every cell made here from numbers and the plugin's own words: text as it is
+    # A dump has a handful of distinct attributes, each one object (the translator interns
+    # them): by identity, as hashing one costs more than describing it.
+    described: dict[int, list[str]] = {}
     rows = [[f"{r.va_start:#018x}-{r.va_end:#018x}", f"{r.pa_start:#x}-{r.pa_end:#x}", human_size(r.size),
-             r.attrs.perms.describe(), _flags(r.attrs), r.attrs.memory.kind,
-             f"{r.leaves} L{'/'.join(str(level) for level in r.levels)}"] for r in space.ranges]
+             *(described.get(id(r.attrs)) or described.setdefault(id(r.attrs), _attribute_cells(r.attrs))),
+             f"{r.leaves} L{'/'.join(map(str, r.levels))}"] for r in space.ranges]
     parts = [head]
     if rows:
         parts += render.table_lines(rows, _RANGE_COLUMNS)
