@@ -23,7 +23,7 @@ from typing import Any
 
 from ..core.errors import CorruptStructure
 from .layouts import (
-    ArrayType, BaseType, EnumType, OpaqueType, PointerType, RustEnumType, StructType, Type, TypedefType,
+    ArrayType, BaseType, EnumType, Member, OpaqueType, PointerType, RustEnumType, StructType, Type, TypedefType,
 )
 
 
@@ -128,8 +128,110 @@ def decode_rows(layout: ArrayType, data: bytes, offset: int = 0, path: str = "",
     if offset < 0 or len(data) - offset < layout.size:
         return decode(layout, data, offset, path)  # its error names what is missing
     view = memoryview(data).toreadonly()
-    wanted = replace(row, members=tuple(m for m in row.members if m.name in members))
-    return [_struct(wanted, view, offset + i * row.size, f"{path}[{i}]") for i in range(layout.count)]
+    wanted, plan = _row_plan(layout, row, members)
+    if plan is None:
+        return [_struct(wanted, view, offset + i * row.size, f"{path}[{i}]") for i in range(layout.count)]
+    words, template = plan
+    return [StructValue(wanted.name, _fields(template, words.unpack_from(view, at), view, at, f"{path}[{i}]"))
+            for i, at in enumerate(range(offset, offset + layout.count * row.size, row.size))]
+
+
+# A row plan: the integer members of a row (nested plain structs' included) unpacked by one
+# precompiled struct, the rest decoded as _struct would. By (array layout, members asked),
+# the layout kept alive with it so that its id is not reused.
+_PLANS: dict[tuple[int, frozenset[str]], tuple[ArrayType, StructType, tuple[struct.Struct, tuple] | None]] = {}
+_INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _row_plan(layout: ArrayType, row: StructType,
+              members: frozenset[str]) -> tuple[StructType, tuple[struct.Struct, tuple] | None]:
+    """The row type holding ``members`` only, and its plan (None: decode row by row with
+    _struct, e.g. a member past the row's end, whose error that names it)."""
+    key = (id(layout), members)
+    if key not in _PLANS:
+        wanted = replace(row, members=tuple(m for m in row.members if m.name in members))
+        codes: list[tuple[int, str]] = []
+        template = _template(wanted, 0, codes)
+        plan = None
+        if template is not None and all(at + struct.calcsize(code) <= row.size for at, code in codes):
+            plan = _plan(codes, template)
+        _PLANS[key] = (layout, wanted, plan)
+    return _PLANS[key][1], _PLANS[key][2]
+
+
+def _template(layout: StructType, base: int, codes: list[tuple[int, str]]) -> tuple | None:
+    """``(name, how)`` for each member: an index into ``codes`` (an integer, its offset from
+    the row and struct code appended), a ``(type name, template)`` pair for a nested struct,
+    or ``(type, offset)`` decoded by _decode. None when a member lies outside the layout."""
+    entries = []
+    for m in layout.members:
+        t, at = m.type.strip_typedefs(), base + m.offset
+        if m.offset < 0 or m.offset + m.type.size > layout.size:
+            return None
+        code = _int_code(t) if m.bit_size is None else None
+        if code is not None:
+            entries.append((m.name, len(codes)))
+            codes.append((at, code))
+        elif isinstance(t, StructType) and not t.is_union and m.bit_size is None:
+            nested = _template(t, at, codes)
+            if nested is None:
+                return None
+            entries.append((m.name, (t.name, nested)))
+        else:
+            entries.append((m.name, (m.type, at) if m.bit_size is None else (m, at - m.offset)))
+    return tuple(entries)
+
+
+def _int_code(t: Type) -> str | None:
+    """The struct code of a plain unsigned/signed integer or pointer (as _base/_decode
+    read them: little-endian, 1/2/4/8 bytes), else None."""
+    if isinstance(t, PointerType) or (isinstance(t, BaseType) and t.encoding in ("unsigned", "signed")):
+        code = _INT_CODES.get(t.size)
+        if code is not None:
+            return code.lower() if isinstance(t, BaseType) and t.encoding == "signed" else code
+    return None
+
+
+def _plan(codes: list[tuple[int, str]], template: tuple) -> tuple[struct.Struct, tuple] | None:
+    """One struct over the codes in offset order (pad bytes between), the template's indexes
+    renumbered to that order; None when two overlap (not a plain struct)."""
+    order = sorted(range(len(codes)), key=lambda k: codes[k][0])
+    fmt, end = "<", 0
+    for k in order:
+        at, code = codes[k]
+        if at < end:
+            return None
+        fmt += f"{at - end}x{code}" if at > end else code
+        end = at + struct.calcsize(code)
+    position = {k: n for n, k in enumerate(order)}
+    return struct.Struct(fmt), _renumbered(template, position)
+
+
+def _renumbered(template: tuple, position: dict[int, int]) -> tuple:
+    entries = []
+    for name, how in template:
+        if type(how) is int:
+            how = position[how]
+        elif type(how[1]) is tuple:
+            how = (how[0], _renumbered(how[1], position))
+        entries.append((name, how))
+    return tuple(entries)
+
+
+def _fields(template: tuple, values: tuple[int, ...], view: memoryview, at: int, path: str) -> dict[str, Any]:
+    """A row's fields from its unpacked integers and ``template`` (see _template)."""
+    fields = {}
+    for name, how in template:
+        if type(how) is int:
+            fields[name] = values[how]
+        elif type(how[1]) is tuple:
+            fields[name] = StructValue(how[0], _fields(how[1], values, view, at, f"{path}.{name}"))
+        elif isinstance(how[0], Member):
+            member, base = how
+            fields[name] = _bits(member.bit_offset or 0, member.bit_size, view, at + base)
+        else:
+            fields[name] = _decode(how[0], view, at + how[1], f"{path}.{name}")
+    return fields
 
 
 def _decode(layout: Type, data: memoryview, offset: int, path: str) -> Any:

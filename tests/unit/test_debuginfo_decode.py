@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gdb_tinyos.debuginfo import (
-    ArrayType, BaseType, DecodeError, EnumValue, Member, RawValue, RustEnumType, StructType, StructValue,
+    ArrayType, BaseType, DecodeError, EnumValue, Member, PointerType, RawValue, RustEnumType, StructType, StructValue,
     TypedefType, Variant, decode, plain,
 )
 from gdb_tinyos.debuginfo.decode import (
@@ -229,3 +229,80 @@ def test_rows_of_structs_hold_the_named_members_only():
     assert decode_rows(table, fine, 0, "t") == decode(table, fine, 0, "t")
     words = ArrayType("u16[4]", 8, 2, u16, (4,))
     assert decode_rows(words, raw, 0, "w", frozenset({"a"})) == [0x1234, 0xFF07, 0x5678, 0x0109]
+
+
+def _structs_within(layout, found=None) -> list[StructType]:
+    """Every (non-union) struct type reachable from ``layout``: members, array rows, typedef
+    targets and enum variants' payloads."""
+    found = {} if found is None else found
+    t = layout.strip_typedefs()
+    if isinstance(t, StructType):
+        if not t.is_union and id(t) not in found:
+            found[id(t)] = t
+        for m in t.members:
+            _structs_within(m.type, found)
+    elif isinstance(t, ArrayType):
+        _structs_within(t.element, found)
+    elif isinstance(t, RustEnumType):
+        for v in t.variants:
+            _structs_within(v.payload, found)
+    return list(found.values())
+
+
+def _row_by_row(table: ArrayType, raw: bytes, members: frozenset[str]):
+    """decode_rows's meaning, written out: each row decoded alone, holding ``members``."""
+    from dataclasses import replace
+    from gdb_tinyos.debuginfo.decode import _struct
+
+    row = table.row()
+    wanted = replace(row, members=tuple(m for m in row.members if m.name in members))
+    return [_struct(wanted, memoryview(raw), i * row.size, f"t[{i}]") for i in range(table.count)]
+
+
+I8, U32, I64 = BaseType("i8", 1, 1, "signed"), BaseType("u32", 4, 4, "unsigned"), BaseType("i64", 8, 8, "signed")
+PTR = PointerType("*const u8", 8, 8, "u8", None)
+NAME = StructType("&str", 16, 8, (Member("data_ptr", 0, PTR), Member("length", 8, TypedefType("usize", 8, 8, BaseType("u64", 8, 8, "unsigned")))))
+SYNTHETIC = [
+    StructType("Row", 40, 8, (Member("pid", 0, U32), Member("small", 4, I8), Member("flag", 5, BaseType("bool", 1, 1, "boolean")),
+                              Member("c", 6, BaseType("char", 4, 4, "char")), Member("name", 16, NAME), Member("big", 32, I64))),
+    StructType("Bits", 8, 4, (Member("low", 0, U32, 3, 0), Member("high", 0, U32, 5, 3), Member("after", 4, U32))),
+    StructType("Past", 8, 4, (Member("a", 0, U32), Member("b", 6, U32))),  # b runs past the row: row by row, its error
+    StructType("Overlap", 8, 4, (Member("a", 0, I64), Member("b", 4, U32))),  # overlapping members: row by row
+    StructType("Outer", 16, 4, (Member("x", 0, U32), Member("inner", 8, StructType("Bits", 8, 4, (
+        Member("low", 0, U32, 3, 0), Member("high", 0, U32, 5, 3), Member("after", 4, U32)))))),  # bit fields, nested
+    StructType("PastBool", 4, 4, (Member("a", 0, U32), Member("flag", 4, BaseType("bool", 1, 1, "boolean")))),
+]
+
+
+@pytest.mark.parametrize("which", range(6))
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_rows_decoded_by_plan_are_those_decoded_row_by_row_synthetic(which, data):
+    _assert_rows_as_row_by_row(SYNTHETIC[which], data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_rows_decoded_by_plan_are_those_decoded_row_by_row(release_layouts, data):
+    """decode_rows unpacks a row's integers (nested structs' included) with one
+    precompiled struct and decodes the rest as _struct does: for every struct of the
+    fixture's layouts, any members asked for, random bytes, the same rows or the same error."""
+    rows = [s for layout in release_layouts for s in _structs_within(layout) if s.size <= 256]  # not the manager
+    _assert_rows_as_row_by_row(data.draw(st.sampled_from(rows)), data)
+
+
+def _assert_rows_as_row_by_row(row: StructType, data) -> None:
+    names = [m.name for m in row.members]
+    members = frozenset(data.draw(st.lists(st.sampled_from(names), unique=True) if names else st.just([])))
+    table = ArrayType(f"[{row.name}; 3]", 3 * row.size, row.align, row, (3,))
+    # mostly small values and zeros (valid bools, chars and enums), sometimes anything
+    byte = st.one_of(st.just(0), st.integers(0, 2), st.integers(0, 255))
+    raw = bytes(data.draw(st.lists(byte, min_size=table.size, max_size=table.size)))
+    try:
+        expected = _row_by_row(table, raw, members)
+    except DecodeError as exc:
+        with pytest.raises(DecodeError) as got:
+            decode_rows(table, raw, 0, "t", members)
+        assert str(got.value) == str(exc)
+        return
+    assert decode_rows(table, raw, 0, "t", members) == expected
