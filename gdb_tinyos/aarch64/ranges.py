@@ -347,7 +347,7 @@ class _Dumper:
         # In a run of leaves every entry is the previous one plus one block: the same
         # attribute bits (hence one decode), the next output address. A table of few runs
         # is cut where each run stops following its progression (found in one compare of
-        # integers, see _run_end; a run of one by its next entry), one of many runs by two
+        # integers, see _runs; a run of one by its next entry), one of many runs by two
         # scans of the whole window.
         step = 1 << shift
         data = memoryview(self.t.tables.data(table, len(entries)))[8 * first : 8 * (last + 1)]
