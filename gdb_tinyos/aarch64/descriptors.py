@@ -129,8 +129,16 @@ Descriptor = TableDescriptor | LeafDescriptor | InvalidDescriptor
 
 
 def decode_descriptor(raw: int, level: int, granule: Granule) -> Descriptor:
-    """Classify and decode one descriptor found at ``level`` of a ``granule`` walk."""
-    raw = Address(raw & ((1 << 64) - 1))
+    """Classify and decode one descriptor found at ``level`` of a ``granule`` walk (the
+    result is immutable and may be shared)."""
+    return _decoded(raw & ((1 << 64) - 1), level, granule)
+
+
+@lru_cache(maxsize=4096)
+def _decoded(raw: int, level: int, granule: Granule) -> Descriptor:
+    # A pure function of one word: the walks of every stop meet the same kernel tables'
+    # descriptors, and a LeafDescriptor costs ~5 us to build.
+    raw = Address(raw)
     if not raw & 1:
         return InvalidDescriptor(raw, level, DescriptorKind.INVALID, "bit 0 is clear")
     is_table_or_page = bool(raw & 2)

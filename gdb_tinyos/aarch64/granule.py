@@ -32,6 +32,11 @@ class Granule:
     # Entries per contiguous-hint group, by level (Arm ARM "The Contiguous bit").
     contiguous: tuple[tuple[int, int], ...]
 
+    def __hash__(self) -> int:
+        # Equal granules have one shift; hashing every field would cost a memoised
+        # descriptor decode more than the lookup saves.
+        return hash(self.shift)
+
     @property
     def size(self) -> int:
         return 1 << self.shift
