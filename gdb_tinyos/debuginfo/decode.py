@@ -145,8 +145,8 @@ _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 def _row_plan(layout: ArrayType, row: StructType,
               members: frozenset[str]) -> tuple[StructType, tuple[struct.Struct, tuple] | None]:
-    """The row type holding ``members`` only, and its plan (None: decode row by row with
-    _struct, e.g. a member past the row's end, whose error that names it)."""
+    """The row type holding ``members`` only, and its plan; None when the rows must be
+    decoded one by one with _struct (a member past the row's end: its error names it)."""
     key = (id(layout), members)
     if key not in _PLANS:
         wanted = replace(row, members=tuple(m for m in row.members if m.name in members))
@@ -160,9 +160,11 @@ def _row_plan(layout: ArrayType, row: StructType,
 
 
 def _template(layout: StructType, base: int, codes: list[tuple[int, str]]) -> tuple | None:
-    """``(name, how)`` for each member: an index into ``codes`` (an integer, its offset from
-    the row and struct code appended), a ``(type name, template)`` pair for a nested struct,
-    or ``(type, offset)`` decoded by _decode. None when a member lies outside the layout."""
+    """``(name, how)`` for each member: for an integer, its index in ``codes`` (where its
+    offset from the row's start and its struct code are appended); for a nested struct, a
+    ``(type name, template)`` pair; for anything else, ``(type, offset)`` for _decode (a
+    bit field: ``(member, its struct's offset)`` for _bits). None when a member lies
+    outside the layout."""
     entries = []
     for m in layout.members:
         t, at = m.type.strip_typedefs(), base + m.offset
