@@ -109,9 +109,18 @@ def _runs(words: int, n: int, step: int) -> Iterator[tuple[int, int | None]]:
 
 @lru_cache(maxsize=64)
 def _progression(count: int, step: int) -> tuple[int, int]:
-    """The numbers whose ``count`` 64-bit digits are ``1, 1, ...`` and ``0, step, 2 * step, ...``."""
-    ones = int.from_bytes((1).to_bytes(8, "little") * count, "little")
-    return ones, int.from_bytes(struct.pack(f"<{count}Q", *range(0, count * step, step)), "little")
+    """The numbers whose ``count`` 64-bit digits are ``1, 1, ...`` and ``0, step, 2 * step, ...``.
+
+    Runs start anywhere in a table, so ``count`` takes many values: those below a whole
+    table's (a power of two, 512 at least) are cut from its in two operations, not built."""
+    whole = max(512, 1 << (count - 1).bit_length())
+    if count == whole:
+        ones = int.from_bytes((1).to_bytes(8, "little") * count, "little")
+        return ones, int.from_bytes(struct.pack(f"<{count}Q", *range(0, count * step, step)), "little")
+    ones, steps = _progression(whole, step)
+    shift = 64 * (whole - count)  # the top `count` digits: ones, and (whole - count + k) * step
+    ones >>= shift
+    return ones, (steps >> shift) - (whole - count) * step * ones
 
 
 def _leaf_type(level: int) -> int:

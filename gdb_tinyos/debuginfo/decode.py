@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -118,7 +118,7 @@ def decode(layout: Type, data: bytes, offset: int = 0, path: str = "") -> Any:
 
 
 def decode_rows(layout: ArrayType, data: bytes, offset: int = 0, path: str = "",
-                members: frozenset[str] | None = None) -> list[Any]:
+                members: Iterable[str] | None = None) -> list[Any]:
     """:func:`decode` of an array, each struct row holding only ``members`` (those it has;
     None: all): a reader of a few fields of a table leaves the rest undecoded."""
     row = layout.row().strip_typedefs()
@@ -128,8 +128,10 @@ def decode_rows(layout: ArrayType, data: bytes, offset: int = 0, path: str = "",
     if offset < 0 or len(data) - offset < layout.size:
         return decode(layout, data, offset, path)  # its error names what is missing
     view = memoryview(data).toreadonly()
-    wanted, plan = _row_plan(layout, row, members)
-    if plan is None:
+    wanted, plan = _row_plan(layout, row, frozenset(members))
+    if plan is None or row.size <= 0 or len(data) - offset < layout.count * row.size:
+        # no plan, zero-sized rows, or rows the bytes do not hold (an array's size at odds
+        # with its count): row by row, each member checking that it lies inside the bytes
         return [_struct(wanted, view, offset + i * row.size, f"{path}[{i}]") for i in range(layout.count)]
     words, template = plan
     return [StructValue(wanted.name, _fields(template, words.unpack_from(view, at), view, at, f"{path}[{i}]"))

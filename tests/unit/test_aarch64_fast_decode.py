@@ -16,11 +16,12 @@ contiguous-hint groups all occur; or the L3 table is one run of 512 with a few e
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gdb_tinyos.aarch64 import ProblemKind, Translator, dump_range, make_filter
-from gdb_tinyos.aarch64.ranges import _FEW_RUNS, _runs
+from gdb_tinyos.aarch64.ranges import _FEW_RUNS, _progression, _runs
 from gdb_tinyos.core.target import FakeTarget
 
 L0, L1, L2, L3 = 0x4000_0000, 0x4000_1000, 0x4000_2000, 0x4000_3000
@@ -262,3 +263,13 @@ def test_runs_are_where_the_word_by_word_progression_stops(count, base, step, cu
         words[index % count] ^= 1 << bit
     table = b"".join(w.to_bytes(8, "little") for w in words)
     assert list(_runs(int.from_bytes(table, "little"), count, step)) == word_runs(words, step)
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 64, 300, 511, 512, 513, 2048, 8191, 8192])
+@pytest.mark.parametrize("step", [1, PAGE, BLOCK, 1 << 39])
+def test_progressions_have_the_digits_they_name(count, step):
+    """A progression cut from a whole table's (any count below it) or built whole: its
+    64-bit digits are 1, 1, ... and 0, step, 2 * step, ... and nothing above them."""
+    ones, steps = _progression(count, step)
+    assert ones.to_bytes(8 * count, "little") == b"".join((1).to_bytes(8, "little") for _ in range(count))
+    assert steps.to_bytes(8 * count, "little") == b"".join((k * step).to_bytes(8, "little") for k in range(count))

@@ -306,3 +306,18 @@ def _assert_rows_as_row_by_row(row: StructType, data) -> None:
         assert str(got.value) == str(exc)
         return
     assert decode_rows(table, raw, 0, "t", members) == expected
+
+
+def test_rows_the_plan_cannot_take_are_decoded_row_by_row():
+    """Zero-sized rows, an array whose size holds fewer rows than its count (DWARF at odds
+    with itself: the member past the bytes is named, as row by row), any iterable of names."""
+    marker = StructType("Marker", 0, 1, ())
+    assert decode_rows(ArrayType("[Marker; 2]", 0, 1, marker, (2,)), b"", 0, "t", frozenset({"x"})) == [
+        StructValue("Marker", {}), StructValue("Marker", {})]
+    row = StructType("R", 8, 4, (Member("a", 0, U32), Member("b", 4, U32)))
+    short = ArrayType("[R; 2]", 12, 4, row, (2,))
+    with pytest.raises(DecodeError, match=r"t\[1\]\.b: member lies outside the bytes given"):
+        decode_rows(short, bytes(12), 0, "t", frozenset({"b"}))
+    table = ArrayType("[R; 2]", 16, 4, row, (2,))
+    raw = bytes(range(16))
+    assert decode_rows(table, raw, 0, "t", {"b"}) == decode_rows(table, raw, 0, "t", ["b"]) == _row_by_row(table, raw, frozenset({"b"}))
