@@ -51,11 +51,12 @@ class Granule:
 
     def level_shift(self, level: int) -> int:
         """Lowest VA bit indexed at ``level``; also log2 of a block/page mapped there."""
-        return self._level_shifts[level]
+        if 0 <= level <= 3:  # asked at every level of every walk: computed once per granule
+            return self._level_shifts[level]
+        return self.shift + (3 - level) * self.stride  # (FEAT_LPA2's level -1, were it walked)
 
     @cached_property
     def _level_shifts(self) -> tuple[int, ...]:
-        # asked at every level of every walk: computed once per granule
         return tuple(self.shift + (3 - level) * self.stride for level in range(4))
 
     def block_size(self, level: int) -> int:
