@@ -31,7 +31,7 @@ from .descriptors import LEAF_LAYOUT, TABLE_ATTRIBUTE_BITS, InvalidDescriptor, L
 from .granule import OA_BITS_MAX
 from .model import Attributes
 from .regime import TranslationRegime, VaRange
-from .walker import Inherited, Translator
+from .walker import MASK64, Inherited, Translator
 
 AttributeFilter = Callable[[Attributes], bool]
 
@@ -65,9 +65,8 @@ _TYPE = (0b11).__and__  # a descriptor's bits[1:0]: 0b11 for a table above level
 _FEW_RUNS = 16
 
 
-_MASK64 = (1 << 64) - 1
 _WORD = struct.Struct("<Q")
-_SECOND = _MASK64 << 64  # the second entry of a table's words
+_SECOND = MASK64 << 64  # the second entry of a table's words
 
 
 def _runs(words: int, n: int, step: int) -> Iterator[tuple[int, int | None]]:
@@ -84,18 +83,18 @@ def _runs(words: int, n: int, step: int) -> Iterator[tuple[int, int | None]]:
     not on the whole table)."""
     i = runs = 0
     while words:
-        if not words & _MASK64:  # zero entries before the next one
+        if not words & MASK64:  # zero entries before the next one
             skip = ((words & -words).bit_length() - 1) >> 6
             words >>= skip << 6
             i += skip
         if runs == _FEW_RUNS:
             yield i, None
             return
-        base = words & _MASK64
+        base = words & MASK64
         if i + 1 == n or (words & _SECOND) >> 64 != base + step:
             stop = i + 1  # a run of one, told by its next entry
         else:
-            fits = min(n - i, (_MASK64 - base) // step + 1)
+            fits = min(n - i, (MASK64 - base) // step + 1)
             ones, steps = _progression(fits, step)
             differ = words ^ (base * ones + steps)
             if differ >> (64 * fits):  # digits past the progression: only those below count

@@ -129,9 +129,9 @@ def decode_rows(layout: ArrayType, data: bytes, offset: int = 0, path: str = "",
         return decode(layout, data, offset, path)  # its error names what is missing
     view = memoryview(data).toreadonly()
     wanted, plan = _row_plan(layout, row, frozenset(members))
-    if plan is None or row.size <= 0 or len(data) - offset < layout.count * row.size:
-        # no plan, zero-sized rows, or rows the bytes do not hold (an array's size at odds
-        # with its count): row by row, each member checking that it lies inside the bytes
+    if plan is None or len(data) - offset < layout.count * row.size:
+        # no plan, or rows the bytes do not hold (an array's size at odds with its count):
+        # row by row, each member checking that it lies inside the bytes
         return [_struct(wanted, view, offset + i * row.size, f"{path}[{i}]") for i in range(layout.count)]
     words, template = plan
     return [StructValue(wanted.name, _fields(template, words.unpack_from(view, at), view, at, f"{path}[{i}]"))
@@ -148,16 +148,14 @@ _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 def _row_plan(layout: ArrayType, row: StructType,
               members: frozenset[str]) -> tuple[StructType, tuple[struct.Struct, tuple] | None]:
     """The row type holding ``members`` only, and its plan; None when the rows must be
-    decoded one by one with _struct (a member past the row's end: its error names it)."""
+    decoded one by one with _struct (zero-sized rows; a member past the row's end: its
+    error names it)."""
     key = (id(layout), members)
     if key not in _PLANS:
         wanted = replace(row, members=tuple(m for m in row.members if m.name in members))
         codes: list[tuple[int, str]] = []
-        template = _template(wanted, 0, codes)
-        plan = None
-        if template is not None and all(at + struct.calcsize(code) <= row.size for at, code in codes):
-            plan = _plan(codes, template)
-        _PLANS[key] = (layout, wanted, plan)
+        template = _template(wanted, 0, codes) if row.size > 0 else None
+        _PLANS[key] = (layout, wanted, None if template is None else _plan(codes, template))
     return _PLANS[key][1], _PLANS[key][2]
 
 
