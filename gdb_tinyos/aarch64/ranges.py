@@ -59,12 +59,14 @@ FILTERS: dict[str, AttributeFilter] = {
 
 _OA_FIELD = ((1 << 48) - 1) & ~0xFFF  # bits [47:12]: output address in every granule
 _CONTIGUOUS_BIT = 1 << LEAF_LAYOUT["Contiguous"].lsb
-_BIT0 = (1).__and__  # 1 for a valid descriptor
+_VALID = bytes(byte & 1 for byte in range(256))  # a descriptor's low byte -> 1 if valid (bytes.translate)
 _TYPE = (0b11).__and__  # a descriptor's bits[1:0]: 0b11 for a table above level 3
 # A table cut into more runs than this is scanned whole (a run costs a few µs to find).
 _FEW_RUNS = 16
 
 
+# A range's levels, by the bits an open range collects them in (bit n: level n).
+_LEVELS = tuple(tuple(level for level in range(4) if bits >> level & 1) for bits in range(16))
 _WORD = struct.Struct("<Q")
 _SECOND = MASK64 << 64  # the second entry of a table's words
 
@@ -271,13 +273,15 @@ class _Dumper:
         self.max_tables, self.max_leaves = max_tables, max_leaves
         self.visits = 0
         self.seen: dict[int, None] = {}  # insertion-ordered set of tables read
-        self._open: list | None = None  # the range being extended: [start, end, pa, attrs, leaves, levels]
+        self._open: list | None = None  # the range being extended: [start, end, pa, attrs, leaves, levels (bit per level)]
         self._filtered: dict[Attributes, bool] = {}
         r = va_range
         # by level, asked for every table visited
         self._shift = [r.granule.level_shift(level) for level in range(4)]
         self._count = [r.granule.table_entries(level, r.input_bits) for level in range(4)]
         self._leaves_at = [level == 3 or r.granule.allows_block(level) for level in range(4)]
+        # a level 3 table's entries, page shift and size, and the span of the level 2 entry above it
+        self._below_level_2 = (self._count[3], self._shift[3], 1 << self._shift[3], 1 << self._shift[2])
         self.space = AddressSpace(r.name, Address(r.root_table), r.asid, r.granule.name, r.input_bits, r.start_level,
                                   Address(lo), Address(hi))
 
@@ -355,13 +359,22 @@ class _Dumper:
         # In a run of leaves every entry is the previous one plus one block: the same
         # attribute bits (hence one decode), the next output address. A table of few runs
         # is cut where each run stops following its progression (found in one compare of
-        # integers, see _runs; a run of one by its next entry), one of many runs by two
-        # scans of the whole window.
+        # integers, see _runs; a run of one by its next entry), one of many runs by
+        # scanning the window. A window whose first valid entry is a table descriptor (a
+        # level 2 table of level 3 tables) has no runs to find: it is scanned at once.
         step = 1 << shift
         data = memoryview(self.t.tables.data(table, len(entries)))[8 * first : 8 * (last + 1)]
+        low = data[::8].tobytes()  # each entry's low byte: its valid and type bits
+        valid = low.translate(_VALID)
+        start = valid.find(1)
+        if start < 0:
+            return
+        if level < 3 and low[start] & 0b11 == 0b11:
+            self._scan(here, first, window, valid, start, step, leaves_here)
+            return
         for i, stop in _runs(int.from_bytes(data, "little"), len(window), step):
             if stop is None:
-                self._scan(here, first, window, i, step, leaves_here)
+                self._scan(here, first, window, valid, i, step, leaves_here)
                 return
             self._entries(here, first + i, first + stop - 1, leaves_here)
 
@@ -385,22 +398,26 @@ class _Dumper:
             except MemoryReadError:
                 pass  # remembered: the visit reports it where it reads the table
 
-    def _scan(self, here: _Table, first: int, window: Sequence[int], start: int, step: int,
+    def _scan(self, here: _Table, first: int, window: Sequence[int], valid: bytes, start: int, step: int,
               leaves_here: bool) -> None:
-        """Entries ``start``.. of the window: where the valid entries are and where each
-        run ends, two scans in C."""
-        valid = list(map(_BIT0, window))
-        ends = list(map(step.__ne__, map(operator.sub, window[1:], window[:-1])))
-        ends.append(True)
-        i = start
-        while True:
-            try:
-                i = valid.index(1, i)
-            except ValueError:
-                return
-            j = ends.index(True, i) if leaves_here and window[i] & 0b11 == _leaf_type(here.level) else i
-            self._entries(here, first + i, first + j, leaves_here)
-            i = j + 1
+        """Entries ``start``.. of the window, ``valid`` saying which are valid (a byte
+        each): a run of leaves ends where the next entry is not one block on (a scan in
+        C, made for a window holding leaves), anything else is taken entry by entry."""
+        ends: list[bool] | None = None
+        leaf = _leaf_type(here.level) if leaves_here else None
+        whole = self._whole_table if here.level == 2 else None
+        i = valid.find(1, start)
+        while i >= 0:
+            if window[i] & 0b11 == leaf:
+                if ends is None:
+                    ends = list(map(step.__ne__, map(operator.sub, window[1:], window[:-1])))
+                    ends.append(True)
+                j = ends.index(True, i)
+                self._run_of_leaves(here, first + i, first + j)
+                i = j
+            elif whole is None or not whole(here, first + i):
+                self._entry(here, first + i)
+            i = valid.find(1, i + 1)
 
     def _entries(self, here: _Table, i: int, j: int, leaves_here: bool) -> None:
         """Entries ``i..j`` of ``here``, each the previous one plus one block: leaves added
@@ -440,19 +457,19 @@ class _Dumper:
         what the visit would do, without its steps per level. False, having changed
         nothing, for anything else: the visit then takes the entry as usual (a read made
         here stays in the cache)."""
-        raw, r = here.entries[index], self.r
+        raw = here.entries[index]
         if raw & 0b11 != 0b11 or raw & TABLE_ATTRIBUTE_BITS:  # not a table, or one passing restrictions on
             return False
-        table, count_, shift = r.granule.next_table_address(raw), self._count[3], self._shift[3]
+        table, (count_, shift, step, span) = self.r.granule.next_table_address(raw), self._below_level_2
         va = here.prefix | (index << self._shift[2])
-        if (va < self.lo or va + (1 << self._shift[2]) > self.hi or self.visits >= self.max_tables
+        if (va < self.lo or va + span > self.hi or self.visits >= self.max_tables
                 or not self._followable(table, here.ancestors, count_)):
             return False
         try:
             data = self.t.tables.data(table, count_)
         except MemoryReadError:
             return False
-        step, room, pieces = 1 << shift, self.max_leaves - self.space.leaves, []
+        room, pieces = self.max_leaves - self.space.leaves, []
         for i, stop in _runs(int.from_bytes(data, "little"), count_, step):
             if stop is None:
                 return False  # many runs: the visit scans them
@@ -486,7 +503,7 @@ class _Dumper:
         block: counted, and added as one piece of the dump when the filter keeps them."""
         self.space.leaves += count_
         attrs = self.t.attributes(raw, inherited)
-        if self._kept(attrs):
+        if self.where is None or self._kept(attrs):
             start, end = max(va, self.lo), min(va + (count_ << shift), self.hi)
             self._add(start, end, (raw & _OA_FIELD & -(1 << shift)) + (start - va), attrs, count_, level)
 
@@ -583,15 +600,15 @@ class _Dumper:
         if run is not None and run[1] == start and run[2] + (run[1] - run[0]) == pa and run[3] is attrs:
             run[1] = end
             run[4] += leaves
-            run[5].add(level)
+            run[5] |= 1 << level
             return
         self._close()
-        self._open = [start, end, pa, attrs, leaves, {level}]
+        self._open = [start, end, pa, attrs, leaves, 1 << level]
 
     def _close(self) -> None:
         if self._open is not None:
             start, end, pa, attrs, leaves, levels = self._open
-            self.space.ranges.append(Range(Address(start), Address(end), Address(pa), attrs, leaves, tuple(sorted(levels))))
+            self.space.ranges.append(Range(Address(start), Address(end), Address(pa), attrs, leaves, _LEVELS[levels]))
             self._open = None
 
 

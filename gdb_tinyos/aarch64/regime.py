@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from ..core.errors import RegisterError, TranslationError
 from ..core.target import Target
@@ -74,7 +75,10 @@ class VaRange:
     def input_bits(self) -> int:
         return 64 - self.txsz
 
-    @property
+    # Derived once per range (a walk asks for these at every level): a cached property
+    # writes the instance's __dict__, which a frozen dataclass allows; equality and
+    # hashing stay on the fields.
+    @cached_property
     def start_level(self) -> int:
         return self.granule.start_level(self.input_bits)
 
@@ -82,7 +86,7 @@ class VaRange:
     def root_entries(self) -> int:
         return self.granule.table_entries(self.start_level, self.input_bits)
 
-    @property
+    @cached_property
     def root_table(self) -> int:
         """Base of the root table; BADDR bits below the table's alignment are ignored."""
         return self.ttbr & TTBR_BADDR_MASK & ~(self.root_entries * 8 - 1)
@@ -95,6 +99,11 @@ class VaRange:
     def va_end(self) -> int:
         """Exclusive end of the range (2**64 for TTBR1)."""
         return (1 << self.input_bits) if self.which == 0 else 1 << 64
+
+    @cached_property
+    def table_entries(self) -> tuple[int, ...]:
+        """Entries of the table at each level 0-3 (the start level's may be fewer)."""
+        return tuple(self.granule.table_entries(level, self.input_bits) for level in range(4))
 
     def with_root(self, table_pa: int, asid: int | None = None) -> VaRange:
         """The same range walking the table at ``table_pa`` (e.g. another process's)."""
@@ -146,14 +155,15 @@ class TranslationRegime:
     def from_target(cls, target: Target, el: int | None = None) -> TranslationRegime:
         """The registers of regime ``el`` (default: the one the CPU is in now, EL1&0 when
         the target has no PSTATE); RegisterError if one is unavailable."""
-        hcr = _hcr(target) if el in (None, 0, 2) else 0
+        asked = el
         if el is None:
             try:
                 el = current_el(target)
             except RegisterError:
                 el = 1  # a synthetic or partial target: the kernel's own regime
-            if el == 0 and hcr & (HCR_E2H | HCR_TGE) == HCR_E2H | HCR_TGE:
-                el = 2  # a VHE host's user code runs under the EL2&0 regime
+        hcr = _hcr(target) if el in (0, 2) else 0  # E2H/TGE matter at EL0 and EL2 only
+        if asked is None and el == 0 and hcr & (HCR_E2H | HCR_TGE) == HCR_E2H | HCR_TGE:
+            el = 2  # a VHE host's user code runs under the EL2&0 regime
         el = regime_el(el)
         suffix = f"_EL{el}"
         vhe = el == 2 and bool(hcr & HCR_E2H)
@@ -194,6 +204,16 @@ class TranslationRegime:
 
     def va_range(self, which: int) -> VaRange:
         """The TTBR0 (``which=0``) or TTBR1 (``which=1``) half; TranslationError if its TG is reserved."""
+        halves = self._halves
+        if which not in halves:
+            halves[which] = self._va_range(which)
+        return halves[which]
+
+    @cached_property
+    def _halves(self) -> dict[int, VaRange]:
+        return {}  # by ``which``: every walk asks for its half
+
+    def _va_range(self, which: int) -> VaRange:
         tcr = self.tcr
         if which and not self.two_ranges:
             raise TranslationError(f"the {self.name} regime has one VA range (TTBR0_EL{self.el}); no TTBR1 half")

@@ -217,7 +217,7 @@ class Translator:
     def walk_range(self, va_range: VaRange, va: int) -> Walk:
         """Walk ``va``'s index bits through ``va_range``'s tables (any root, e.g. another process's)."""
         va = Address(va & MASK64)
-        granule, bits = va_range.granule, va_range.input_bits
+        granule = va_range.granule
         cva = canonical(va_range, va)
         steps: list[WalkStep] = []
         notes = list(va_range.notes)
@@ -233,13 +233,14 @@ class Translator:
             return fault(FaultKind.ADDRESS_SIZE, 0, f"{va_range.name} base {table:#x} exceeds {va_range.oa_bits}-bit PA")
         inherited = Inherited()
         path: dict[int, int] = {}
+        counts = va_range.table_entries
         for level in range(va_range.start_level, 4):
             path.setdefault(table, level)
             try:
-                entries = self.tables.entries(table, granule.table_entries(level, bits))
+                entries = self.tables.entries(table, counts[level])
             except MemoryReadError as e:
                 return fault(FaultKind.EXTERNAL_ABORT, level, f"level {level} table at {table:#x} is unreadable: {e}")
-            index = granule.index(cva, level, bits)
+            index = (cva >> granule.level_shift(level)) & (counts[level] - 1)  # Granule.index, its count known
             desc = decode_descriptor(entries[index], level, granule)
             steps.append(WalkStep(level, table, index, desc.raw, desc.kind, desc))
             if isinstance(desc, InvalidDescriptor):

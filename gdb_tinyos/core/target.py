@@ -150,10 +150,11 @@ class CachedTarget(Target):
 
     def _cached(self, space: str, address: int, size: int, read: Callable[[int, int], bytes]) -> bytes:
         key = (space, address, size)
-        if key not in self._mem:
+        found = self._mem.get(key)
+        if found is None:
             self.stats.count(size)
-            self._mem[key] = read(address, size)
-        return self._mem[key]
+            found = self._mem[key] = read(address, size)
+        return found
 
     def cached_reads(self) -> list[tuple[str, int, int]]:
         """``(space, address, size)`` of every read made since the last invalidate, in

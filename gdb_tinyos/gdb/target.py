@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
+from typing import Any
 
 import gdb
 
@@ -106,10 +108,17 @@ def refuse_core() -> None:
 
 
 def _offline_core() -> str | None:
-    from .session import session  # noqa: PLC0415 - the session imports this module
-
-    core = session().core
+    core = _session()().core
     return None if core is None else str(core.path)
+
+
+@cache
+def _session() -> Callable[[], Any]:
+    """:func:`.session.session`, imported once (the session imports this module); every
+    read asks for it."""
+    from .session import session  # noqa: PLC0415
+
+    return session
 
 
 def _evaluating_condition() -> bool:

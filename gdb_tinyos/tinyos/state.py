@@ -216,12 +216,12 @@ class KernelState:
             found, what = table.by_asid(asid), f"ASID {asid}"
         else:
             raise ValueError("give a pid or an ASID")
+        if found is not None and found.live:
+            return found
         live = ", ".join(f"{p.pid} (ASID {p.asid})" for p in table.live()) or "none"
         if found is None:
             raise NoSuchProcess(f"no process has {what}; live pids: {live}")
-        if not found.live:
-            raise NoSuchProcess(f"pid {found.pid} is {found.state.lower()}: it has no address space; live pids: {live}")
-        return found
+        raise NoSuchProcess(f"pid {found.pid} is {found.state.lower()}: it has no address space; live pids: {live}")
 
     # -- translation ------------------------------------------------------------------------
     def regime_for(self, process: Process | None) -> TranslationRegime:

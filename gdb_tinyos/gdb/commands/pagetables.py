@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ...core import render
@@ -290,6 +291,15 @@ def _flags(attrs: Attributes) -> str:
     return " ".join(n for n, on in (("PXN", attrs.pxn), ("UXN", attrs.uxn), ("nG", attrs.ng), ("AF=0", not attrs.af)) if on)
 
 
+# A dump's ranges share a few sizes and level sets: each described once.
+_size = lru_cache(maxsize=256)(human_size)
+
+
+@lru_cache(maxsize=16)
+def _levels(levels: tuple[int, ...]) -> str:
+    return "L" + "/".join(map(str, levels))
+
+
 def _space_text(space: AddressSpace, process: Process | None) -> str:
     owner = f"pid {process.pid} ({render.printable(process.name)}) " if process is not None else ""
     head = (
@@ -300,9 +310,9 @@ def _space_text(space: AddressSpace, process: Process | None) -> str:
     # A dump has a handful of distinct attributes, each one object (the translator interns
     # them): by identity, as hashing one costs more than describing it.
     described: dict[int, list[str]] = {}
-    rows = [[f"{r.va_start:#018x}-{r.va_end:#018x}", f"{r.pa_start:#x}-{r.pa_end:#x}", human_size(r.size),
+    rows = [[f"{r.va_start:#018x}-{r.va_end:#018x}", f"{r.pa_start:#x}-{r.pa_start + size:#x}", _size(size),
              *(described.get(id(r.attrs)) or described.setdefault(id(r.attrs), _attribute_cells(r.attrs))),
-             f"{r.leaves} L{'/'.join(map(str, r.levels))}"] for r in space.ranges]
+             f"{r.leaves} {_levels(r.levels)}"] for r in space.ranges for size in (r.va_end - r.va_start,)]
     parts = [head]
     if rows:
         parts += render.table_lines(rows, _RANGE_COLUMNS)
