@@ -481,8 +481,7 @@ class _Dumper:
             pieces.append((va | (i << shift), first, n))
         self.visits += 1
         self.seen.setdefault(table)
-        for start, first, n in pieces:  # no table bits: the level 3 table inherits what this one does
-            self._leaves(start, first, n, shift, 3, here.inherited)
+        self._leaves(pieces, shift, 3, here.inherited)  # no table bits: the level 3 table inherits what this one does
         return True
 
     def _followable(self, table: int, ancestors: tuple[int, ...], count_: int) -> bool:
@@ -498,14 +497,17 @@ class _Dumper:
         return not ((last ^ raw) >> OA_BITS_MAX or (out + (count_ - 1 << shift)) >> self.r.oa_bits
                     or not self._inside_memory(out, count_ << shift))
 
-    def _leaves(self, va: int, raw: int, count_: int, shift: int, level: int, inherited: Inherited) -> None:
-        """``count_`` leaves from ``va``, the first ``raw``, each the previous one plus one
-        block: counted, and added as one piece of the dump when the filter keeps them."""
-        self.space.leaves += count_
-        attrs = self.t.attributes(raw, inherited)
-        if self.where is None or self._kept(attrs):
-            start, end = max(va, self.lo), min(va + (count_ << shift), self.hi)
-            self._add(start, end, (raw & _OA_FIELD & -(1 << shift)) + (start - va), attrs, count_, level)
+    def _leaves(self, runs: Iterable[tuple[int, int, int]], shift: int, level: int, inherited: Inherited) -> None:
+        """Runs of ``(va, raw, count)``: ``count`` leaves from ``va``, the first ``raw``, each
+        the previous one plus one block: counted, and each added as one piece of the dump
+        when the filter keeps them."""
+        attributes, lo, hi = self.t.attributes, self.lo, self.hi
+        for va, raw, count_ in runs:
+            self.space.leaves += count_
+            attrs = attributes(raw, inherited)
+            if self.where is None or self._kept(attrs):
+                start, end = max(va, lo), min(va + (count_ << shift), hi)
+                self._add(start, end, (raw & _OA_FIELD & -(1 << shift)) + (start - va), attrs, count_, level)
 
     def _run_of_leaves(self, here: _Table, i: int, j: int) -> None:
         """Entries ``i..j`` of ``here``: leaves whose raw values step by one block.
@@ -527,7 +529,7 @@ class _Dumper:
                 if group not in here.groups_checked:
                     here.groups_checked.add(group)
                     self._check_contiguous(entries, group, at, here.prefix)
-        self._leaves(here.prefix | (i << shift), raw, count, shift, level, here.inherited)
+        self._leaves(((here.prefix | (i << shift), raw, count),), shift, level, here.inherited)
 
     def _table(self, desc: TableDescriptor, at: _At, inherited: Inherited, ancestors: tuple[int, ...]) -> None:
         r, nxt = self.r, desc.next_table

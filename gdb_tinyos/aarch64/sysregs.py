@@ -295,6 +295,11 @@ class MAIR:
     raw: int
     attrs: tuple[MemoryAttribute, ...]
 
+    def __hash__(self) -> int:
+        # The attributes follow from the value: hashing them would cost a memoised
+        # attribute decode (walker.leaf_attributes) more than it saves.
+        return hash(self.raw)
+
     @classmethod
     @lru_cache(maxsize=32)  # decoded once per value: every stop and translator asks again
     def decode(cls, raw: int) -> MAIR:

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from ..core.address import Address
@@ -98,6 +99,7 @@ class Inherited(NamedTuple):
                          self.pxn or table.pxn_table, self.ns or table.ns_table)
 
 
+@lru_cache(maxsize=1024)  # a pure function: every stop's translators meet the same leaves
 def leaf_attributes(raw: int, inherited: Inherited, mair: MAIR, wxn: bool, el: int = 1,
                     el0: bool | None = None) -> Attributes:
     """The effective attributes of the block/page descriptor ``raw`` (only its
@@ -163,7 +165,7 @@ class Translator:
         self.regime = regime if regime is not None else TranslationRegime.from_target(target)
         self.tables = TableReader(target)
         # Attributes by (descriptor attribute bits, inheritance): a table's leaves share a
-        # handful, so each distinct one is decoded once per translator (MAIR/WXN fixed).
+        # handful, so each distinct one is looked up once per translator (MAIR/WXN fixed).
         self._attributes: dict[tuple[int, Inherited], Attributes] = {}
         self._interned: dict[Attributes, Attributes] = {}
 

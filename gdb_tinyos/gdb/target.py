@@ -134,16 +134,29 @@ def _evaluating_condition() -> bool:
 
 
 def enter_physical_mode(connection: gdb.TargetConnection) -> None:
-    reply = connection.send_packet("Qqemu.PhyMemMode:1")
-    if reply != b"OK":
+    reply = _send_mode_packet(connection, "Qqemu.PhyMemMode:1")
+    if reply != "OK":
         raise TargetStateError(f"QEMU refused physical-memory mode (reply {reply!r})")
 
 
 def leave_physical_mode(connection: gdb.TargetConnection) -> None:
     # Leaving the stub in physical mode would silently corrupt every later gdb command.
-    back = connection.send_packet("Qqemu.PhyMemMode:0")
-    if back != b"OK":
+    back = _send_mode_packet(connection, "Qqemu.PhyMemMode:0")
+    if back != "OK":
         raise TargetStateError(f"could not switch QEMU back to virtual memory mode (reply {back!r})")
+
+
+def _send_mode_packet(connection: gdb.TargetConnection, packet: str) -> str:
+    """``packet`` sent to the stub, its reply as gdb quotes it. Through ``maintenance
+    packet`` where possible: ``send_packet`` switches gdb's current thread away and back,
+    so gdb drops its frames and rebuilds frame 0 at its next look (~0.1 ms, at the latest
+    when the command ends). Inside an unwinder no command may run, and the maintenance
+    command only reaches the selected inferior's connection: there, ``send_packet``."""
+    current = gdb.selected_inferior().connection
+    if _IN_UNWINDER[0] or current is None or current.num != connection.num:
+        return connection.send_packet(packet).decode("ascii", "backslashreplace")
+    out = gdb.execute(f"maintenance packet {packet}", to_string=True)
+    return out.rpartition('received: "')[2].rstrip().removesuffix('"')  # 'sending: ...\nreceived: "OK"\n'
 
 
 class GdbTarget(Target):

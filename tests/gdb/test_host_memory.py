@@ -146,6 +146,18 @@ def test_over_the_gdbstub_a_command_switches_physical_mode_once_and_gdb_never_re
     assert switches == 1 < decodes < reads, (switches, decodes, reads)  # its decodes share one switch
     assert phy_mem_mode(s) == "0"
 
+    # The switches keep gdb's frames: none is built again once the command is done (the
+    # unwinders, ours included, are asked only when gdb builds a frame).
+    s.gdb.cli("python import gdb_tinyos.gdb.unwinder as u; u.SNIFFS = []; u._call = u.TrapUnwinder.__call__; "
+              "u.TrapUnwinder.__call__ = lambda self, p: (u.SNIFFS.append(1), u._call(self, p))[1]")
+    s.gdb.python_value("gdb.selected_frame().pc()")  # frame 0 built
+    s.gdb.python_value(f"{TARGET.rsplit('.', 1)[0]}.invalidate()")
+    s.gdb.cli("python __import__('gdb_tinyos.gdb.unwinder', fromlist=['x']).SNIFFS.clear()")
+    assert s.gdb.cli("pt --pid 1") == shared
+    s.gdb.python_value("gdb.selected_frame().pc()")
+    assert s.gdb.python_value("len(__import__('gdb_tinyos.gdb.unwinder', fromlist=['x']).SNIFFS)") == 0
+    assert phy_mem_mode(s) == "0"
+
     # Inside a batch: on at the first physical read, off before a register or a virtual read
     # reaches gdb (its frame or its read would be physical), off when the batch ends.
     script = tmp_path / "batch.py"
