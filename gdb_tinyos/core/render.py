@@ -108,16 +108,18 @@ def table(rows: Sequence[Any], headers: Sequence[str], titles: Sequence[str] | N
 
 
 def table_lines(body: Sequence[Sequence[str]], headers: Sequence[str]) -> Iterator[str]:
-    """The lines of tabulate's "simple" table of single-line string cells (the same text,
-    produced lazily: a caller can write 40 000 rows in chunks as they come)."""
-    body = [list(map(str.strip, row)) for row in body]
+    """The lines of tabulate's "simple" table of single-line string cells, a cell per
+    header in every row (the same text, produced lazily: a caller can write 40 000 rows in
+    chunks as they come)."""
+    body = [tuple(map(str.strip, row)) for row in body]
     columns = list(zip(*body)) if body else [()] * len(headers)
     # tabulate pads header cells by 2
     widths = [max(len(h) + 2, max(map(len, column), default=0)) for h, column in zip(headers, columns)]
     yield "  ".join(map(str.ljust, headers, widths)).rstrip()
     yield "  ".join("-" * w for w in widths)
+    line = "  ".join(f"%-{w}s" for w in widths)  # a row in one format: each cell left-justified
     for row in body:
-        yield "  ".join(map(str.ljust, row, widths)).rstrip()
+        yield (line % row).rstrip()
 
 
 def cell(value: Any) -> str:
