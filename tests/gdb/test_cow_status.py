@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pytest
 from elftools.elf.elffile import ELFFile
 
 from gdb_tinyos.testing import DEBUG_EVENT, DebugEvent, DebugSession
@@ -256,13 +257,16 @@ def test_held_lock_still_decodes_with_a_warning(tinyos_booted):
     assert "COW Pages: 4" in s.shell("~1")
 
 
-def test_functions_in_a_breakpoint_condition_see_fresh_memory(tinyos_booted):
+@pytest.mark.parametrize("path", ["auto", "gdbstub"])
+def test_functions_in_a_breakpoint_condition_see_fresh_memory(tinyos_booted, path):
     """The condition is false at the events of `~1` (refs 2) and must turn true at the
     end of `cont`, after the child's write left the frame with the parent alone: a value
-    cached from an earlier evaluation would never stop."""
+    cached from an earlier evaluation would never stop. Over the gdbstub the condition
+    switches QEMU's physical mode itself, while gdb decides whether to stop."""
     s = tinyos_booted
     s.shell("run forkpause 2")
     s.gdb.interrupt()
+    s.gdb.cli(f"set tinyos physical-memory {path}")
     frame = int(s.gdb.evaluate(f"$cow_pa({HEAP:#x}, 1)"), 0)
     assert int(s.gdb.evaluate(f"$cow_refs({frame:#x})")) == 2
     s.gdb.cli(f"break {DEBUG_EVENT} if ($x0 & 0xffffffff) == {s.event_number(DebugEvent.SHELL_DONE)} && $cow_refs({frame:#x}) == 1")
@@ -275,3 +279,4 @@ def test_functions_in_a_breakpoint_condition_see_fresh_memory(tinyos_booted):
     assert stop.reason == "breakpoint-hit"
     assert int(s.gdb.evaluate(f"$cow_refs({frame:#x})")) == 1
     assert int(s.gdb.evaluate(f"$cow_is_shared({frame:#x})")) == 0
+    assert s.gdb.cli("maint packet qqemu.PhyMemMode").strip().splitlines()[-1] == 'received: "0"'  # back to virtual
