@@ -310,9 +310,9 @@ def _space_text(space: AddressSpace, process: Process | None) -> str:
     # A dump has a handful of distinct attributes, each one object (the translator interns
     # them): by identity, as hashing one costs more than describing it.
     described: dict[int, list[str]] = {}
-    rows = [[f"{r.va_start:#018x}-{r.va_end:#018x}", f"{r.pa_start:#x}-{r.pa_start + size:#x}", _size(size),
+    rows = [[f"{r.va_start:#018x}-{r.va_end:#018x}", f"{r.pa_start:#x}-{r.pa_start + r.size:#x}", _size(r.size),
              *(described.get(id(r.attrs)) or described.setdefault(id(r.attrs), _attribute_cells(r.attrs))),
-             f"{r.leaves} {_levels(r.levels)}"] for r in space.ranges for size in (r.va_end - r.va_start,)]
+             f"{r.leaves} {_levels(r.levels)}"] for r in space.ranges]
     parts = [head]
     if rows:
         parts += render.table_lines(rows, _RANGE_COLUMNS)
