@@ -405,19 +405,16 @@ class _Dumper:
         C, made for a window holding leaves), anything else is taken entry by entry."""
         ends: list[bool] | None = None
         leaf = _leaf_type(here.level) if leaves_here else None
-        whole = self._whole_table if here.level == 2 else None
         i = valid.find(1, start)
         while i >= 0:
+            j = i
             if window[i] & 0b11 == leaf:
                 if ends is None:
                     ends = list(map(step.__ne__, map(operator.sub, window[1:], window[:-1])))
                     ends.append(True)
                 j = ends.index(True, i)
-                self._run_of_leaves(here, first + i, first + j)
-                i = j
-            elif whole is None or not whole(here, first + i):
-                self._entry(here, first + i)
-            i = valid.find(1, i + 1)
+            self._entries(here, first + i, first + j, leaves_here)
+            i = valid.find(1, j + 1)
 
     def _entries(self, here: _Table, i: int, j: int, leaves_here: bool) -> None:
         """Entries ``i..j`` of ``here``, each the previous one plus one block: leaves added
